@@ -1,0 +1,7 @@
+"""Anthropic chat provider (implemented by the provider-plugins work)."""
+
+from providers.stub import NotYetImplementedProvider
+
+
+class AnthropicProvider(NotYetImplementedProvider):
+    pass

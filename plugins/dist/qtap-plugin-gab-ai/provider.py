@@ -1,0 +1,7 @@
+"""Gab AI chat provider (implemented by the provider-plugins work)."""
+
+from providers.stub import NotYetImplementedProvider
+
+
+class GabAIProvider(NotYetImplementedProvider):
+    pass

@@ -1,0 +1,7 @@
+"""Google Gemini chat provider (implemented by the provider-plugins work)."""
+
+from providers.stub import NotYetImplementedProvider
+
+
+class GoogleProvider(NotYetImplementedProvider):
+    pass

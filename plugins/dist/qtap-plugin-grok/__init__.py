@@ -1,0 +1,17 @@
+"""The xAI Grok provider plugin. Its metadata lives in manifest.json."""
+
+from providers.contract import ImageProvider, LLMProvider, ProviderPlugin
+
+from .provider import GrokProvider
+from .image_provider import GrokImageProvider
+
+
+class GrokPlugin(ProviderPlugin):
+    def create_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> LLMProvider:
+        return GrokProvider(self.manifest, api_key=api_key, base_url=base_url)
+
+    def create_image_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> ImageProvider:
+        return GrokImageProvider(self.manifest, api_key=api_key, base_url=base_url)
+
+
+plugin = GrokPlugin()

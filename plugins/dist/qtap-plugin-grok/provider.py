@@ -1,0 +1,7 @@
+"""xAI Grok chat provider (implemented by the provider-plugins work)."""
+
+from providers.stub import NotYetImplementedProvider
+
+
+class GrokProvider(NotYetImplementedProvider):
+    pass

@@ -1,0 +1,7 @@
+"""Ollama chat provider (implemented by the provider-plugins work)."""
+
+from providers.stub import NotYetImplementedProvider
+
+
+class OllamaProvider(NotYetImplementedProvider):
+    pass

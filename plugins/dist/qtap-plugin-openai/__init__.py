@@ -1,0 +1,17 @@
+"""The OpenAI provider plugin. Its metadata lives in manifest.json."""
+
+from providers.contract import ImageProvider, LLMProvider, ProviderPlugin
+
+from .provider import OpenAIProvider
+from .image_provider import OpenAIImageProvider
+
+
+class OpenAIPlugin(ProviderPlugin):
+    def create_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> LLMProvider:
+        return OpenAIProvider(self.manifest, api_key=api_key, base_url=base_url)
+
+    def create_image_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> ImageProvider:
+        return OpenAIImageProvider(self.manifest, api_key=api_key, base_url=base_url)
+
+
+plugin = OpenAIPlugin()

@@ -1,0 +1,7 @@
+"""OpenAI image provider (implemented by the provider-plugins work)."""
+
+from providers.stub import NotYetImplementedImageProvider
+
+
+class OpenAIImageProvider(NotYetImplementedImageProvider):
+    pass

@@ -1,0 +1,7 @@
+"""OpenRouter chat provider (implemented by the provider-plugins work)."""
+
+from providers.stub import NotYetImplementedProvider
+
+
+class OpenRouterProvider(NotYetImplementedProvider):
+    pass

@@ -1,0 +1,200 @@
+"""The contract between qtap and its provider plugins.
+
+This is the module plugin authors read. It holds only dataclasses and protocols:
+no Django, no network. Plugins import from here, from ``providers.errors`` and from
+the shared helpers in ``providers.http`` and ``providers.openai_format``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol, Union, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from providers.manifest import Manifest
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "other"]
+FINISH_REASONS: tuple[str, ...] = ("stop", "length", "content_filter", "tool_calls", "other")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    mime_type: str
+    data: bytes = field(repr=False)
+
+    def __repr__(self) -> str:  # bytes are never worth printing
+        return f"Attachment(filename={self.filename!r}, mime_type={self.mime_type!r}, size={len(self.data)})"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+
+    @property
+    def system_prompt(self) -> str:
+        """All system messages joined: the form most non-OpenAI APIs want."""
+        return "\n\n".join(m.content for m in self.messages if m.role == "system" and m.content)
+
+    @property
+    def conversation(self) -> tuple[Message, ...]:
+        """The messages without the system ones."""
+        return tuple(m for m in self.messages if m.role != "system")
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        return tuple(a for m in self.messages for a in m.attachments)
+
+
+# ---- stream events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+
+
+StreamEvent = Union[TextDelta, ReasoningDelta, Usage, Finish]
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    finish_reason: str
+    usage: Usage | None
+    model: str | None
+    reasoning: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    name: str | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    supports_images: bool | None = None
+    input_price_per_mtok: float | None = None
+    output_price_per_mtok: float | None = None
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    model: str
+    n: int = 1
+    size: str | None = None
+    aspect_ratio: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes = field(repr=False)
+    mime_type: str = "image/png"
+    revised_prompt: str | None = None
+
+
+# ---- protocols ---------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class LLMProvider(Protocol):
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """An async generator: text as it arrives, at most one Usage, exactly one Finish, last."""
+        ...
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    async def validate_key(self) -> None:
+        """Return if the key works; otherwise raise the ProviderError that says why."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ImageProvider(Protocol):
+    async def generate(self, request: ImageRequest) -> list[GeneratedImage]: ...
+
+
+async def collect(events: AsyncIterator[StreamEvent], model: str | None = None) -> ChatResult:
+    """Fold a stream into a ChatResult; providers may use it to implement ``complete``."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    usage: Usage | None = None
+    finish = "other"
+    async for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            reasoning.append(event.text)
+        elif isinstance(event, Usage):
+            usage = event
+        elif isinstance(event, Finish):
+            finish = event.reason
+    return ChatResult(text="".join(text), finish_reason=finish, usage=usage, model=model, reasoning="".join(reasoning))
+
+
+class ProviderPlugin:
+    """Base class of every plugin's exported ``plugin`` object.
+
+    ``manifest`` is set by the loader after the manifest validated. Subclasses override
+    ``create_provider`` and, when the manifest declares image generation, ``create_image_provider``.
+    """
+
+    manifest: Manifest
+
+    def create_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> LLMProvider:
+        raise NotImplementedError(f"{type(self).__name__} does not implement create_provider()")
+
+    def create_image_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> ImageProvider:
+        from providers.errors import CapabilityNotSupportedError
+
+        raise CapabilityNotSupportedError(f"{self.name} does not generate images")
+
+    @property
+    def name(self) -> str:
+        manifest = getattr(self, "manifest", None)
+        return manifest.name if manifest is not None else type(self).__name__
+
+    def implements_image_provider(self) -> bool:
+        return type(self).create_image_provider is not ProviderPlugin.create_image_provider
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,196 @@
+"""The plugin manifest: a strict pydantic model, its JSON Schema, and loading.
+
+manifest.json is the single source of truth for a plugin's metadata. Unknown keys are errors
+that name the key, so a typo never silently turns a feature off.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from providers.errors import ManifestError
+
+QTAP_VERSION = "0.1.0"
+MANIFEST_FILENAME = "manifest.json"
+
+Capability = Literal["LLM_PROVIDER", "IMAGE_PROVIDER", "EMBEDDING_PROVIDER", "UPGRADE_MIGRATION"]
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+_COLOUR = r"^#[0-9a-fA-F]{6}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, str_strip_whitespace=True
+    )
+
+
+class Colors(_Strict):
+    bg: str = Field(pattern=_COLOUR)
+    text: str = Field(pattern=_COLOUR)
+
+
+class ProviderCapabilities(_Strict):
+    chat: bool = True
+    image_generation: bool = False
+    embeddings: bool = False
+    web_search: bool = False
+
+
+class AttachmentSupport(_Strict):
+    supported: bool = False
+    mime_types: tuple[str, ...] = ()
+    max_bytes: int | None = Field(default=None, gt=0)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _types_when_supported(self) -> AttachmentSupport:
+        if self.supported and not self.mime_types:
+            raise ValueError("attachmentSupport.supported is true but mimeTypes is empty")
+        return self
+
+
+class ProviderConfig(_Strict):
+    provider_name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    display_name: str = Field(min_length=1)
+    description: str = ""
+    abbreviation: str = Field(pattern=r"^[A-Z0-9]{2,4}$")
+    colors: Colors
+    requires_api_key: bool = True
+    requires_base_url: bool = False
+    api_key_label: str = "API key"
+    api_key_pattern: str | None = None
+    base_url_label: str = "Base URL"
+    base_url_default: str | None = None
+    base_url_placeholder: str | None = None
+    capabilities: ProviderCapabilities = ProviderCapabilities()
+    attachment_support: AttachmentSupport = AttachmentSupport()
+    legacy_names: tuple[str, ...] = ()
+
+    @field_validator("api_key_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"apiKeyPattern is not a valid regular expression: {exc}") from exc
+        return value
+
+    @field_validator("base_url_default")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("baseUrlDefault must be an absolute http(s) URL")
+        return value
+
+    def accepts_mime_type(self, mime_type: str) -> bool:
+        support = self.attachment_support
+        return support.supported and mime_type in support.mime_types
+
+
+class Compatibility(_Strict):
+    qtap_version: str = ">=0.1"
+
+    @field_validator("qtap_version")
+    @classmethod
+    def _specifier(cls, value: str) -> str:
+        try:
+            SpecifierSet(value)
+        except InvalidSpecifier as exc:
+            raise ValueError(f"compatibility.qtapVersion is not a version specifier: {value!r}") from exc
+        return value
+
+
+class Manifest(_Strict):
+    name: str = Field(pattern=r"^qtap-plugin-[a-z0-9-]+$")
+    title: str = Field(min_length=1)
+    description: str = ""
+    version: str
+    author: str = ""
+    license: str = ""
+    compatibility: Compatibility = Compatibility()
+    capabilities: tuple[Capability, ...] = ("LLM_PROVIDER",)
+    enabled_by_default: bool = True
+    provider_config: ProviderConfig | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        if not _SEMVER.match(value):
+            raise ValueError(f"version must be semver (MAJOR.MINOR.PATCH), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _provider_config_matches(self) -> Manifest:
+        if "LLM_PROVIDER" in self.capabilities and self.provider_config is None:
+            raise ValueError("providerConfig is required when capabilities include LLM_PROVIDER")
+        if self.provider_config is not None:
+            wants_images = "IMAGE_PROVIDER" in self.capabilities
+            if wants_images != self.provider_config.capabilities.image_generation:
+                raise ValueError(
+                    "capabilities IMAGE_PROVIDER and providerConfig.capabilities.imageGeneration disagree"
+                )
+        return self
+
+    def is_compatible(self, qtap_version: str = QTAP_VERSION) -> bool:
+        try:
+            return Version(qtap_version) in SpecifierSet(self.compatibility.qtap_version)
+        except InvalidVersion:
+            return False
+
+    @property
+    def provider_name(self) -> str | None:
+        return self.provider_config.provider_name if self.provider_config else None
+
+    @property
+    def legacy_names(self) -> tuple[str, ...]:
+        return self.provider_config.legacy_names if self.provider_config else ()
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem, naming the key in the manifest's own spelling."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"]) or "manifest"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown key {location!r}")
+        else:
+            parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_manifest(data: Any, *, source: str = "manifest") -> Manifest:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{source}: the manifest must be a JSON object")
+    try:
+        return Manifest.model_validate(data, by_alias=True)
+    except ValidationError as exc:
+        raise ManifestError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate ``manifest.json``; every failure is a ManifestError with a one-line reason."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    return parse_manifest(data, source=str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Manifest.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "qtap plugin manifest"
+    return schema

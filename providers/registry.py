@@ -1,0 +1,137 @@
+"""The registry of loaded plugins, and of the ones that failed to load."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from providers.contract import ProviderPlugin
+from providers.errors import AlreadyRegistered, UnknownProviderError
+
+CAPABILITY_FIELDS = ("chat", "imageGeneration", "embeddings", "webSearch")
+_CAPABILITY_ATTRS = {
+    "chat": "chat",
+    "imageGeneration": "image_generation",
+    "embeddings": "embeddings",
+    "webSearch": "web_search",
+}
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._plugins: dict[str, ProviderPlugin] = {}
+        self._sources: dict[str, str] = {}
+        self._failures: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    # -- registration ---------------------------------------------------------------------------
+
+    def register(self, plugin: ProviderPlugin, *, source: str = "bundled") -> None:
+        manifest = plugin.manifest
+        with self._lock:
+            if manifest.name in self._plugins:
+                raise AlreadyRegistered(
+                    f"{manifest.name} is already registered ({self._sources[manifest.name]}); "
+                    f"a second copy from {source} was refused"
+                )
+            provider_name = manifest.provider_name
+            if provider_name:
+                for other in self._plugins.values():
+                    if other.manifest.provider_name == provider_name:
+                        raise AlreadyRegistered(
+                            f"providerName {provider_name} of {manifest.name} is already taken by {other.manifest.name}"
+                        )
+            self._plugins[manifest.name] = plugin
+            self._sources[manifest.name] = source
+            self._failures.pop(manifest.name, None)
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            key = self._resolve(name).manifest.name
+            del self._plugins[key]
+            self._sources.pop(key, None)
+
+    def record_failure(self, name: str, reason: str) -> None:
+        with self._lock:
+            self._failures[name] = reason
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plugins.clear()
+            self._sources.clear()
+            self._failures.clear()
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def _resolve(self, name_or_provider: str) -> ProviderPlugin:
+        plugin = self._plugins.get(name_or_provider)
+        if plugin is not None:
+            return plugin
+        wanted = name_or_provider.upper()
+        for candidate in self._plugins.values():
+            manifest = candidate.manifest
+            if manifest.provider_name == wanted or wanted in manifest.legacy_names:
+                return candidate
+        raise UnknownProviderError(name_or_provider, sorted(self._plugins))
+
+    def get(self, name_or_provider: str) -> ProviderPlugin:
+        """A plugin by its name (qtap-plugin-openai), providerName (OPENAI) or a legacy name."""
+        with self._lock:
+            return self._resolve(name_or_provider)
+
+    def find(self, name_or_provider: str) -> ProviderPlugin | None:
+        try:
+            return self.get(name_or_provider)
+        except UnknownProviderError:
+            return None
+
+    def all(self) -> list[ProviderPlugin]:
+        with self._lock:
+            return list(self._plugins.values())
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._plugins)
+
+    def source(self, name: str) -> str:
+        return self._sources.get(self.get(name).manifest.name, "unknown")
+
+    def by_capability(self, capability: str) -> list[ProviderPlugin]:
+        """Plugins whose manifest declares ``capability``: a providerConfig capability
+        (chat, imageGeneration, embeddings, webSearch) or a manifest capability (IMAGE_PROVIDER…)."""
+        attr = _CAPABILITY_ATTRS.get(capability)
+        result = []
+        for plugin in self.all():
+            manifest = plugin.manifest
+            if capability in manifest.capabilities:
+                result.append(plugin)
+            elif attr and manifest.provider_config and getattr(manifest.provider_config.capabilities, attr):
+                result.append(plugin)
+        return result
+
+    def failures(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._failures)
+
+    @contextmanager
+    def temporarily(self, *plugins: ProviderPlugin, source: str = "local") -> Iterator[Registry]:
+        """Register ``plugins`` for the duration of a block (tests), then restore the previous state."""
+        with self._lock:
+            saved = (dict(self._plugins), dict(self._sources), dict(self._failures))
+        try:
+            for plugin in plugins:
+                self.register(plugin, source=source)
+            yield self
+        finally:
+            with self._lock:
+                self._plugins, self._sources, self._failures = saved
+
+    def __iter__(self) -> Iterator[ProviderPlugin]:
+        return iter(self.all())
+
+    def __len__(self) -> int:
+        return len(self._plugins)
+
+
+registry = Registry()
