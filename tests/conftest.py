@@ -1,0 +1,15 @@
+"""Suite-wide fixtures. Each test area keeps its own fixtures in its own conftest.py."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="correct horse battery")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="mallory", password="another long password")
