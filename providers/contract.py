@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from providers.manifest import Manifest
@@ -85,7 +85,7 @@ class Finish:
     reason: FinishReason
 
 
-StreamEvent = Union[TextDelta, ReasoningDelta, Usage, Finish]
+StreamEvent = TextDelta | ReasoningDelta | Usage | Finish
 
 
 @dataclass(frozen=True)

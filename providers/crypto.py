@@ -86,9 +86,7 @@ def decrypt(ciphertext: str) -> str:
     try:
         return multifernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
-        raise DecryptionError(
-            "a stored secret cannot be decrypted with the configured QTAP_ENCRYPTION_KEYS"
-        ) from None
+        raise DecryptionError("a stored secret cannot be decrypted with the configured QTAP_ENCRYPTION_KEYS") from None
 
 
 def rotate(ciphertext: str) -> str:

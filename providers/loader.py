@@ -128,16 +128,22 @@ def load_candidate(candidate: Candidate, registry: Registry, *, qtap_version: st
             f"{existing.manifest.name} (name or providerName {manifest.provider_name}) already loaded; the first wins"
         )
     plugin = import_plugin(candidate.directory, manifest)
-    registry.register(plugin, source=candidate.source)
+    registry.register(plugin, source=candidate.source, path=candidate.directory)
 
 
 def failure_key(candidate: Candidate, registry: Registry) -> str:
+    return _failure_identity(candidate, registry)[0]
+
+
+def _failure_identity(candidate: Candidate, registry: Registry) -> tuple[str, Manifest | None]:
+    """The name a failure is recorded under, and the manifest when it was valid."""
     try:
-        name = load_manifest(candidate.directory / MANIFEST_FILENAME).name
+        manifest = load_manifest(candidate.directory / MANIFEST_FILENAME)
     except ManifestError:
-        return candidate.label
+        return candidate.label, None
     # A duplicate keeps its own entry: the loaded plugin of the same name is fine.
-    return f"{name} ({candidate.source})" if registry.find(name) else name
+    name = manifest.name
+    return (f"{name} ({candidate.source})" if registry.find(name) else name), manifest
 
 
 def load_plugins(
@@ -149,13 +155,13 @@ def load_plugins(
 ) -> Registry:
     """Load every plugin it can find into ``registry``; record the ones that fail. Idempotent."""
     for candidate in candidates if candidates is not None else discover(plugins_dir, entry_points=entry_points):
+        if registry.is_loaded_from(candidate.directory):
+            continue  # loaded by an earlier call (ready() run again): loading is idempotent
         try:
             load_candidate(candidate, registry)
         except (ManifestError, PluginLoadError, AlreadyRegistered) as exc:
-            key = failure_key(candidate, registry)
-            if isinstance(exc, AlreadyRegistered) and candidate.source == "bundled" and registry.find(key):
-                continue  # the same bundled plugin loaded twice (ready() after a reload): nothing to record
+            key, manifest = _failure_identity(candidate, registry)
             reason = str(exc).replace("\n", " ")
-            registry.record_failure(key, reason)
+            registry.record_failure(key, reason, source=candidate.source, manifest=manifest)
             logger.warning("plugin %s failed to load: %s", key, reason)
     return registry

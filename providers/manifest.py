@@ -135,9 +135,7 @@ class Manifest(_Strict):
         if self.provider_config is not None:
             wants_images = "IMAGE_PROVIDER" in self.capabilities
             if wants_images != self.provider_config.capabilities.image_generation:
-                raise ValueError(
-                    "capabilities IMAGE_PROVIDER and providerConfig.capabilities.imageGeneration disagree"
-                )
+                raise ValueError("capabilities IMAGE_PROVIDER and providerConfig.capabilities.imageGeneration disagree")
         return self
 
     def is_compatible(self, qtap_version: str = QTAP_VERSION) -> bool:
