@@ -24,7 +24,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $(STAMP) $@
 
 $(MODEL_STAMP): requirements-local-model.txt | $(BIN)/python
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet -r requirements-local-model.txt
+	$(BIN)/pip install --quiet -r requirements-local-model.txt
 	touch $@
 
 setup: $(STAMP)
