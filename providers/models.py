@@ -1,0 +1,277 @@
+"""Stored API keys, connection profiles, image profiles and plugin enable/disable state.
+
+``plugin`` is a plain CharField validated against the registry in ``clean()`` (no ``choices=``), so a
+new plugin needs no migration, and a profile whose plugin is gone keeps its value and shows
+"provider unavailable" instead of being dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, router, transaction
+
+from providers import crypto
+from providers.parameters import ChatParameters, ImageParameters, validate_parameters
+from providers.registry import registry
+from providers.urlpolicy import validate_base_url
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from providers.contract import ProviderPlugin
+    from providers.parameters import _Strict
+
+ProfileStatus = Literal["ok", "provider unavailable", "provider disabled"]
+LAST4_MIN_SECRET_LENGTH = 8  # shorter secrets show no tail at all: four characters would give most of it away
+
+
+def _unknown_plugin_message(name: str) -> str:
+    available = ", ".join(sorted(registry.names())) or "none"
+    return f"Unknown provider {name!r}. Available providers: {available}."
+
+
+class PluginStateQuerySet(models.QuerySet["PluginState"]):
+    def is_enabled(self, name: str, *, default: bool = True) -> bool:
+        """The stored switch for plugin ``name``, or ``default`` (its manifest's enabledByDefault)."""
+        enabled = self.filter(name=name).values_list("enabled", flat=True).first()
+        return default if enabled is None else bool(enabled)
+
+
+class PluginState(models.Model):
+    """Enable/disable of a plugin, kept in the database so it survives restarts and is shared by processes."""
+
+    name = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PluginStateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name = "plugin state"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'enabled' if self.enabled else 'disabled'})"
+
+
+def plugin_status(name: str) -> ProfileStatus:
+    plugin = registry.find(name) if name else None
+    if plugin is None:
+        return "provider unavailable"
+    manifest = plugin.manifest
+    if not PluginState.objects.is_enabled(manifest.name, default=manifest.enabled_by_default):
+        return "provider disabled"
+    return "ok"
+
+
+class ApiKey(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    plugin = models.CharField(max_length=100, db_index=True)
+    label = models.CharField(max_length=100)
+    # Fernet token from providers.crypto; never shown, never searchable.
+    encrypted_secret = models.TextField(editable=False)
+    last4 = models.CharField(max_length=4, blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # What the legacy -> plugin migration changed on this row, so that it can be undone exactly.
+    migrated_from = models.JSONField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ("plugin", "label", "id")
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.plugin}, {self.masked})"
+
+    def __repr__(self) -> str:
+        return f"<ApiKey {self.pk} user={self.user_id} plugin={self.plugin!r} label={self.label!r} {self.masked}>"
+
+    @property
+    def masked(self) -> str:
+        return f"…{self.last4}" if self.last4 else "…"
+
+    def set_secret(self, secret: str) -> None:
+        """Encrypt ``secret`` into this row (not saved) and remember its last four characters."""
+        self.encrypted_secret = crypto.encrypt(secret)
+        self.last4 = secret[-4:] if len(secret) >= LAST4_MIN_SECRET_LENGTH else ""
+
+    def get_secret(self) -> str:
+        """The decrypted secret. Raises ``crypto.DecryptionError`` when no configured key opens it."""
+        if not self.encrypted_secret:
+            raise crypto.DecryptionError(f"API key {self.pk} has no stored secret")
+        return crypto.decrypt(self.encrypted_secret)
+
+    @property
+    def plugin_object(self) -> ProviderPlugin | None:
+        return registry.find(self.plugin) if self.plugin else None
+
+    @property
+    def status(self) -> ProfileStatus:
+        return plugin_status(self.plugin)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        plugin = registry.find(self.plugin) if self.plugin else None
+        if self.plugin and plugin is None:
+            errors.setdefault("plugin", []).append(_unknown_plugin_message(self.plugin))
+        elif plugin is not None:
+            self.plugin = plugin.manifest.name
+        if not self.encrypted_secret:
+            errors.setdefault("__all__", []).append("Enter the secret of this API key.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ProfileBase(models.Model):
+    """What connection and image profiles share: a plugin, a key, a base URL, a model and parameters."""
+
+    name = models.CharField(max_length=100)
+    plugin = models.CharField(max_length=100, db_index=True)
+    base_url = models.CharField(max_length=500, blank=True, default="")
+    model = models.CharField(max_length=200)
+    parameters = models.JSONField(default=dict, blank=True)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    migrated_from = models.JSONField(null=True, blank=True, editable=False)
+
+    # set by subclasses
+    user_id: Any
+    api_key_id: Any
+    parameters_schema: ClassVar[type[_Strict]]
+    kind: ClassVar[str] = "profile"
+
+    class Meta:
+        abstract = True
+        ordering = ("name", "id")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.plugin} · {self.model})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # One default per user: making this one the default unsets the others in the same transaction.
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            if self.is_default:
+                others = type(self)._default_manager.filter(is_default=True).exclude(pk=self.pk)
+                others.filter(**{"user_id": self.user_id}).update(is_default=False)
+            super().save(*args, **kwargs)
+
+    @property
+    def plugin_object(self) -> ProviderPlugin | None:
+        return registry.find(self.plugin) if self.plugin else None
+
+    @property
+    def plugin_available(self) -> bool:
+        return self.plugin_object is not None
+
+    @property
+    def status(self) -> ProfileStatus:
+        """One of "ok", "provider unavailable" (plugin missing or failed) or "provider disabled" (switched off)."""
+        return plugin_status(self.plugin)
+
+    @property
+    def effective_base_url(self) -> str | None:
+        """The profile's base URL, else the manifest default, else None."""
+        if self.base_url:
+            return self.base_url
+        plugin = self.plugin_object
+        config = plugin.manifest.provider_config if plugin else None
+        return config.base_url_default if config else None
+
+    def _check_plugin(self, plugin: ProviderPlugin) -> list[str]:
+        if plugin.manifest.provider_config is None:
+            return [f"{plugin.manifest.name} is not a chat provider."]
+        return []
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+
+        def add(field: str, message: str) -> None:
+            errors.setdefault(field, []).append(message)
+
+        plugin = registry.find(self.plugin) if self.plugin else None
+        if self.plugin and plugin is None:
+            add("plugin", _unknown_plugin_message(self.plugin))
+        config = None
+        if plugin is not None:
+            self.plugin = plugin.manifest.name
+            for problem in self._check_plugin(plugin):
+                add("plugin", problem)
+            config = plugin.manifest.provider_config
+
+        key: ApiKey | None = getattr(self, "api_key", None) if self.api_key_id else None
+        if key is not None:
+            if self.user_id is not None and key.user_id != self.user_id:
+                add("api_key", "This API key belongs to another user.")
+            elif plugin is not None and key.plugin != plugin.manifest.name:
+                add(
+                    "api_key",
+                    f"This API key is for {key.plugin}, but the profile uses {plugin.manifest.name}. "
+                    "Choose a key of the same provider.",
+                )
+
+        self.base_url = (self.base_url or "").strip()
+        if config is not None and config.requires_base_url and not self.base_url:
+            if config.base_url_default:
+                self.base_url = config.base_url_default
+            else:
+                add("base_url", f"{config.display_name} needs a base URL ({config.base_url_label}).")
+        if self.base_url:
+            try:
+                self.base_url = validate_base_url(self.base_url)
+            except ValidationError as exc:
+                for message in exc.messages:
+                    add("base_url", message)
+
+        try:
+            self.parameters = validate_parameters(self.parameters_schema, self.parameters)
+        except ValueError as exc:
+            for message in exc.args:
+                add("parameters", str(message))
+
+        if errors:
+            raise ValidationError(errors)
+
+
+class ConnectionProfile(ProfileBase):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connection_profiles")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="connection_profiles"
+    )
+
+    parameters_schema = ChatParameters
+    kind = "connection profile"
+
+    class Meta(ProfileBase.Meta):
+        verbose_name = "connection profile"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(is_default=True), name="providers_one_default_profile"
+            )
+        ]
+
+
+class ImageProfile(ProfileBase):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="image_profiles")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="image_profiles")
+
+    parameters_schema = ImageParameters
+    kind = "image profile"
+
+    class Meta(ProfileBase.Meta):
+        verbose_name = "image profile"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(is_default=True), name="providers_one_default_image_profile"
+            )
+        ]
+
+    def _check_plugin(self, plugin: ProviderPlugin) -> list[str]:
+        config = plugin.manifest.provider_config
+        if config is None or not config.capabilities.image_generation:
+            return [f"{plugin.manifest.name} does not generate images."]
+        return []

@@ -1,0 +1,67 @@
+"""Schemas of the generation parameters stored on profiles (JSON), validated with pydantic.
+
+One schema for chat (temperature, max_tokens, top_p, stop) and one for images (size, aspect_ratio,
+quality, style, n, …). Unknown keys are errors that name the key, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ChatParameters(_Strict):
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: list[str] = Field(default_factory=list, max_length=4)
+
+    @field_validator("stop")
+    @classmethod
+    def _non_empty_stops(cls, value: list[str]) -> list[str]:
+        if any(not item for item in value):
+            raise ValueError("stop sequences cannot be empty")
+        return value
+
+
+class ImageParameters(_Strict):
+    size: str | None = Field(default=None, pattern=r"^\d{2,5}x\d{2,5}$")
+    aspect_ratio: str | None = Field(default=None, pattern=r"^\d{1,2}:\d{1,2}$")
+    quality: str | None = Field(default=None, max_length=50)
+    style: str | None = Field(default=None, max_length=50)
+    n: int | None = Field(default=None, ge=1, le=10)
+    negative_prompt: str | None = Field(default=None, max_length=2000)
+    seed: int | None = Field(default=None, ge=0)
+
+
+def describe(error: ValidationError) -> list[str]:
+    """One readable line per problem, naming the parameter."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "parameters"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown parameter {where!r}")
+        else:
+            lines.append(f"{where}: {item['msg']}")
+    return lines
+
+
+def validate_parameters(schema: type[_Strict], value: Any) -> dict[str, Any]:
+    """Validate ``value`` against ``schema``; answer the normalised dict (unset keys dropped).
+
+    Raises ``ValueError`` whose args are the problem lines.
+    """
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("parameters must be a JSON object")
+    try:
+        parsed = schema.model_validate(value)
+    except ValidationError as exc:
+        raise ValueError(*describe(exc)) from None
+    return parsed.model_dump(exclude_none=True, exclude_defaults=True)
