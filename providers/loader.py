@@ -33,6 +33,7 @@ class Candidate:
     directory: Path
     source: str  # "bundled" | "local" | "entrypoint"
     label: str  # what to call it when it fails before its manifest can be read
+    error: str | None = None  # known to be unloadable at discovery (an entry point naming no package)
 
 
 def discover(plugins_dir: Path, *, entry_points: bool = True) -> Iterator[Candidate]:
@@ -57,7 +58,8 @@ def _entry_point_candidates() -> Iterator[Candidate]:
             spec = None
         locations = list(spec.submodule_search_locations or []) if spec else []
         if not locations:
-            yield Candidate(Path("/nonexistent") / entry_point.name, "entrypoint", label)
+            reason = f"{label}: {entry_point.value!r} is not an importable package (it must hold {MANIFEST_FILENAME})"
+            yield Candidate(Path("/nonexistent") / entry_point.name, "entrypoint", label, reason)
             continue
         yield Candidate(Path(locations[0]), "entrypoint", label)
 
@@ -89,17 +91,25 @@ def import_plugin(directory: Path, manifest: Manifest) -> ProviderPlugin:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # a plugin's own bug must not take the site down
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
+        _forget_modules(name)
         raise PluginLoadError(f"{manifest.name}: import failed: {type(exc).__name__}: {exc}") from exc
-    plugin = getattr(module, "plugin", None)
-    if not isinstance(plugin, ProviderPlugin):
-        raise PluginLoadError(
-            f"{manifest.name}: __init__.py must export `plugin`, an instance of providers.contract.ProviderPlugin"
-        )
-    plugin.manifest = manifest
-    cross_check(plugin)
+    try:
+        plugin = getattr(module, "plugin", None)
+        if not isinstance(plugin, ProviderPlugin):
+            raise PluginLoadError(
+                f"{manifest.name}: __init__.py must export `plugin`, an instance of providers.contract.ProviderPlugin"
+            )
+        plugin.manifest = manifest
+        cross_check(plugin)
+    except PluginLoadError:
+        _forget_modules(name)  # a rejected plugin leaves nothing importable behind
+        raise
     return plugin
+
+
+def _forget_modules(name: str) -> None:
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
 
 
 def cross_check(plugin: ProviderPlugin) -> None:
@@ -114,6 +124,8 @@ def cross_check(plugin: ProviderPlugin) -> None:
 
 
 def load_candidate(candidate: Candidate, registry: Registry, *, qtap_version: str = QTAP_VERSION) -> None:
+    if candidate.error:
+        raise PluginLoadError(candidate.error)
     manifest = load_manifest(candidate.directory / MANIFEST_FILENAME)
     if not manifest.is_compatible(qtap_version):
         raise PluginLoadError(

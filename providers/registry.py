@@ -5,9 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from providers.contract import ProviderPlugin
 from providers.errors import AlreadyRegistered, UnknownProviderError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from providers.manifest import Manifest
 
 CAPABILITY_FIELDS = ("chat", "imageGeneration", "embeddings", "webSearch")
 _CAPABILITY_ATTRS = {
@@ -18,16 +24,26 @@ _CAPABILITY_ATTRS = {
 }
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a plugin did not load, where it came from, and its manifest when that much was valid."""
+
+    reason: str
+    source: str | None = None
+    manifest: Manifest | None = None
+
+
 class Registry:
     def __init__(self) -> None:
         self._plugins: dict[str, ProviderPlugin] = {}
         self._sources: dict[str, str] = {}
-        self._failures: dict[str, str] = {}
+        self._paths: dict[str, Path] = {}
+        self._failures: dict[str, Failure] = {}
         self._lock = threading.RLock()
 
     # -- registration ---------------------------------------------------------------------------
 
-    def register(self, plugin: ProviderPlugin, *, source: str = "bundled") -> None:
+    def register(self, plugin: ProviderPlugin, *, source: str = "bundled", path: Path | None = None) -> None:
         manifest = plugin.manifest
         with self._lock:
             if manifest.name in self._plugins:
@@ -44,6 +60,8 @@ class Registry:
                         )
             self._plugins[manifest.name] = plugin
             self._sources[manifest.name] = source
+            if path is not None:
+                self._paths[manifest.name] = path.resolve()
             self._failures.pop(manifest.name, None)
 
     def unregister(self, name: str) -> None:
@@ -51,15 +69,19 @@ class Registry:
             key = self._resolve(name).manifest.name
             del self._plugins[key]
             self._sources.pop(key, None)
+            self._paths.pop(key, None)
 
-    def record_failure(self, name: str, reason: str) -> None:
+    def record_failure(
+        self, name: str, reason: str, *, source: str | None = None, manifest: Manifest | None = None
+    ) -> None:
         with self._lock:
-            self._failures[name] = reason
+            self._failures[name] = Failure(reason, source, manifest)
 
     def clear(self) -> None:
         with self._lock:
             self._plugins.clear()
             self._sources.clear()
+            self._paths.clear()
             self._failures.clear()
 
     # -- lookup -------------------------------------------------------------------------------
@@ -97,6 +119,15 @@ class Registry:
     def source(self, name: str) -> str:
         return self._sources.get(self.get(name).manifest.name, "unknown")
 
+    def path(self, name: str) -> Path | None:
+        """The folder a plugin was loaded from (None when registered directly, as tests do)."""
+        return self._paths.get(self.get(name).manifest.name)
+
+    def is_loaded_from(self, directory: Path) -> bool:
+        wanted = directory.resolve()
+        with self._lock:
+            return wanted in self._paths.values()
+
     def by_capability(self, capability: str) -> list[ProviderPlugin]:
         """Plugins whose manifest declares ``capability``: a providerConfig capability
         (chat, imageGeneration, embeddings, webSearch) or a manifest capability (IMAGE_PROVIDER…)."""
@@ -104,28 +135,33 @@ class Registry:
         result = []
         for plugin in self.all():
             manifest = plugin.manifest
-            if capability in manifest.capabilities:
-                result.append(plugin)
-            elif attr and manifest.provider_config and getattr(manifest.provider_config.capabilities, attr):
+            config = manifest.provider_config
+            declared = bool(attr and config and getattr(config.capabilities, attr))
+            if capability in manifest.capabilities or declared:
                 result.append(plugin)
         return result
 
     def failures(self) -> dict[str, str]:
+        """Plugins that failed to load: name (or folder) -> one-line reason."""
         with self._lock:
-            return dict(self._failures)
+            return {name: failure.reason for name, failure in self._failures.items()}
+
+    def failure(self, name: str) -> Failure | None:
+        with self._lock:
+            return self._failures.get(name)
 
     @contextmanager
     def temporarily(self, *plugins: ProviderPlugin, source: str = "local") -> Iterator[Registry]:
         """Register ``plugins`` for the duration of a block (tests), then restore the previous state."""
         with self._lock:
-            saved = (dict(self._plugins), dict(self._sources), dict(self._failures))
+            saved = (dict(self._plugins), dict(self._sources), dict(self._paths), dict(self._failures))
         try:
             for plugin in plugins:
                 self.register(plugin, source=source)
             yield self
         finally:
             with self._lock:
-                self._plugins, self._sources, self._failures = saved
+                self._plugins, self._sources, self._paths, self._failures = saved
 
     def __iter__(self) -> Iterator[ProviderPlugin]:
         return iter(self.all())

@@ -1,0 +1,1 @@
+"""Never imported: the manifest next to it is not valid JSON."""
