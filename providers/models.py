@@ -31,21 +31,15 @@ def _unknown_plugin_message(name: str) -> str:
     return f"Unknown provider {name!r}. Available providers: {available}."
 
 
-class PluginStateQuerySet(models.QuerySet["PluginState"]):
-    def is_enabled(self, name: str, *, default: bool = True) -> bool:
-        """The stored switch for plugin ``name``, or ``default`` (its manifest's enabledByDefault)."""
-        enabled = self.filter(name=name).values_list("enabled", flat=True).first()
-        return default if enabled is None else bool(enabled)
-
-
 class PluginState(models.Model):
-    """Enable/disable of a plugin, kept in the database so it survives restarts and is shared by processes."""
+    """Enable/disable of a plugin, kept in the database so it survives restarts and is shared by processes.
+
+    Read and written through providers.plugin_state; no row means the manifest's enabledByDefault.
+    """
 
     name = models.CharField(max_length=100, unique=True)
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = PluginStateQuerySet.as_manager()
 
     class Meta:
         ordering = ("name",)
@@ -56,11 +50,12 @@ class PluginState(models.Model):
 
 
 def plugin_status(name: str) -> ProfileStatus:
+    from providers.plugin_state import plugin_is_enabled  # it imports this module
+
     plugin = registry.find(name) if name else None
     if plugin is None:
         return "provider unavailable"
-    manifest = plugin.manifest
-    if not PluginState.objects.is_enabled(manifest.name, default=manifest.enabled_by_default):
+    if not plugin_is_enabled(plugin.manifest.name):
         return "provider disabled"
     return "ok"
 

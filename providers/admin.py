@@ -1,0 +1,175 @@
+"""Admin for keys, profiles and plugin switches.
+
+Secrets are write-only here (as in the settings pages): the form's secret field never renders a value,
+``encrypted_secret`` is in no form, column, search or filter, and lookups on it are refused, so it cannot
+be probed through changelist URLs either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+from providers.forms import ApiKeyForm, ConnectionProfileForm, ImageProfileForm, plugin_choices
+from providers.models import ApiKey, ConnectionProfile, ImageProfile, PluginState, ProfileBase
+from providers.registry import registry
+from providers.services import test_connection
+
+SECRET_FIELDS = ("encrypted_secret",)
+
+
+def _touches_secret(lookup: str) -> bool:
+    return any(part in SECRET_FIELDS for part in lookup.split("__"))
+
+
+class _NoSecretLookups:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if _touches_secret(lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)  # type: ignore[misc]
+
+
+class _TestConnectionAction:
+    @admin.action(description="Test connection")
+    def test_connection_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            result = async_to_sync(test_connection)(obj)
+            if result.ok:
+                self.message_user(request, f"{obj}: {result.message}", messages.SUCCESS)  # type: ignore[attr-defined]
+            else:
+                self.message_user(  # type: ignore[attr-defined]
+                    request, f"{obj}: connection failed ({result.code}): {result.message}", messages.ERROR
+                )
+
+
+def _plugin_label(name: str) -> str:
+    plugin = registry.find(name)
+    config = plugin.manifest.provider_config if plugin else None
+    return config.display_name if config else f"{name} (unavailable)"
+
+
+class ApiKeyAdminForm(ApiKeyForm):
+    class Meta(ApiKeyForm.Meta):
+        fields = ("user", "plugin", "label", "is_active")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(_NoSecretLookups, _TestConnectionAction, admin.ModelAdmin):
+    form = ApiKeyAdminForm
+    list_display = ("label", "user", "provider", "masked_secret", "is_active", "last_used_at", "updated_at")
+    list_filter = ("is_active", "plugin")
+    list_select_related = ("user",)
+    search_fields = ("label", "plugin", "user__username")
+    readonly_fields = ("masked_secret", "last_used_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("user", "plugin", "label", "secret", "masked_secret", "is_active")}),
+        ("History", {"fields": ("last_used_at", "created_at", "updated_at")}),
+    )
+    actions = ("test_connection_action", "disable_keys")
+
+    @admin.display(description="Provider", ordering="plugin")
+    def provider(self, obj: ApiKey) -> str:
+        return _plugin_label(obj.plugin)
+
+    @admin.display(description="Secret")
+    def masked_secret(self, obj: ApiKey) -> str:
+        return obj.masked if obj.pk else "—"
+
+    @admin.action(description="Disable selected keys")
+    def disable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = queryset.update(is_active=False)
+        self.message_user(request, f"Disabled {count} key(s).", messages.SUCCESS)
+
+    @method_decorator(sensitive_post_parameters("secret"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        for warning in getattr(form, "warnings", ()):
+            self.message_user(request, warning, messages.WARNING)
+
+
+class ConnectionProfileAdminForm(ConnectionProfileForm):
+    any_user_keys = True
+
+    class Meta(ConnectionProfileForm.Meta):
+        fields = ("user", *ConnectionProfileForm.Meta.fields)
+
+
+class ImageProfileAdminForm(ImageProfileForm):
+    any_user_keys = True
+
+    class Meta(ImageProfileForm.Meta):
+        fields = ("user", *ImageProfileForm.Meta.fields)
+
+
+class _ProfileAdmin(_NoSecretLookups, _TestConnectionAction, admin.ModelAdmin):
+    list_display = ("name", "user", "provider", "model", "status", "is_default", "updated_at")
+    list_filter = ("plugin", "is_default")
+    list_select_related = ("user", "api_key")
+    search_fields = ("name", "model", "plugin", "user__username")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ("test_connection_action",)
+
+    @admin.display(description="Provider", ordering="plugin")
+    def provider(self, obj: ProfileBase) -> str:
+        return _plugin_label(obj.plugin)
+
+    @admin.display(description="Status")
+    def status(self, obj: ProfileBase) -> str:
+        return obj.status
+
+
+@admin.register(ConnectionProfile)
+class ConnectionProfileAdmin(_ProfileAdmin):
+    form = ConnectionProfileAdminForm
+
+
+@admin.register(ImageProfile)
+class ImageProfileAdmin(_ProfileAdmin):
+    form = ImageProfileAdminForm
+
+
+class PluginStateForm(forms.ModelForm):
+    class Meta:
+        model = PluginState
+        fields = ("name", "enabled")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"] = forms.ChoiceField(
+            label="Plugin", choices=plugin_choices(current=self.instance.name if self.instance.pk else "")
+        )
+
+
+@admin.register(PluginState)
+class PluginStateAdmin(admin.ModelAdmin):
+    form = PluginStateForm
+    list_display = ("name", "enabled", "updated_at")
+    list_editable = ("enabled",)
+    actions = ("enable_plugins", "disable_plugins")
+
+    @admin.action(description="Enable selected plugins")
+    def enable_plugins(self, request: HttpRequest, queryset: QuerySet[PluginState]) -> None:
+        count = queryset.update(enabled=True, updated_at=timezone.now())
+        self.message_user(request, f"Enabled {count} plugin(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable selected plugins")
+    def disable_plugins(self, request: HttpRequest, queryset: QuerySet[PluginState]) -> None:
+        count = queryset.update(enabled=False, updated_at=timezone.now())
+        self.message_user(request, f"Disabled {count} plugin(s).", messages.SUCCESS)

@@ -1,0 +1,157 @@
+"""Forms for API keys and profiles, shared by the settings pages and the admin.
+
+The secret is write-only: a ``PasswordInput(render_value=False)`` that is never filled back in, and an
+empty secret on edit keeps the stored one. Plugin choices come from the registry when the form is built
+(never ``choices=`` on the model), labelled with each manifest's displayName.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, cast
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.views.decorators.debug import sensitive_variables
+
+from providers.models import ApiKey, ConnectionProfile, ImageProfile
+from providers.registry import registry
+from providers.services import api_key_pattern_warning, clean_secret
+
+
+def plugin_choices(*, capability: str | None = None, current: str = "") -> list[tuple[str, str]]:
+    """(plugin name, display name) of the loaded provider plugins, optionally only those with ``capability``.
+
+    ``current`` (an existing row's value) is kept selectable even when its plugin is gone, so editing an
+    orphaned row says "unavailable" instead of silently switching provider.
+    """
+    plugins = registry.by_capability(capability) if capability else registry.all()
+    choices = sorted(
+        (
+            (plugin.manifest.name, plugin.manifest.provider_config.display_name)
+            for plugin in plugins
+            if plugin.manifest.provider_config is not None
+        ),
+        key=lambda choice: choice[1].lower(),
+    )
+    if current and current not in {name for name, _ in choices}:
+        choices.append((current, f"{current} (unavailable)"))
+    return choices
+
+
+class ApiKeyForm(forms.ModelForm):
+    secret = forms.CharField(
+        label="Secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again; only its last four characters are displayed.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields: tuple[str, ...] = ("plugin", "label", "is_active")
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if user is not None:
+            self.instance.user = user
+        self.warnings: list[str] = []
+        editing = self.instance.pk is not None
+        self.fields["plugin"] = forms.ChoiceField(
+            label="Provider",
+            choices=plugin_choices(current=self.instance.plugin if editing else ""),
+            # Profiles point at this key by plugin: moving a key to another provider would break them.
+            disabled=editing,
+        )
+        self.fields["secret"].required = not editing
+        if editing:
+            self.fields["secret"].help_text = "Leave empty to keep the stored secret."
+
+    @sensitive_variables("secret")
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        secret = cleaned.get("secret")
+        if secret:
+            try:
+                secret = clean_secret(secret)
+            except ValidationError as exc:
+                self.add_error("secret", exc.message_dict["secret"])
+                return cleaned
+            self.instance.set_secret(secret)
+            warning = api_key_pattern_warning(plugin=cleaned.get("plugin") or self.instance.plugin, secret=secret)
+            if warning:
+                self.warnings.append(warning)
+        return cleaned
+
+
+class _ProfileForm(forms.ModelForm):
+    capability: ClassVar[str] = "chat"
+    # The admin may pick keys of any user (the model still checks the owner); the settings pages may not.
+    any_user_keys: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if user is not None:
+            self.instance.user = user
+        self.fields["plugin"] = forms.ChoiceField(
+            label="Provider", choices=plugin_choices(capability=self.capability, current=self.instance.plugin)
+        )
+        cast(forms.ModelChoiceField, self.fields["api_key"]).queryset = self._key_choices()
+        self.fields["api_key"].required = False
+        self.fields["base_url"].required = False
+        self.fields["parameters"].required = False
+
+    def _owner_id(self) -> Any:
+        if self.user is not None:
+            return self.user.pk
+        if self.instance.user_id is not None:
+            return self.instance.user_id
+        if self.is_bound and "user" in self.fields:
+            return self.data.get(self.add_prefix("user")) or None
+        return None
+
+    def _key_choices(self) -> QuerySet[ApiKey]:
+        owner = self._owner_id()
+        if owner is None:
+            return ApiKey.objects.all() if self.any_user_keys else ApiKey.objects.none()
+        keys = ApiKey.objects.filter(user_id=owner)
+        plugin_name = (self.data.get(self.add_prefix("plugin")) if self.is_bound else None) or self.initial.get(
+            "plugin", self.instance.plugin
+        )
+        plugin = registry.find(plugin_name) if plugin_name else None
+        if plugin is not None:
+            keys = keys.filter(plugin=plugin.manifest.name)
+        return keys
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.pk is not None and {"plugin", "base_url"} & set(self.changed_data):
+            self.instance.migrated_from = None  # the legacy migration's record no longer describes this row
+        return cleaned
+
+
+class ConnectionProfileForm(_ProfileForm):
+    capability = "chat"
+
+    class Meta:
+        model = ConnectionProfile
+        fields: tuple[str, ...] = ("name", "plugin", "api_key", "base_url", "model", "parameters", "is_default")
+        help_texts = {
+            "parameters": 'JSON, e.g. {"temperature": 0.7, "max_tokens": 1024, "top_p": 1, "stop": ["END"]}',
+            "base_url": "Empty uses the provider's default.",
+        }
+
+
+class ImageProfileForm(_ProfileForm):
+    capability = "imageGeneration"
+
+    class Meta:
+        model = ImageProfile
+        fields: tuple[str, ...] = ("name", "plugin", "api_key", "base_url", "model", "parameters", "is_default")
+        help_texts = {
+            "parameters": 'JSON, e.g. {"size": "1024x1024", "quality": "hd", "style": "vivid", "n": 1}',
+            "base_url": "Empty uses the provider's default.",
+        }

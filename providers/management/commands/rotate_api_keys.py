@@ -1,0 +1,46 @@
+"""Re-encrypt every stored API key with the newest key of QTAP_ENCRYPTION_KEYS.
+
+Prepend a new key to QTAP_ENCRYPTION_KEYS, run this, then drop the old key. A secret that no configured
+key opens is left untouched and reported: every other key is still rotated (one bad row must not block
+the rest), and the command then fails naming the rows, so the old key is not dropped by mistake.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from providers import crypto
+from providers.models import ApiKey
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt every stored API key with the first (newest) key of QTAP_ENCRYPTION_KEYS."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            crypto.multifernet()
+        except crypto.InvalidEncryptionKeys as exc:
+            raise CommandError(f"QTAP_ENCRYPTION_KEYS is invalid: {exc}") from None
+
+        rotated = 0
+        failed: list[int] = []
+        with transaction.atomic():
+            for key in ApiKey.objects.select_for_update().only("pk", "encrypted_secret").order_by("pk"):
+                try:
+                    key.encrypted_secret = crypto.rotate(key.encrypted_secret)
+                except crypto.DecryptionError:
+                    failed.append(key.pk)
+                    continue
+                key.save(update_fields=["encrypted_secret"])
+                rotated += 1
+
+        self.stdout.write(self.style.SUCCESS(f"Re-encrypted {rotated} API key(s) with the newest encryption key."))
+        if failed:
+            ids = ", ".join(str(pk) for pk in failed)
+            raise CommandError(
+                f"{len(failed)} API key(s) could not be decrypted with QTAP_ENCRYPTION_KEYS and were left as they "
+                f"were: id {ids}"
+            )
