@@ -2,4 +2,8 @@
 
 from django.urls import path
 
-websocket_urlpatterns: list = []
+from qtap_site.chat.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/chats/<int:chat_id>/", ChatConsumer.as_asgi()),
+]

@@ -1,0 +1,79 @@
+"""Uploads and owner-only file serving. Every lookup is scoped to the signed-in user: anything
+else answers 404, whether it exists or not."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET, require_POST
+
+from qtap_site.chat.attachments import AttachmentError, attachment_create, max_upload_bytes
+from qtap_site.chat.models import Attachment, Chat, GeneratedImage
+
+# Multipart framing around the file: a request this much over the limit cannot be a legal upload.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+@login_required
+@require_POST
+def attachment_upload(request: HttpRequest, chat_id: int) -> HttpResponse:
+    get_object_or_404(Chat, pk=chat_id, user=request.user)
+    limit = max_upload_bytes()
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit + _MULTIPART_OVERHEAD:
+        # Refused before the body is read.
+        return _error(413, "too_large", f"The upload is larger than the {limit} bytes allowed.")
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _error(400, "bad_request", "Send the file in the multipart field 'file'.")
+    if upload.size is not None and upload.size > limit:
+        return _error(413, "too_large", f"The file is {upload.size} bytes; the limit is {limit} bytes.")
+    data = upload.read()
+    try:
+        attachment = attachment_create(owner=request.user, filename=upload.name or "upload", data=data)
+    except AttachmentError as exc:
+        code = {413: "too_large", 415: "unsupported_type"}.get(exc.status, "invalid_file")
+        return _error(exc.status, code, exc.message)
+    return JsonResponse(
+        {
+            "id": attachment.pk,
+            "filename": attachment.filename,
+            "mime_type": attachment.mime_type,
+            "size": attachment.size,
+        },
+        status=201,
+    )
+
+
+def _serve(file_field: FieldFile, mime_type: str, filename: str) -> FileResponse:
+    inline = mime_type.startswith("image/") or mime_type == "application/pdf"
+    response = FileResponse(file_field.open("rb"), content_type=mime_type, as_attachment=not inline, filename=filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    # Never let an uploaded or generated file run anything, even if a browser is tricked into rendering it.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+    return response
+
+
+@login_required
+@require_GET
+def attachment_file(request: HttpRequest, attachment_id: int) -> HttpResponseBase:
+    attachment = get_object_or_404(Attachment, pk=attachment_id, owner=request.user)
+    return _serve(attachment.file, attachment.mime_type, attachment.filename)
+
+
+@login_required
+@require_GET
+def generated_image_file(request: HttpRequest, image_id: int) -> HttpResponseBase:
+    image = get_object_or_404(GeneratedImage, pk=image_id, chat__user=request.user)
+    extension = image.file.name.rsplit(".", 1)[-1] if "." in image.file.name else "bin"
+    return _serve(image.file, image.mime_type, f"image-{image.pk}.{extension}")

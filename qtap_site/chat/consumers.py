@@ -1,0 +1,136 @@
+"""The chat websocket: authorise, parse a frame, call a service. Generation runs in the runner's tasks,
+never in ``receive()``, so a stop frame is handled at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from qtap_site.chat import images, runner, services
+from qtap_site.chat.frames import (
+    FrameError,
+    GenerationStop,
+    ImageGenerate,
+    MessageRegenerate,
+    MessageSend,
+    Ping,
+    error_frame,
+    parse_frame,
+)
+from qtap_site.chat.models import chat_group_name
+
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+_recovered = False  # stale "streaming" rows are recovered once per process, lazily (no ORM in ready())
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    chat_id: int
+    user_id: int
+    group: str | None = None
+    # message id → the last seq the chat.state snapshot already contained (frames up to it are dropped)
+    resume_seq: dict[int, int]
+
+    async def connect(self) -> None:
+        global _recovered
+        self.resume_seq = {}
+        user = self.scope.get("user")
+        self.chat_id = int(self.scope["url_route"]["kwargs"]["chat_id"])
+        # Accept first: a code given before the handshake never reaches a browser.
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.user_id = user.pk
+        if not _recovered:
+            await database_sync_to_async(services.recover_stale_messages)()
+            _recovered = True
+        try:
+            state = await database_sync_to_async(services.chat_state)(user_id=self.user_id, chat_id=self.chat_id)
+        except services.Forbidden:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        except services.NotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = chat_group_name(self.chat_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Taken after joining the group: every frame after this snapshot reaches this socket.
+        local = runner.local_generation(self.chat_id)
+        if local is not None:
+            state["generation"] = local.snapshot()
+        if state["generation"] is not None:
+            self.resume_seq[state["generation"]["message_id"]] = state["generation"]["seq"]
+        await self.send_json({"type": "chat.state", **state})
+
+    async def disconnect(self, code: int) -> None:
+        # Leaving does not stop a generation: it finishes and is saved for the next visit.
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        received_at = time.monotonic()
+        try:
+            frame = parse_frame(text_data, max_bytes=int(settings.QTAP_MAX_FRAME_BYTES))
+            await self.dispatch_frame(frame, received_at)
+        except FrameError as exc:
+            await self.send_json(exc.frame())
+        except services.ChatServiceError as exc:
+            await self.send_json(error_frame(exc.code, exc.message))
+
+    async def dispatch_frame(self, frame: Any, received_at: float) -> None:
+        if isinstance(frame, Ping):
+            await self.send_json({"type": "pong"})
+        elif isinstance(frame, MessageSend):
+            await self.start(
+                received_at,
+                content=frame.content,
+                attachment_ids=list(frame.attachments),
+                profile_id=frame.profile_id,
+                client_msg_id=frame.client_msg_id,
+            )
+        elif isinstance(frame, MessageRegenerate):
+            await self.start(received_at, regenerate_id=frame.message_id, profile_id=frame.profile_id)
+        elif isinstance(frame, GenerationStop):
+            await runner.stop_generation(self.chat_id, frame.message_id)
+        elif isinstance(frame, ImageGenerate):
+            options = frame.model_dump(include={"size", "aspect_ratio", "quality", "style", "n"})
+            prepared = await database_sync_to_async(images.prepare_image)(
+                user_id=self.user_id,
+                chat_id=self.chat_id,
+                prompt=frame.prompt,
+                image_profile_id=frame.image_profile_id,
+                options=options,
+            )
+            await images.start_image_generation(prepared, frame.prompt)
+
+    async def start(self, received_at: float, **kwargs: Any) -> None:
+        # Cheap in-process refusals first; prepare_generation checks again against the database
+        # (other processes) inside its transaction.
+        if runner.local_generation(self.chat_id) is not None:
+            raise services.Busy("A reply is already being generated in this chat. Stop it or wait for it to finish.")
+        limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
+        if runner.running_count(self.user_id) >= limit:
+            raise services.RateLimited(f"You already have {limit} replies being generated; wait for one to finish.")
+        prepared = await database_sync_to_async(services.prepare_generation)(
+            user_id=self.user_id, chat_id=self.chat_id, **kwargs
+        )
+        await runner.start_generation(prepared, received_at=received_at)
+
+    async def chat_relay(self, event: dict[str, Any]) -> None:
+        """A frame for every tab, serialised once by the runner."""
+        seq = event.get("seq")
+        if seq is not None and self.resume_seq:
+            seen = self.resume_seq.get(event["message_id"])
+            if seen is not None and seq <= seen:
+                return
+        await self.send(text_data=event["frame"])
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))

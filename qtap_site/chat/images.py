@@ -1,0 +1,167 @@
+"""Image generation from a chat: an ImageProfile's plugin generates, the files are saved as
+GeneratedImage rows and every tab of the chat is told (image.started / image.finished / image.error)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.core.files.base import ContentFile
+from django.urls import reverse
+
+from providers import contract
+from providers.errors import ProviderError, QtapProviderError, UnknownProviderError
+from providers.factory import create_image_provider
+from providers.models import ImageProfile
+from providers.registry import registry
+from qtap_site.chat import services
+from qtap_site.chat.models import Chat, GeneratedImage
+from qtap_site.chat.runner import send_to_chat
+
+logger = logging.getLogger(__name__)
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+_tasks: set[asyncio.Task[None]] = set()
+
+
+@dataclass
+class PreparedImage:
+    chat_id: int
+    plugin: str = ""
+    model: str = ""
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    request: contract.ImageRequest | None = None
+    error: tuple[str, str] | None = None
+
+
+def prepare_image(
+    *, user_id: int, chat_id: int, prompt: str, image_profile_id: int | None, options: dict[str, Any]
+) -> PreparedImage:
+    chat = Chat.objects.filter(pk=chat_id, user_id=user_id).first()
+    if chat is None:
+        raise services.NotFound("That chat does not exist.")
+    profiles = ImageProfile.objects.filter(user_id=user_id).select_related("api_key")
+    if image_profile_id is not None:
+        profile = profiles.filter(pk=image_profile_id).first()
+        if profile is None:
+            raise services.NotFound("That image profile does not exist.")
+    else:
+        profile = profiles.filter(is_default=True).first() or profiles.first()
+    prepared = PreparedImage(chat_id=chat.pk)
+    if profile is None:
+        prepared.error = ("no_profile", "Create an image profile first.")
+        return prepared
+    try:
+        plugin = registry.get(profile.plugin)
+    except UnknownProviderError as exc:
+        prepared.error = ("provider_unavailable", str(exc))
+        return prepared
+    config = plugin.manifest.provider_config
+    prepared.plugin, prepared.model = plugin.manifest.name, profile.model
+    if config is None or not services._plugin_enabled(plugin.manifest.name):
+        prepared.error = ("provider_unavailable", f"The provider {plugin.manifest.title} is disabled.")
+        return prepared
+    key = profile.api_key
+    if key is not None and key.is_active:
+        prepared.api_key = key.get_secret()
+    elif config.requires_api_key:
+        prepared.error = ("missing_api_key", f"The image profile {profile.name!r} has no active API key.")
+        return prepared
+    params = {**(profile.parameters or {}), **{k: v for k, v in options.items() if v is not None}}
+    prepared.base_url = profile.base_url or None
+    prepared.request = contract.ImageRequest(
+        prompt=prompt,
+        model=profile.model,
+        n=int(params.get("n") or 1),
+        size=params.get("size"),
+        aspect_ratio=params.get("aspect_ratio"),
+        quality=params.get("quality"),
+        style=params.get("style"),
+        negative_prompt=params.get("negative_prompt"),
+        seed=params.get("seed"),
+    )
+    return prepared
+
+
+def save_images(
+    *, chat_id: int, prompt: str, plugin: str, model: str, images: list[contract.GeneratedImage]
+) -> list[dict[str, Any]]:
+    saved = []
+    for image in images:
+        row = GeneratedImage(
+            chat_id=chat_id,
+            prompt=prompt,
+            revised_prompt=image.revised_prompt or "",
+            plugin=plugin,
+            model=model,
+            mime_type=image.mime_type,
+        )
+        name = f"{uuid.uuid4().hex}.{_EXTENSIONS.get(image.mime_type, 'bin')}"
+        row.file.save(name, ContentFile(image.data), save=False)
+        row.save()
+        saved.append(
+            {
+                "id": row.pk,
+                "url": reverse("chat_api:generated_image_file", args=[row.pk]),
+                "revised_prompt": row.revised_prompt or None,
+            }
+        )
+    return saved
+
+
+async def start_image_generation(prepared: PreparedImage, prompt: str) -> str:
+    request_id = uuid.uuid4().hex
+    task = asyncio.get_running_loop().create_task(_run(prepared, prompt, request_id))
+    _tasks.add(task)  # keep a reference: the loop holds tasks only weakly
+    task.add_done_callback(_tasks.discard)
+    return request_id
+
+
+async def _run(prepared: PreparedImage, prompt: str, request_id: str) -> None:
+    chat_id = prepared.chat_id
+    try:
+        await send_to_chat(chat_id, {"type": "image.started", "request_id": request_id, "prompt": prompt})
+        if prepared.error is not None:
+            code, message = prepared.error
+            await send_to_chat(
+                chat_id, {"type": "image.error", "request_id": request_id, "code": code, "message": message}
+            )
+            return
+        assert prepared.request is not None
+        try:
+            provider = create_image_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
+            images = await provider.generate(prepared.request)
+            payload = await database_sync_to_async(save_images)(
+                chat_id=chat_id, prompt=prompt, plugin=prepared.plugin, model=prepared.model, images=images
+            )
+        except ProviderError as exc:
+            await send_to_chat(
+                chat_id, {"type": "image.error", "request_id": request_id, "code": exc.code, "message": exc.message}
+            )
+            return
+        except QtapProviderError as exc:
+            code = getattr(exc, "code", "provider_unavailable")
+            await send_to_chat(
+                chat_id, {"type": "image.error", "request_id": request_id, "code": code, "message": str(exc)}
+            )
+            return
+        except Exception:
+            logger.exception("image generation in chat %s failed", chat_id)
+            await send_to_chat(
+                chat_id,
+                {
+                    "type": "image.error",
+                    "request_id": request_id,
+                    "code": "internal",
+                    "message": "Image generation failed.",
+                },
+            )
+            return
+        await send_to_chat(chat_id, {"type": "image.finished", "request_id": request_id, "images": payload})
+    except Exception:
+        logger.exception("image generation in chat %s could not report its end", chat_id)

@@ -1,0 +1,127 @@
+"""Chats, their messages (a tree: regenerated replies are siblings), attachments and generated images."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Chat(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats")
+    title = models.CharField(max_length=200, blank=True)
+    profile = models.ForeignKey(
+        "providers.ConnectionProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="chats"
+    )
+    system_prompt = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["user", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Chat {self.pk}"
+
+    @property
+    def group_name(self) -> str:
+        return chat_group_name(self.pk)
+
+
+def chat_group_name(chat_id: int) -> str:
+    """The channel-layer group every open tab of a chat joins."""
+    return f"chat_{chat_id}"
+
+
+def attachment_upload_to(instance: Attachment, filename: str) -> str:
+    # Content-addressed per owner: the client's filename never reaches the file system.
+    return f"attachments/{instance.owner_id}/{instance.sha256[:2]}/{instance.sha256}"
+
+
+class Attachment(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments")
+    sha256 = models.CharField(max_length=64)
+    mime_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    filename = models.CharField(max_length=255)
+    file = models.FileField(upload_to=attachment_upload_to, max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="chat_attachment_owner_sha256")]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.mime_type}, {self.size} bytes)"
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type.startswith("image/")
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        SYSTEM = "system"
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete"
+        STREAMING = "streaming"
+        CANCELLED = "cancelled"
+        ERROR = "error"
+        INTERRUPTED = "interrupted"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="children")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    plugin = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    client_msg_id = models.CharField(max_length=100, blank=True)
+    attachments = models.ManyToManyField(Attachment, blank=True, related_name="messages")
+    # The running-generation record other processes read: the last checkpointed `seq` and when
+    # the owning process last wrote. A "streaming" row whose heartbeat went stale has no live owner.
+    seq = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["chat", "created_at"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.pk} in chat {self.chat_id}"
+
+
+def generated_image_upload_to(instance: GeneratedImage, filename: str) -> str:
+    return f"generated/{instance.chat_id}/{filename}"
+
+
+class GeneratedImage(models.Model):
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="generated_images")
+    prompt = models.TextField()
+    revised_prompt = models.TextField(blank=True)
+    plugin = models.CharField(max_length=100)
+    model = models.CharField(max_length=200, blank=True)
+    file = models.FileField(upload_to=generated_image_upload_to, max_length=255)
+    mime_type = models.CharField(max_length=100, default="image/png")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Image {self.pk} in chat {self.chat_id}"

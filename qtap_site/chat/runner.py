@@ -1,0 +1,422 @@
+"""The generation runner: one asyncio task per generation, relaying provider events to the chat's group.
+
+The per-token path appends to an in-memory buffer and nothing else; a flush a few milliseconds later
+sends one frame per batch (serialised once, whatever the number of tabs). A ticker checkpoints the text
+to the database about once a second; that write is also the heartbeat other processes read. Exactly one
+terminal event (``generation.finished`` or ``generation.error``) is sent per generation.
+
+Stop reaches the task from any process: each process's ``ControlListener`` joins the control group
+``chatctl_<chat_id>`` of the chats it is generating in, and acts on ``generation.cancel``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from providers import contract
+from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
+from providers.factory import create_llm_provider
+from qtap_site.chat import services
+from qtap_site.chat.models import Message, chat_group_name
+from qtap_site.chat.pricing import message_cost
+
+logger = logging.getLogger(__name__)
+
+RELAY = "chat.relay"  # the channel-layer event type consumers forward verbatim
+
+
+def control_group_name(chat_id: int) -> str:
+    return f"chatctl_{chat_id}"
+
+
+def relay_event(frame: dict[str, Any]) -> dict[str, Any]:
+    """Wrap a client frame for the group: serialised once here, not once per tab."""
+    event = {"type": RELAY, "frame": json.dumps(frame, separators=(",", ":"))}
+    if "seq" in frame:
+        event["message_id"] = frame["message_id"]
+        event["seq"] = frame["seq"]
+    return event
+
+
+async def send_to_chat(chat_id: int, frame: dict[str, Any]) -> None:
+    await get_channel_layer().group_send(chat_group_name(chat_id), relay_event(frame))
+
+
+@dataclass
+class RunningGeneration:
+    chat_id: int
+    user_id: int
+    message_id: int
+    received_at: float
+    task: asyncio.Task[None] | None = None
+    content: list[str] = field(default_factory=list)  # text already sent (seq ≤ self.seq)
+    reasoning: list[str] = field(default_factory=list)
+    seq: int = 0
+    pending: list[tuple[str, str]] = field(default_factory=list)  # ("text" | "reasoning", chunk) not yet sent
+    ttft_ms: int | None = None
+    stop_requested: bool = False
+    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    flush_handle: asyncio.Handle | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a tab joining now needs: everything up to ``seq``; later frames reach it through the group."""
+        return {
+            "message_id": self.message_id,
+            "content": "".join(self.content),
+            "reasoning": "".join(self.reasoning),
+            "seq": self.seq,
+        }
+
+
+# chat id → the generation running in this process
+_running: dict[int, RunningGeneration] = {}
+
+
+def local_generation(chat_id: int) -> RunningGeneration | None:
+    return _running.get(chat_id)
+
+
+def running_count(user_id: int) -> int:
+    return sum(1 for gen in _running.values() if gen.user_id == user_id)
+
+
+class ControlListener:
+    """One per event loop: a channel of this process that receives stop requests for its generations."""
+
+    _by_loop: dict[int, ControlListener] = {}
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def get(cls) -> ControlListener:
+        loop = asyncio.get_running_loop()
+        listener = cls._by_loop.get(id(loop))
+        # The loop check matters when a closed loop's id is reused by a new one (tests).
+        if listener is None or listener.task is None or listener.task.done() or listener.task.get_loop() is not loop:
+            layer = get_channel_layer()
+            listener = cls(await layer.new_channel("qtap-runner."))
+            listener.task = loop.create_task(listener._listen(), name="qtap-generation-control")
+            cls._by_loop[id(loop)] = listener
+        return listener
+
+    async def _listen(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                message = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("generation control channel failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") == "generation.cancel":
+                stop_local(int(message["chat_id"]), message.get("message_id"))
+
+
+def stop_local(chat_id: int, message_id: int | None = None) -> bool:
+    """Cancel the generation of ``chat_id`` if it runs in this process."""
+    gen = _running.get(chat_id)
+    if gen is None or (message_id is not None and message_id != gen.message_id):
+        return False
+    if not gen.stop_requested and gen.task is not None:
+        gen.stop_requested = True
+        gen.task.cancel()
+    return True
+
+
+async def stop_generation(chat_id: int, message_id: int | None = None) -> None:
+    """Stop from any tab: here directly, elsewhere through the control group."""
+    if not stop_local(chat_id, message_id):
+        await get_channel_layer().group_send(
+            control_group_name(chat_id), {"type": "generation.cancel", "chat_id": chat_id, "message_id": message_id}
+        )
+
+
+async def start_generation(prepared: services.Prepared, *, received_at: float) -> RunningGeneration:
+    """Start the task of a prepared generation (the consumer awaited ``prepare_generation`` first)."""
+    gen = RunningGeneration(
+        chat_id=prepared.chat_id, user_id=prepared.user_id, message_id=prepared.assistant_id, received_at=received_at
+    )
+    _running[prepared.chat_id] = gen
+    gen.task = asyncio.get_running_loop().create_task(_run(gen, prepared), name=f"generation-{gen.message_id}")
+    return gen
+
+
+# ---- the task ------------------------------------------------------------------------------------
+
+
+async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
+    listener: ControlListener | None = None
+    layer = get_channel_layer()
+    ticker: asyncio.Task[None] | None = None
+    try:
+        try:
+            listener = await ControlListener.get()
+            await layer.group_add(control_group_name(gen.chat_id), listener.channel)
+            if prepared.user_message is not None:
+                await send_to_chat(gen.chat_id, {"type": "message.created", "message": prepared.user_message})
+            await send_to_chat(gen.chat_id, {"type": "message.created", "message": prepared.assistant_message})
+            if prepared.error is not None:
+                code, message = prepared.error
+                await _fail(gen, code, message, retryable=False)
+                return
+            await send_to_chat(
+                gen.chat_id,
+                {
+                    "type": "generation.started",
+                    "message_id": gen.message_id,
+                    "profile_id": prepared.profile_id,
+                    "plugin": prepared.plugin,
+                    "model": prepared.model,
+                },
+            )
+            ticker = asyncio.create_task(_checkpoints(gen))
+            usage, finish = await _stream(gen, prepared)
+        except asyncio.CancelledError:
+            if ticker is not None:
+                ticker.cancel()
+            if gen.stop_requested:
+                await _finish(gen, prepared, "cancelled", None, status=Message.Status.CANCELLED)
+                return
+            # The loop is shutting down: keep the text; recovery marks the row "interrupted".
+            await _save_interrupted(gen)
+            raise
+        except ProviderError as exc:
+            await _fail(gen, exc.code, exc.message, retryable=exc.retryable, ticker=ticker)
+            return
+        except UnsupportedAttachmentError as exc:
+            await _fail(gen, "unsupported_attachment", str(exc), retryable=False, ticker=ticker)
+            return
+        except QtapProviderError as exc:
+            await _fail(gen, "provider_unavailable", str(exc), retryable=False, ticker=ticker)
+            return
+        except Exception:
+            logger.exception("generation %s failed", gen.message_id)
+            await _fail(
+                gen, "internal", "The reply failed because of an internal error.", retryable=True, ticker=ticker
+            )
+            return
+        if ticker is not None:
+            ticker.cancel()
+        if finish is None:
+            await _fail(gen, "protocol", "The provider ended the stream before finishing the reply.", retryable=True)
+            return
+        await _finish(gen, prepared, finish.reason, usage, status=Message.Status.COMPLETE)
+    except Exception:
+        # Only reached if sending the terminal event itself failed (a broken channel layer).
+        logger.exception("generation %s could not report its end", gen.message_id)
+    finally:
+        if _running.get(gen.chat_id) is gen:
+            del _running[gen.chat_id]
+        if listener is not None:
+            try:
+                await layer.group_discard(control_group_name(gen.chat_id), listener.channel)
+            except Exception:
+                logger.debug("could not leave the control group", exc_info=True)
+
+
+async def _stream(
+    gen: RunningGeneration, prepared: services.Prepared
+) -> tuple[contract.Usage | None, contract.Finish | None]:
+    assert prepared.request is not None
+    provider = create_llm_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
+    usage: contract.Usage | None = None
+    finish: contract.Finish | None = None
+    loop = asyncio.get_running_loop()
+    coalesce = max(float(settings.QTAP_DELTA_COALESCE_MS), 0.0) / 1000
+    try:
+        events = provider.stream(prepared.request)
+        try:
+            async for event in events:
+                if isinstance(event, contract.TextDelta | contract.ReasoningDelta):
+                    if not event.text:
+                        continue
+                    kind = "text" if isinstance(event, contract.TextDelta) else "reasoning"
+                    gen.pending.append((kind, event.text))
+                    if gen.flush_handle is None:
+                        # The first chunk goes out at once (time to first token); later ones are batched.
+                        delay = 0 if gen.seq == 0 and gen.ttft_ms is None else coalesce
+                        gen.flush_handle = loop.call_later(delay, _kick_flush, gen)
+                elif isinstance(event, contract.Usage):
+                    usage = event
+                elif isinstance(event, contract.Finish):
+                    finish = event
+        finally:
+            # Closing the generator closes the upstream response (also on cancellation).
+            await _aclose(events)
+    finally:
+        try:
+            await provider.aclose()
+        except Exception:
+            logger.debug("provider close failed", exc_info=True)
+    return usage, finish
+
+
+async def _aclose(events: Any) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _kick_flush(gen: RunningGeneration) -> None:
+    gen.flush_handle = None
+    # A task of its own, so that cancelling the generation never cuts a frame half-sent.
+    asyncio.get_running_loop().create_task(_flush(gen))
+
+
+async def _flush(gen: RunningGeneration) -> None:
+    async with gen.flush_lock:
+        if not gen.pending:
+            return
+        batch, gen.pending = gen.pending, []
+        frames = []
+        for kind, text in _runs(batch):
+            gen.seq += 1
+            (gen.content if kind == "text" else gen.reasoning).append(text)
+            frames.append(
+                {
+                    "type": "generation.delta" if kind == "text" else "generation.reasoning",
+                    "message_id": gen.message_id,
+                    "seq": gen.seq,
+                    "text": text,
+                }
+            )
+        if gen.ttft_ms is None:
+            gen.ttft_ms = round((time.monotonic() - gen.received_at) * 1000)
+        for frame in frames:
+            await send_to_chat(gen.chat_id, frame)
+
+
+def _runs(batch: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Merge consecutive chunks of the same kind, keeping their order."""
+    merged: list[tuple[str, list[str]]] = []
+    for kind, text in batch:
+        if merged and merged[-1][0] == kind:
+            merged[-1][1].append(text)
+        else:
+            merged.append((kind, [text]))
+    return [(kind, "".join(parts)) for kind, parts in merged]
+
+
+async def _drain(gen: RunningGeneration) -> None:
+    """Send whatever is still buffered, after any flush already under way."""
+    if gen.flush_handle is not None:
+        gen.flush_handle.cancel()
+        gen.flush_handle = None
+    await _flush(gen)
+
+
+async def _checkpoints(gen: RunningGeneration) -> None:
+    interval = max(float(settings.QTAP_CHECKPOINT_INTERVAL), 0.05)
+    saved_seq = -1
+    idle_writes = 0
+    while True:
+        await asyncio.sleep(interval)
+        if gen.seq == saved_seq:
+            # Nothing new: still beat now and then so other processes know the owner is alive.
+            idle_writes += 1
+            if idle_writes * interval < 5:
+                continue
+        idle_writes = 0
+        snap = gen.snapshot()
+        try:
+            await database_sync_to_async(services.checkpoint_message)(
+                message_id=gen.message_id, content=snap["content"], reasoning=snap["reasoning"], seq=snap["seq"]
+            )
+            saved_seq = snap["seq"]
+        except Exception:
+            logger.warning("checkpoint of message %s failed", gen.message_id, exc_info=True)
+
+
+async def _finish(
+    gen: RunningGeneration,
+    prepared: services.Prepared,
+    finish_reason: str,
+    usage: contract.Usage | None,
+    *,
+    status: str,
+) -> None:
+    await _drain(gen)
+    cost = message_cost(usage, provider_name=prepared.provider_name, model=prepared.model)
+    snap = gen.snapshot()
+    html = await database_sync_to_async(services.finish_message)(
+        message_id=gen.message_id,
+        status=status,
+        content=snap["content"],
+        reasoning=snap["reasoning"],
+        seq=snap["seq"],
+        finish_reason=finish_reason,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        cost=cost,
+        ttft_ms=gen.ttft_ms,
+    )
+    await send_to_chat(
+        gen.chat_id,
+        {
+            "type": "generation.finished",
+            "message_id": gen.message_id,
+            "finish_reason": finish_reason,
+            "usage": {
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+            },
+            "cost": float(cost) if cost is not None else None,
+            "ttft_ms": gen.ttft_ms,
+            "html": html,
+        },
+    )
+
+
+async def _fail(
+    gen: RunningGeneration, code: str, message: str, *, retryable: bool, ticker: asyncio.Task[None] | None = None
+) -> None:
+    if ticker is not None:
+        ticker.cancel()
+    await _drain(gen)
+    snap = gen.snapshot()
+    await database_sync_to_async(services.finish_message)(
+        message_id=gen.message_id,
+        status=Message.Status.ERROR,
+        content=snap["content"],
+        reasoning=snap["reasoning"],
+        seq=snap["seq"],
+        finish_reason="error",
+        ttft_ms=gen.ttft_ms,
+        error_code=code,
+        error_message=message,
+    )
+    await send_to_chat(
+        gen.chat_id,
+        {
+            "type": "generation.error",
+            "message_id": gen.message_id,
+            "code": code,
+            "message": message,
+            "retryable": retryable,
+        },
+    )
+
+
+async def _save_interrupted(gen: RunningGeneration) -> None:
+    snap = gen.snapshot()
+    try:
+        await asyncio.shield(
+            database_sync_to_async(services.checkpoint_message)(
+                message_id=gen.message_id, content=snap["content"], reasoning=snap["reasoning"], seq=snap["seq"]
+            )
+        )
+    except BaseException:
+        logger.debug("could not save message %s while shutting down", gen.message_id, exc_info=True)

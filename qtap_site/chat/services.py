@@ -1,0 +1,432 @@
+"""Chat services: creating chats, the state a tab receives on connect, and the database side of a
+generation (one short transaction before the upstream call, checkpoints, the final save).
+
+Everything here is synchronous Django; the async runner (``qtap_site.chat.runner``) calls it through
+``database_sync_to_async`` so the per-token path never touches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from providers import contract
+from providers.errors import UnknownProviderError
+from providers.models import ConnectionProfile
+from providers.registry import registry
+from qtap_site.chat.attachments import attachment_bytes
+from qtap_site.chat.models import Attachment, Chat, Message
+from qtap_site.chat.rendering import render_markdown
+
+TAIL_LENGTH = 50
+TITLE_LENGTH = 80
+
+
+class ChatServiceError(Exception):
+    """A refused request; ``code`` is the websocket protocol's error code."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ChatServiceError):
+    code = "not_found"
+
+
+class Forbidden(ChatServiceError):
+    code = "forbidden"
+
+
+class Busy(ChatServiceError):
+    code = "busy"
+
+
+class RateLimited(ChatServiceError):
+    code = "rate_limited"
+
+
+def stale_after() -> timedelta:
+    """A "streaming" message whose heartbeat is older than this has no live process behind it."""
+    return timedelta(seconds=float(getattr(settings, "QTAP_GENERATION_STALE_SECONDS", 30)))
+
+
+def _live_streaming() -> Q:
+    return Q(status=Message.Status.STREAMING, heartbeat_at__gte=timezone.now() - stale_after())
+
+
+# ---- chats -------------------------------------------------------------------------------------
+
+
+def chat_create(
+    *, user: Any, profile: ConnectionProfile | None = None, title: str = "", system_prompt: str = ""
+) -> Chat:
+    if profile is not None and profile.user_id != user.pk:
+        raise NotFound("That connection profile does not exist.")
+    return Chat.objects.create(user=user, profile=profile, title=title[:200], system_prompt=system_prompt)
+
+
+def chat_for_user(*, user_id: int, chat_id: int) -> Chat:
+    """The chat, or ``NotFound`` (no such chat) / ``Forbidden`` (someone else's)."""
+    chat = Chat.objects.filter(pk=chat_id).first()
+    if chat is None:
+        raise NotFound("That chat does not exist.")
+    if chat.user_id != user_id:
+        raise Forbidden("That chat belongs to another user.")
+    return chat
+
+
+# ---- serialisation -----------------------------------------------------------------------------
+
+
+def attachment_dict(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment.pk,
+        "filename": attachment.filename,
+        "mime_type": attachment.mime_type,
+        "size": attachment.size,
+        "url": reverse("chat_api:attachment_file", args=[attachment.pk]),
+    }
+
+
+def message_dict(message: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
+    if attachments is None:
+        attachments = list(message.attachments.all())
+    return {
+        "id": message.pk,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "content": message.content,
+        "reasoning": message.reasoning,
+        "html": render_markdown(message.content) if message.role == Message.Role.ASSISTANT else "",
+        "status": message.status,
+        "plugin": message.plugin,
+        "model": message.model,
+        "input_tokens": message.input_tokens,
+        "output_tokens": message.output_tokens,
+        "cost": float(message.cost) if message.cost is not None else None,
+        "finish_reason": message.finish_reason,
+        "error_code": message.error_code,
+        "error_message": message.error_message,
+        "ttft_ms": message.ttft_ms,
+        "attachments": [attachment_dict(a) for a in attachments],
+        "created_at": message.created_at.isoformat(),
+        "client_msg_id": message.client_msg_id or None,
+    }
+
+
+def active_branch(chat_id: int, *, leaf_id: int | None = None) -> list[int]:
+    """Ids from the root to ``leaf_id`` (default: the newest message), following parent links."""
+    rows = dict(Message.objects.filter(chat_id=chat_id).values_list("id", "parent_id"))
+    if not rows:
+        return []
+    node: int | None = leaf_id if leaf_id is not None else max(rows)
+    branch: list[int] = []
+    while node is not None and node in rows and len(branch) <= len(rows):
+        branch.append(node)
+        node = rows[node]
+    branch.reverse()
+    return branch
+
+
+def recover_stale_messages(*, chat_id: int | None = None) -> int:
+    """Messages left "streaming" by a dead process become "interrupted", keeping their last checkpoint.
+
+    Only rows whose heartbeat is stale are touched: a live generation in another process keeps
+    its heartbeat fresh and is left alone.
+    """
+    cutoff = timezone.now() - stale_after()
+    stale = Message.objects.filter(status=Message.Status.STREAMING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
+    )
+    if chat_id is not None:
+        stale = stale.filter(chat_id=chat_id)
+    return stale.update(
+        status=Message.Status.INTERRUPTED,
+        finish_reason="interrupted",
+        error_code="interrupted",
+        error_message="The server stopped while this reply was being written.",
+        updated_at=timezone.now(),
+    )
+
+
+def chat_state(*, user_id: int, chat_id: int) -> dict[str, Any]:
+    """The ``chat.state`` payload; ``generation`` is the database's running-generation record (the
+    runner replaces it with its exact in-process state when the generation runs in this process)."""
+    chat = chat_for_user(user_id=user_id, chat_id=chat_id)
+    recover_stale_messages(chat_id=chat.pk)
+    branch = active_branch(chat.pk)[-TAIL_LENGTH:]
+    messages = Message.objects.filter(pk__in=branch).prefetch_related("attachments")
+    by_id = {m.pk: m for m in messages}
+    tail = [message_dict(by_id[pk], list(by_id[pk].attachments.all())) for pk in branch if pk in by_id]
+    running = Message.objects.filter(chat_id=chat.pk).filter(_live_streaming()).order_by("-id").first()
+    generation = None
+    if running is not None:
+        generation = {
+            "message_id": running.pk,
+            "content": running.content,
+            "reasoning": running.reasoning,
+            "seq": running.seq,
+        }
+    return {
+        "chat": {"id": chat.pk, "title": chat.title, "profile_id": chat.profile_id},
+        "messages_tail": tail,
+        "generation": generation,
+    }
+
+
+# ---- the generation's database side --------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """Everything the runner needs, gathered in one trip to the database thread."""
+
+    chat_id: int
+    user_id: int
+    assistant_id: int
+    user_message: dict[str, Any] | None
+    assistant_message: dict[str, Any]
+    profile_id: int | None = None
+    plugin: str = ""
+    model: str = ""
+    provider_name: str = ""
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    request: contract.ChatRequest | None = None
+    error: tuple[str, str] | None = None  # (generation.error code, message) found before any network
+
+
+def _resolve_profile(user_id: int, chat: Chat, profile_id: int | None) -> ConnectionProfile | None:
+    if profile_id is not None:
+        profile = ConnectionProfile.objects.filter(pk=profile_id, user_id=user_id).first()
+        if profile is None:
+            raise NotFound("That connection profile does not exist.")
+        return profile
+    if chat.profile_id is not None:
+        return ConnectionProfile.objects.filter(pk=chat.profile_id, user_id=user_id).first()
+    return ConnectionProfile.objects.filter(user_id=user_id, is_default=True).first()
+
+
+def _check_capacity(user_id: int, chat: Chat) -> None:
+    live = Message.objects.filter(_live_streaming())
+    if live.filter(chat_id=chat.pk).exists():
+        raise Busy("A reply is already being generated in this chat. Stop it or wait for it to finish.")
+    limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
+    if live.filter(chat__user_id=user_id).count() >= limit:
+        raise RateLimited(f"You already have {limit} replies being generated; wait for one to finish.")
+
+
+def prepare_generation(
+    *,
+    user_id: int,
+    chat_id: int,
+    content: str = "",
+    attachment_ids: list[int] | tuple[int, ...] = (),
+    profile_id: int | None = None,
+    client_msg_id: str | None = None,
+    regenerate_id: int | None = None,
+) -> Prepared:
+    """Save the user message (unless regenerating) and a "streaming" placeholder in one short
+    transaction, then resolve the profile, plugin and key and build the request."""
+    now = timezone.now()
+    with transaction.atomic():
+        chat = Chat.objects.select_for_update().filter(pk=chat_id, user_id=user_id).first()
+        if chat is None:
+            raise NotFound("That chat does not exist.")
+        profile = _resolve_profile(user_id, chat, profile_id)
+        if regenerate_id is not None:
+            target = Message.objects.filter(pk=regenerate_id, chat_id=chat.pk).first()
+            if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
+                raise NotFound("That assistant message does not exist in this chat.")
+            user_message = Message.objects.get(pk=target.parent_id)
+            new_attachments: list[Attachment] = list(user_message.attachments.all())
+        else:
+            new_attachments = list(Attachment.objects.filter(owner_id=user_id, pk__in=set(attachment_ids)))
+            if len(new_attachments) != len(set(attachment_ids)):
+                raise NotFound("One of the attachments does not exist.")
+            if not content.strip() and not new_attachments:
+                raise ChatServiceError("A message needs some text or an attachment.")
+        _check_capacity(user_id, chat)
+        if regenerate_id is None:
+            branch = active_branch(chat.pk)
+            user_message = Message.objects.create(
+                chat=chat,
+                parent_id=branch[-1] if branch else None,
+                role=Message.Role.USER,
+                content=content,
+                client_msg_id=client_msg_id or "",
+            )
+            if new_attachments:
+                user_message.attachments.set(new_attachments)
+        assistant = Message.objects.create(
+            chat=chat,
+            parent=user_message,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            plugin=profile.plugin if profile else "",
+            model=profile.model if profile else "",
+            heartbeat_at=now,
+        )
+        updates: dict[str, Any] = {"updated_at": now}
+        if profile is not None and chat.profile_id != profile.pk:
+            updates["profile_id"] = profile.pk
+        if not chat.title and content.strip():
+            updates["title"] = " ".join(content.split())[:TITLE_LENGTH]
+        Chat.objects.filter(pk=chat.pk).update(**updates)
+
+    prepared = Prepared(
+        chat_id=chat.pk,
+        user_id=user_id,
+        assistant_id=assistant.pk,
+        user_message=message_dict(user_message, new_attachments) if regenerate_id is None else None,
+        assistant_message=message_dict(assistant, []),
+        profile_id=profile.pk if profile else None,
+        plugin=profile.plugin if profile else "",
+        model=profile.model if profile else "",
+    )
+    prepared.error = _resolve_provider(prepared, profile, chat, user_message, new_attachments)
+    return prepared
+
+
+def _resolve_provider(
+    prepared: Prepared,
+    profile: ConnectionProfile | None,
+    chat: Chat,
+    user_message: Message,
+    new_attachments: list[Attachment],
+) -> tuple[str, str] | None:
+    """Fill in plugin, key and request; answer the (code, message) that stops this generation, if any."""
+    if profile is None:
+        return ("no_profile", "Choose a connection profile for this chat first.")
+    try:
+        plugin = registry.get(profile.plugin)
+    except UnknownProviderError as exc:
+        return ("provider_unavailable", str(exc))
+    manifest = plugin.manifest
+    config = manifest.provider_config
+    prepared.plugin = manifest.name
+    prepared.provider_name = manifest.provider_name or ""
+    if config is None or not _plugin_enabled(manifest.name):
+        return ("provider_unavailable", f"The provider {manifest.title} is disabled.")
+    for attachment in new_attachments:
+        problem = _attachment_problem(config, attachment)
+        if problem:
+            return ("unsupported_attachment", problem)
+    key = profile.api_key
+    if key is not None and key.is_active:
+        try:
+            prepared.api_key = key.get_secret()
+        except Exception:  # a wrong encryption key: say so without the ciphertext
+            return ("missing_api_key", f"The API key {key.label!r} cannot be decrypted with the configured keys.")
+    elif config.requires_api_key:
+        return ("missing_api_key", f"The profile {profile.name!r} has no active API key for {config.display_name}.")
+    prepared.base_url = profile.base_url or None
+    prepared.request = _build_request(profile, chat, user_message, config)
+    return None
+
+
+def _plugin_enabled(name: str) -> bool:
+    try:
+        from providers.plugin_state import plugin_is_enabled
+    except ImportError:  # pragma: no cover - the state module ships with providers
+        return True
+    return plugin_is_enabled(name)
+
+
+def _attachment_problem(config: Any, attachment: Attachment) -> str:
+    support = config.attachment_support
+    accepted = ", ".join(support.mime_types) or "no attachments"
+    if not config.accepts_mime_type(attachment.mime_type):
+        return (
+            f"{config.display_name} cannot take {attachment.filename!r} ({attachment.mime_type}). Accepted: {accepted}."
+        )
+    if support.max_bytes is not None and attachment.size > support.max_bytes:
+        return f"{attachment.filename!r} is larger than the {support.max_bytes} bytes {config.display_name} accepts."
+    return ""
+
+
+def _build_request(profile: ConnectionProfile, chat: Chat, leaf: Message, config: Any) -> contract.ChatRequest:
+    """System prompt, then the complete messages on the branch ending at ``leaf``, with attachments as bytes.
+
+    Older attachments the provider cannot take are left out (their text stays): switching a chat to a
+    text-only profile must not make the whole conversation unsendable.
+    """
+    branch = active_branch(chat.pk, leaf_id=leaf.pk)
+    rows = Message.objects.filter(pk__in=branch).prefetch_related("attachments")
+    by_id = {m.pk: m for m in rows}
+    messages: list[contract.Message] = []
+    if chat.system_prompt.strip():
+        messages.append(contract.Message(role="system", content=chat.system_prompt))
+    for pk in branch:
+        message = by_id.get(pk)
+        if message is None or message.status != Message.Status.COMPLETE:
+            continue
+        files = tuple(
+            contract.Attachment(filename=a.filename, mime_type=a.mime_type, data=attachment_bytes(a))
+            for a in message.attachments.all()
+            if not _attachment_problem(config, a)
+        )
+        if message.content or files:
+            messages.append(contract.Message(role=message.role, content=message.content, attachments=files))  # type: ignore[arg-type]
+    params = profile.parameters or {}
+    return contract.ChatRequest(
+        model=profile.model,
+        messages=tuple(messages),
+        temperature=params.get("temperature"),
+        max_tokens=params.get("max_tokens"),
+        top_p=params.get("top_p"),
+        stop=tuple(params.get("stop") or ()),
+    )
+
+
+def checkpoint_message(*, message_id: int, content: str, reasoning: str, seq: int) -> None:
+    """The once-a-second save of a running generation; also its heartbeat."""
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        content=content, reasoning=reasoning, seq=seq, heartbeat_at=timezone.now()
+    )
+
+
+def finish_message(
+    *,
+    message_id: int,
+    status: str,
+    content: str,
+    reasoning: str,
+    seq: int,
+    finish_reason: str = "",
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cost: Decimal | float | None = None,
+    ttft_ms: int | None = None,
+    error_code: str = "",
+    error_message: str = "",
+) -> str:
+    """The final save of a generation; answers the rendered HTML of its text."""
+    now = timezone.now()
+    Message.objects.filter(pk=message_id).update(
+        status=status,
+        content=content,
+        reasoning=reasoning,
+        seq=seq,
+        finish_reason=finish_reason,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost=Decimal(str(cost)) if cost is not None else None,
+        ttft_ms=ttft_ms,
+        error_code=error_code,
+        error_message=error_message[:2000],
+        heartbeat_at=now,
+        updated_at=now,
+    )
+    return render_markdown(content)
