@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import connections, router
+from django.db.models import Count
 
 from providers.registry import registry
 
@@ -41,3 +43,37 @@ def check_plugin_failures(app_configs: Any = None, **kwargs: Any) -> list[CheckM
         )
         for name, reason in sorted(registry.failures().items())
     ]
+
+
+@register(Tags.database)
+def check_profile_plugins(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Profiles whose plugin is not loaded (removed, renamed or failing): they cannot send until it is back.
+
+    A database check, so Django runs it only when databases are asked for (``check --database``,
+    ``migrate``); tables that do not exist yet (before the first migrate) are skipped.
+    """
+    from providers.models import ConnectionProfile, ImageProfile
+
+    messages: list[CheckMessage] = []
+    for alias in databases or ():
+        tables = set(connections[alias].introspection.table_names())
+        for model in (ConnectionProfile, ImageProfile):
+            if model._meta.db_table not in tables or not router.allow_migrate_model(alias, model):
+                continue
+            counts = model._default_manager.using(alias).values_list("plugin").annotate(n=Count("pk")).order_by()
+            for plugin, count in sorted(counts):
+                if registry.find(plugin) is not None:
+                    continue
+                what = model._meta.verbose_name if count == 1 else model._meta.verbose_name_plural
+                messages.append(
+                    Warning(
+                        f"{count} {what} on database {alias!r} reference{'s' if count == 1 else ''} "
+                        f"plugin {plugin!r}, which is not loaded",
+                        hint="Install or fix the plugin (`manage.py plugins list` shows why it failed), or move "
+                        "the profiles to another plugin in the admin. Until then they show "
+                        '"provider unavailable" and cannot send.',
+                        obj=plugin,
+                        id="providers.W002",
+                    )
+                )
+    return messages

@@ -1,0 +1,96 @@
+"""``manage.py plugins list|show|enable|disable``: inspect and switch provider plugins (SPEC §3.6)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
+
+from providers.errors import UnknownProviderError
+from providers.plugin_info import CAPABILITY_CHOICES, all_plugin_info, plugin_info
+from providers.plugin_state import plugin_set_enabled
+from providers.registry import registry
+
+_COLUMNS = (
+    ("NAME", "name"),
+    ("PROVIDER", "provider"),
+    ("VERSION", "version"),
+    ("STATUS", "status"),
+    ("SOURCE", "source"),
+)
+
+
+class Command(BaseCommand):
+    help = "List, show, enable or disable provider plugins."
+    # A diagnostic tool: it must still answer when another part of the site fails its checks.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True, metavar="{list,show,enable,disable}")
+        listing = actions.add_parser("list", help="every plugin, loaded or failed")
+        listing.add_argument("--json", action="store_true", help="print one JSON array")
+        listing.add_argument("--capability", choices=CAPABILITY_CHOICES, help="only plugins with this capability")
+        show = actions.add_parser("show", help="one plugin in detail")
+        show.add_argument("name")
+        show.add_argument("--json", action="store_true", help="print one JSON object")
+        for verb in ("enable", "disable"):
+            actions.add_parser(verb, help=f"{verb} a loaded plugin").add_argument("name")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        try:
+            if action == "list":
+                self._list(all_plugin_info(capability=options["capability"]), as_json=options["json"])
+            elif action == "show":
+                self._show(plugin_info(options["name"]), as_json=options["json"])
+            else:
+                state = plugin_set_enabled(name=options["name"], enabled=action == "enable")
+                self.stdout.write(self.style.SUCCESS(f"{state.name} {action}d."))
+        except UnknownProviderError as exc:
+            raise CommandError(self._unknown(exc)) from None
+        except DatabaseError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CommandError(
+                f"Cannot read plugin states from the database ({reason}); run `manage.py migrate`."
+            ) from None
+
+    def _unknown(self, exc: UnknownProviderError) -> str:
+        failure = registry.failure(exc.name)
+        if failure is not None:
+            return f"Plugin {exc.name} failed to load and cannot be changed: {failure.reason}"
+        available = ", ".join(exc.available) or "none"
+        return f"Unknown plugin {exc.name!r}. Available plugins: {available}"
+
+    def _list(self, infos: list[dict[str, Any]], *, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(infos, indent=2))
+            return
+        header = [title for title, _ in _COLUMNS] + ["CAPABILITIES"]
+        rows = [
+            [str(info[key] or "-") for _, key in _COLUMNS]
+            + [", ".join(cap for cap, on in info["capabilities"].items() if on) or "-"]
+            for info in infos
+        ]
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+        self.stdout.write(self.style.MIGRATE_HEADING(line(header)))
+        for info, row in zip(infos, rows, strict=True):
+            self.stdout.write(line(row))
+            if info["error"]:  # the reason, on one line under its plugin
+                self.stdout.write(self.style.ERROR(f"    error: {info['error']}"))
+
+    def _show(self, info: dict[str, Any], *, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(info, indent=2))
+            return
+        for key, value in info.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(map(str, value)) or "-"
+            self.stdout.write(f"{key:22} {'-' if value is None else value}")
