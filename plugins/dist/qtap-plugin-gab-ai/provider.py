@@ -1,7 +1,13 @@
-"""Gab AI chat provider (implemented by the provider-plugins work)."""
+"""Gab AI through its OpenAI-compatible API."""
 
-from providers.stub import NotYetImplementedProvider
+from __future__ import annotations
+
+from providers.openai_format import Dialect, OpenAIDialectProvider
 
 
-class GabAIProvider(NotYetImplementedProvider):
-    pass
+class GabAIProvider(OpenAIDialectProvider):
+    """Gab's streams are not documented to end with ``[DONE]`` or to carry usage, so a stream
+    that ends cleanly counts as finished. A connection cut mid-chunk is still an error.
+    402 (credits exhausted) is a QuotaExceededError through the shared mapping."""
+
+    dialect = Dialect(lenient_end=True)

@@ -2,8 +2,8 @@
 
 from providers.contract import ImageProvider, LLMProvider, ProviderPlugin
 
-from .provider import GrokProvider
 from .image_provider import GrokImageProvider
+from .provider import GrokProvider
 
 
 class GrokPlugin(ProviderPlugin):

@@ -2,8 +2,8 @@
 
 from providers.contract import ImageProvider, LLMProvider, ProviderPlugin
 
-from .provider import OpenAIProvider
 from .image_provider import OpenAIImageProvider
+from .provider import OpenAIProvider
 
 
 class OpenAIPlugin(ProviderPlugin):
