@@ -1,8 +1,165 @@
+"""Pages of the chat app: the chat list and the chat page (htmx partials for htmx requests).
+
+Every object is fetched through the requesting user, so another user's chat answers 404.
+Streaming, stop, regenerate and image generation go over the websocket (consumers.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from providers.models import ConnectionProfile, ImageProfile
+from qtap_site.chat import services
+from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
+from qtap_site.chat.rendering import render_markdown
+
+
+class HtmxHttpRequest(HttpRequest):
+    """What these views see: signed in (login_required) and with django-htmx's details."""
+
+    htmx: HtmxDetails
+    user: User
+
+
+# Error codes worth a "Retry" button on a message loaded from history (a live error carries its own flag).
+RETRYABLE_CODES = frozenset({"rate_limited", "overloaded", "unavailable", "timeout", "connection", "protocol"})
+
+
+def _chats(request: HtmxHttpRequest) -> Any:
+    return Chat.objects.filter(user=request.user).only("id", "title", "updated_at").order_by("-updated_at", "-id")
+
+
+def _has_profile(request: HtmxHttpRequest) -> bool:
+    return ConnectionProfile.objects.filter(user=request.user).exists()
 
 
 @login_required
-def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/index.html")
+@require_GET
+def index(request: HtmxHttpRequest) -> HttpResponse:
+    context = {"chats": _chats(request), "has_profile": _has_profile(request), "current_chat": None}
+    if request.htmx:
+        return render(request, "chat/index.html#chat-list", context)
+    return render(request, "chat/index.html", context)
+
+
+@login_required
+@require_POST
+def new(request: HtmxHttpRequest) -> HttpResponse:
+    profile = ConnectionProfile.objects.filter(user=request.user, is_default=True).first()
+    chat = services.chat_create(user=request.user, profile=profile)
+    return redirect("chat:detail", chat_id=chat.pk)
+
+
+def _attachment_entries(message: Message) -> list[dict[str, Any]]:
+    return [
+        {"name": a.filename, "mime_type": a.mime_type, "url": reverse("chat_api:attachment_file", args=[a.pk])}
+        for a in message.attachments.all()
+    ]
+
+
+def timeline(chat: Chat) -> list[dict[str, Any]]:
+    """Messages and generated images in the order they happened, ready for the template."""
+    # The active branch only: a regenerated reply replaces its earlier siblings on screen.
+    branch = services.active_branch(chat.pk)
+    messages = (
+        Message.objects.filter(pk__in=branch)
+        .exclude(role=Message.Role.SYSTEM)
+        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.only("id", "filename", "mime_type")))
+    )
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        items.append(
+            {
+                "kind": "message",
+                "obj": message,
+                "at": message.created_at,
+                # History is rendered from Markdown and sanitised here; live text is only ever text nodes.
+                "html": render_markdown(message.content) if message.role == Message.Role.ASSISTANT else "",
+                "attachments": _attachment_entries(message),
+                "retryable": message.error_code in RETRYABLE_CODES,
+            }
+        )
+    for image in GeneratedImage.objects.filter(chat=chat):
+        items.append(
+            {
+                "kind": "image",
+                "obj": image,
+                "at": image.created_at,
+                "url": reverse("chat_api:generated_image_file", args=[image.pk]),
+            }
+        )
+    items.sort(key=lambda item: item["at"])
+    return items
+
+
+def _profile_info(profiles: list[ConnectionProfile]) -> dict[str, dict[str, Any]]:
+    """What chat.js needs to warn about attachments the profile's provider cannot take."""
+    info: dict[str, dict[str, Any]] = {}
+    for profile in profiles:
+        plugin = profile.plugin_object
+        config = plugin.manifest.provider_config if plugin else None
+        support = config.attachment_support if config else None
+        info[str(profile.pk)] = {
+            "provider": config.display_name if config else profile.plugin,
+            "attachments": bool(support and support.supported),
+            "mime_types": list(support.mime_types) if support and support.supported else [],
+            "max_bytes": support.max_bytes if support else None,
+            "status": profile.status,
+        }
+    return info
+
+
+@login_required
+@require_GET
+def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    profiles = list(ConnectionProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
+    image_profiles = list(ImageProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
+    selected = chat.profile_id or next((p.pk for p in profiles if p.is_default), None)
+    context = {
+        "chat": chat,
+        "current_chat": chat,
+        "chats": _chats(request),
+        "timeline": timeline(chat),
+        "profiles": profiles,
+        "selected_profile_id": selected,
+        "image_profiles": image_profiles,
+        "profile_info": _profile_info(profiles),
+    }
+    return render(request, "chat/chat.html", context)
+
+
+@login_required
+@require_POST
+def rename(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    title = request.POST.get("title", "").strip()[:200]
+    chat.title = title
+    chat.save(update_fields=["title", "updated_at"])
+    if request.htmx:
+        current = chat if request.htmx.current_url_abs_path == reverse("chat:detail", args=[chat.pk]) else None
+        return render(request, "chat/index.html#chat-item", {"chat": chat, "current_chat": current})
+    return redirect("chat:detail", chat_id=chat.pk)
+
+
+@login_required
+@require_POST
+def delete(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    page = reverse("chat:detail", args=[chat.pk])
+    chat.delete()
+    if request.htmx:
+        if request.htmx.current_url_abs_path == page:
+            return HttpResponseClientRedirect(reverse("chat:index"))
+        return HttpResponse("")  # the list item is swapped for nothing
+    return redirect("chat:index")

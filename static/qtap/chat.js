@@ -1,0 +1,423 @@
+// qtap chat page: the websocket client of /ws/chats/<id>/ (SPEC §5).
+// Model output arrives as untrusted text: it is only ever inserted as text nodes. The one
+// exception is generation.finished's `html`, which the server has already sanitised.
+(function () {
+  "use strict";
+  var root = document.getElementById("chat");
+  if (!root) return;
+
+  var $ = function (id) { return document.getElementById(id); };
+  var messages = $("messages"), prompt = $("prompt"), composer = $("composer");
+  var sendBtn = $("send"), stopBtn = $("stop"), status = $("conn-status");
+  var fileInput = $("attach"), pendingList = $("pending-files"), warning = $("attach-warning");
+  var profileSelect = $("profile"), imageForm = $("imagegen");
+  var profileInfo = JSON.parse(($("profile-info") || {}).textContent || "{}");
+
+  var socket = null, retries = 0, closedForGood = false, pingTimer = null;
+  var running = null;          // message id of the generation in progress
+  var lastSeq = {};            // message id -> last seq applied (duplicates after a resume are dropped)
+  var pendingFiles = [];       // File objects chosen but not sent yet
+  var msgCounter = 0;
+
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (m) return decodeURIComponent(m[1]);
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function setStatus(text) { status.textContent = text; }
+
+  function send(frame) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      setStatus("Not connected — reconnecting…");
+      return false;
+    }
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function setRunning(id) {
+    running = id;
+    stopBtn.hidden = id === null;
+    sendBtn.disabled = id !== null;
+  }
+
+  function scrollDown() { messages.scrollTop = messages.scrollHeight; window.scrollTo(0, document.body.scrollHeight); }
+
+  function text(el, value) { el.textContent = value == null ? "" : String(value); }
+
+  // ---- message elements -------------------------------------------------------------------
+
+  function findMsg(id) { return document.getElementById("msg-" + id); }
+
+  function cloneTemplate(id) { return $(id).content.firstElementChild.cloneNode(true); }
+
+  function userMessage(msg) {
+    var el = findMsg(msg.id);
+    if (el) return el;
+    el = cloneTemplate("tpl-user");
+    el.id = "msg-" + msg.id;
+    el.dataset.id = msg.id;
+    text(el.querySelector(".body"), msg.content);
+    var list = el.querySelector(".attachments");
+    (msg.attachments || []).forEach(function (a) {
+      var li = document.createElement("li");
+      li.textContent = (a.filename || a.name || "file") + (a.mime_type ? " (" + a.mime_type + ")" : "");
+      list.appendChild(li);
+      list.hidden = false;
+    });
+    messages.appendChild(el);
+    return el;
+  }
+
+  function assistantMessage(id) {
+    var el = findMsg(id);
+    if (el) return el;
+    el = cloneTemplate("tpl-assistant");
+    el.id = "msg-" + id;
+    el.dataset.id = id;
+    el.querySelector("[data-action=regenerate]").dataset.messageId = id;
+    messages.appendChild(el);
+    return el;
+  }
+
+  function appendText(container, value) {
+    container.appendChild(document.createTextNode(value));
+  }
+
+  function markStreaming(el, on) {
+    var body = el.querySelector(".body");
+    el.classList.toggle("status-streaming", on);
+    if (on) { body.setAttribute("aria-live", "polite"); body.setAttribute("aria-busy", "true"); }
+    else { body.removeAttribute("aria-busy"); body.removeAttribute("aria-live"); }
+  }
+
+  function showReasoning(el, value, replace) {
+    var box = el.querySelector(".reasoning");
+    if (!box) return;
+    var target = box.querySelector(".reasoning-text");
+    if (replace) text(target, value); else appendText(target, value);
+    box.hidden = target.textContent.length === 0;
+  }
+
+  function setMeta(el, data) {
+    var usage = data.usage || {};
+    var q = function (sel) { return el.querySelector(sel); };
+    if (data.finish_reason === "cancelled") text(q(".m-status"), "Stopped");
+    else if (data.finish_reason === "length") text(q(".m-status"), "Cut off (length)");
+    else text(q(".m-status"), "");
+    if (data.model) text(q(".m-model"), data.model);
+    if (usage.input_tokens != null || usage.output_tokens != null) {
+      text(q(".m-tokens"), (usage.input_tokens == null ? "?" : usage.input_tokens) + " in / " +
+        (usage.output_tokens == null ? "?" : usage.output_tokens) + " out");
+    }
+    if (data.cost != null) text(q(".m-cost"), "$" + Number(data.cost).toFixed(6).replace(/0+$/, "").replace(/\.$/, ""));
+    if (data.ttft_ms != null) text(q(".m-ttft"), "first token " + data.ttft_ms + " ms");
+  }
+
+  function showError(el, data) {
+    var old = el.querySelector(".msg-error");
+    if (old) old.remove();
+    var p = document.createElement("p");
+    p.className = "msg-error";
+    p.setAttribute("role", "alert");
+    var strong = document.createElement("strong");
+    text(strong, data.code);
+    p.appendChild(strong);
+    appendText(p, ": " + (data.message || "The generation failed."));
+    if (data.retryable && data.message_id) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.dataset.action = "regenerate";
+      b.dataset.messageId = data.message_id;
+      b.textContent = "Retry";
+      appendText(p, " ");
+      p.appendChild(b);
+    }
+    var meta = el.querySelector(".meta");
+    el.insertBefore(p, meta);
+  }
+
+  function notice(message) {
+    var p = document.createElement("p");
+    p.className = "notice";
+    p.setAttribute("role", "alert");
+    text(p, message);
+    messages.appendChild(p);
+    scrollDown();
+  }
+
+  // ---- server events ----------------------------------------------------------------------
+
+  var handlers = {
+    "chat.state": function (data) {
+      (data.messages_tail || []).forEach(function (m) {
+        if (findMsg(m.id)) return;
+        if (m.role === "user") userMessage(m);
+        else if (m.role === "assistant") {
+          var el = assistantMessage(m.id);
+          if (m.html) { el.querySelector(".body").innerHTML = m.html; }  // server-sanitised
+          else text(el.querySelector(".body"), m.content);
+          if (m.reasoning) showReasoning(el, m.reasoning, true);
+          if (m.status !== "streaming") { markStreaming(el, false); setMeta(el, m); }
+        }
+      });
+      var gen = data.generation;
+      if (gen) {
+        var el = assistantMessage(gen.message_id);
+        markStreaming(el, true);
+        text(el.querySelector(".body"), gen.content);
+        showReasoning(el, gen.reasoning || "", true);
+        lastSeq[gen.message_id] = gen.seq;
+        setRunning(gen.message_id);
+      } else {
+        setRunning(null);
+      }
+      scrollDown();
+    },
+    "message.created": function (data) {
+      var m = data.message;
+      if (m.role === "assistant" && m.parent_id != null) {
+        // A regenerated reply replaces its earlier siblings on screen (they stay in the history).
+        Array.prototype.forEach.call(messages.querySelectorAll(".msg-assistant[data-parent='" + Number(m.parent_id) + "']"),
+          function (old) { if (old.dataset.id !== String(m.id)) old.remove(); });
+      }
+      var el = m.role === "user" ? userMessage(m) : assistantMessage(m.id);
+      if (m.parent_id != null) el.dataset.parent = m.parent_id;
+      scrollDown();
+    },
+    "generation.started": function (data) {
+      var el = assistantMessage(data.message_id);
+      markStreaming(el, true);
+      if (data.model) text(el.querySelector(".m-model"), data.model);
+      lastSeq[data.message_id] = lastSeq[data.message_id] || 0;
+      setRunning(data.message_id);
+      scrollDown();
+    },
+    "generation.delta": function (data) { delta(data, false); },
+    "generation.reasoning": function (data) { delta(data, true); },
+    "generation.finished": function (data) {
+      var el = assistantMessage(data.message_id);
+      markStreaming(el, false);
+      if (typeof data.html === "string") el.querySelector(".body").innerHTML = data.html;  // server-sanitised
+      el.className = el.className.replace(/status-\w+/, "status-" + (data.finish_reason === "cancelled" ? "cancelled" : "complete"));
+      setMeta(el, data);
+      lastSeq[data.message_id] = Infinity;  // late duplicates of a finished stream are dropped
+      if (running === data.message_id) setRunning(null);
+      scrollDown();
+    },
+    "generation.error": function (data) {
+      var el = data.message_id ? assistantMessage(data.message_id) : null;
+      if (el) {
+        markStreaming(el, false);
+        el.className = el.className.replace(/status-\w+/, "status-error");
+        text(el.querySelector(".m-status"), "");
+        showError(el, data);
+      } else {
+        notice(data.code + ": " + data.message);
+      }
+      if (!data.message_id || running === data.message_id) setRunning(null);
+      scrollDown();
+    },
+    "image.started": function () {
+      var p = $("image-pending") || document.createElement("p");
+      p.id = "image-pending";
+      p.className = "notice";
+      p.setAttribute("role", "status");
+      text(p, "Generating image…");
+      messages.appendChild(p);
+      scrollDown();
+    },
+    "image.finished": function (data) {
+      var pending = $("image-pending");
+      if (pending) pending.remove();
+      (data.images || []).forEach(function (img) {
+        if ($("img-" + img.id)) return;
+        var fig = document.createElement("figure");
+        fig.className = "gen-image";
+        fig.id = "img-" + img.id;
+        var image = document.createElement("img");
+        image.src = img.url;
+        image.alt = img.revised_prompt || "Generated image";
+        var cap = document.createElement("figcaption");
+        appendText(cap, (img.revised_prompt || "Generated image") + " · ");
+        var a = document.createElement("a");
+        a.href = img.url;
+        a.setAttribute("download", "");
+        a.textContent = "Download";
+        cap.appendChild(a);
+        fig.appendChild(image);
+        fig.appendChild(cap);
+        messages.appendChild(fig);
+      });
+      scrollDown();
+    },
+    "image.error": function (data) {
+      var pending = $("image-pending");
+      if (pending) pending.remove();
+      notice("Image generation failed — " + data.code + ": " + data.message);
+    },
+    "error": function (data) { notice(data.code + ": " + data.message); },
+    "pong": function () {}
+  };
+
+  function delta(data, reasoning) {
+    var id = data.message_id;
+    var seen = lastSeq[id];
+    if (seen != null && data.seq <= seen) return;   // already applied (arrived before a resume)
+    lastSeq[id] = data.seq;
+    var el = assistantMessage(id);
+    if (reasoning) showReasoning(el, data.text, false);
+    else appendText(el.querySelector(".body"), data.text);
+    if (running !== id) { markStreaming(el, true); setRunning(id); }
+    scrollDown();
+  }
+
+  // ---- connection -------------------------------------------------------------------------
+
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
+    socket.onopen = function () {
+      retries = 0;
+      setStatus("Connected");
+      clearInterval(pingTimer);
+      pingTimer = setInterval(function () { send({ type: "ping" }); }, 25000);
+    };
+    socket.onmessage = function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      var handler = handlers[data.type];
+      if (handler) handler(data);
+    };
+    socket.onclose = function (event) {
+      clearInterval(pingTimer);
+      if (event.code === 4403 || event.code === 4404) {
+        closedForGood = true;
+        setStatus(event.code === 4404 ? "This chat no longer exists." : "Not allowed — sign in again.");
+        return;
+      }
+      if (closedForGood) return;
+      var delay = Math.min(10000, 500 * Math.pow(2, retries)) * (0.75 + Math.random() / 2);
+      retries += 1;
+      setStatus("Disconnected — reconnecting in " + Math.round(delay / 1000) + " s…");
+      setTimeout(connect, delay);
+    };
+  }
+
+  // ---- sending ----------------------------------------------------------------------------
+
+  function currentProfile() { return profileInfo[profileSelect.value] || null; }
+
+  function checkAttachments() {
+    var profile = currentProfile();
+    var problems = [];
+    pendingFiles.forEach(function (f) {
+      if (!profile) return;
+      if (!profile.attachments) problems.push(f.name + ": " + profile.provider + " does not take attachments.");
+      else if (profile.mime_types.indexOf(f.type) < 0) {
+        problems.push(f.name + " (" + (f.type || "unknown type") + "): " + profile.provider + " accepts " + profile.mime_types.join(", ") + ".");
+      } else if (profile.max_bytes && f.size > profile.max_bytes) {
+        problems.push(f.name + " is larger than " + profile.provider + " accepts (" + profile.max_bytes + " bytes).");
+      }
+    });
+    text(warning, problems.length ? "Warning: " + problems.join(" ") : "");
+  }
+
+  function renderPending() {
+    pendingList.textContent = "";
+    pendingFiles.forEach(function (f, i) {
+      var li = document.createElement("li");
+      text(li, f.name + " ");
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "link";
+      b.textContent = "Remove";
+      b.setAttribute("aria-label", "Remove " + f.name);
+      b.onclick = function () { pendingFiles.splice(i, 1); renderPending(); };
+      li.appendChild(b);
+      pendingList.appendChild(li);
+    });
+    checkAttachments();
+  }
+
+  function upload(file) {
+    var body = new FormData();
+    body.append("file", file);
+    return fetch(root.dataset.uploadUrl, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken() }
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (json) {
+        if (r.status !== 201) throw new Error(file.name + ": " + ((json.error && json.error.message) || ("upload failed (" + r.status + ")")));
+        return json;
+      });
+    });
+  }
+
+  function submit() {
+    var content = prompt.value;
+    if (!content.trim() && !pendingFiles.length) return;
+    if (running !== null) return;
+    if (!socket || socket.readyState !== WebSocket.OPEN) { setStatus("Not connected — reconnecting…"); return; }
+    sendBtn.disabled = true;
+    var files = pendingFiles.slice();
+    Promise.all(files.map(upload)).then(function (uploaded) {
+      var frame = {
+        type: "message.send", content: content,
+        attachments: uploaded.map(function (u) { return u.id; }),
+        client_msg_id: "c" + Date.now() + "-" + (++msgCounter)
+      };
+      if (profileSelect.value) frame.profile_id = Number(profileSelect.value);
+      if (send(frame)) {
+        prompt.value = "";
+        pendingFiles = [];
+        renderPending();
+      }
+      sendBtn.disabled = running !== null;
+    }).catch(function (err) {
+      text(warning, err.message);
+      sendBtn.disabled = running !== null;
+    });
+  }
+
+  function stop() {
+    if (running === null) return;
+    send({ type: "generation.stop", message_id: running });
+  }
+
+  composer.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+  prompt.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && running !== null) { e.preventDefault(); stop(); }
+  });
+  stopBtn.addEventListener("click", stop);
+  fileInput.addEventListener("change", function () {
+    Array.prototype.forEach.call(fileInput.files, function (f) { pendingFiles.push(f); });
+    fileInput.value = "";
+    renderPending();
+  });
+  profileSelect.addEventListener("change", checkAttachments);
+  messages.addEventListener("click", function (e) {
+    var b = e.target.closest("[data-action=regenerate]");
+    if (!b || running !== null) return;
+    send({ type: "message.regenerate", message_id: Number(b.dataset.messageId) });
+  });
+  if (imageForm) {
+    imageForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var f = imageForm.elements;
+      var frame = { type: "image.generate", prompt: f.prompt.value };
+      if (f.image_profile_id.value) frame.image_profile_id = Number(f.image_profile_id.value);
+      if (f.size.value) frame.size = f.size.value;
+      if (f.aspect_ratio.value) frame.aspect_ratio = f.aspect_ratio.value;
+      if (frame.prompt.trim() && send(frame)) f.prompt.value = "";
+    });
+  }
+
+  connect();
+  scrollDown();
+})();
