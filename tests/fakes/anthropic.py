@@ -1,0 +1,169 @@
+"""A local Anthropic Messages API (PROTOCOLS.md §2) on a real loopback socket.
+
+``POST /v1/messages`` replays the recorded streams in ../shared/provider-fixtures byte for byte
+(``anthropic_stream_text.sse`` by default, ``anthropic_stream_thinking.sse`` with
+``fake.reply = "thinking"``), split at event boundaries so they arrive as a real stream does.
+``fake.long_tokens = N`` serves a synthetic stream of N text deltas instead (benchmarks, stop tests).
+``GET /v1/models`` pages through a small assembled model list with ``limit`` / ``after_id``.
+
+The key is checked like the real service does (``x-api-key``, 401 ``authentication_error``) and a
+request without ``anthropic-version`` is refused. ``fail_next`` injects HTTP errors (use
+``error_body`` for the real body shape); ``fake.stream_fault`` injects a fault after the 200.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.fakes.fixtures import fixture_bytes
+from tests.fakes.server import FakeProvider, Receive, RecordedRequest, Send, respond
+from tests.fakes.stream_faults import StreamFault, send_stream
+
+FIXTURES = {"text": "anthropic_stream_text.sse", "thinking": "anthropic_stream_thinking.sse"}
+TEXTS = {
+    "text": "Hello",
+    "thinking": '1. **Pouch** - references their iconic bill pouch\n2. **Pelé** - playful take on "pelican"',
+}
+USAGE = {"text": (10, 4), "thinking": (46, 133)}
+
+MODELS = [
+    {
+        "type": "model",
+        "id": "claude-opus-4-6",
+        "display_name": "Claude Opus 4.6",
+        "created_at": "2026-02-04T00:00:00Z",
+        "max_input_tokens": 200000,
+        "max_tokens": 128000,
+        "capabilities": {"image_input": {"supported": True}, "pdf_input": {"supported": True}},
+    },
+    {
+        "type": "model",
+        "id": "claude-haiku-4-5-20251001",
+        "display_name": "Claude Haiku 4.5",
+        "created_at": "2025-10-01T00:00:00Z",
+        "max_input_tokens": 200000,
+        "max_tokens": 64000,
+    },
+    {
+        "type": "model",
+        "id": "claude-3-haiku-20240307",
+        "display_name": "Claude Haiku 3",
+        "created_at": "2024-03-07T00:00:00Z",
+    },
+]
+
+
+def error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_011CFakeRequest"}
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def split_events(raw: bytes) -> list[bytes]:
+    """The recording cut at event boundaries; joined again they are the recording, byte for byte."""
+    parts = raw.split(b"\n\n")
+    chunks = [part + b"\n\n" for part in parts[:-1]]
+    if parts[-1]:
+        chunks.append(parts[-1])
+    return chunks
+
+
+def long_stream(tokens: int) -> list[bytes]:
+    message = {
+        "model": "claude-haiku-4-5-20251001",
+        "id": "msg_01Long",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 1},
+    }
+    chunks = [
+        sse("message_start", {"type": "message_start", "message": message}),
+        sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
+    for i in range(tokens):
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}}
+        chunks.append(sse("content_block_delta", delta))
+    chunks += [
+        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": tokens},
+            },
+        ),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+    return chunks
+
+
+def long_text(tokens: int) -> str:
+    return "".join(f"w{i} " for i in range(tokens))
+
+
+class FakeAnthropic(FakeProvider):
+    def __init__(self, api_key: str = "sk-ant-api03-fake-test-key-000000") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.reply = "text"
+        self.long_tokens: int | None = None
+        self.stream_fault: StreamFault | None = None
+        self.error_event = error_body("overloaded_error", "Overloaded")
+
+    def chunks(self) -> list[bytes]:
+        if self.long_tokens is not None:
+            return long_stream(self.long_tokens)
+        return split_events(fixture_bytes(FIXTURES[self.reply]))
+
+    async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
+        if "anthropic-version" not in request.headers:
+            await respond(send, 400, error_body("invalid_request_error", "anthropic-version: header is required"))
+            return
+        if request.headers.get("x-api-key") != self.api_key:
+            await respond(send, 401, error_body("authentication_error", "invalid x-api-key"))
+            return
+        if request.method == "GET" and request.path == "/v1/models":
+            await respond(send, 200, self.models_page(request.query))
+        elif request.method == "POST" and request.path == "/v1/messages":
+            body = request.json or {}
+            if "max_tokens" not in body:
+                await respond(send, 400, error_body("invalid_request_error", "max_tokens: Field required"))
+                return
+            await send_stream(
+                self,
+                send,
+                receive,
+                self.chunks(),
+                content_type="text/event-stream; charset=utf-8",
+                fault=self.stream_fault,
+                malformed=b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{\n\n',
+                error=sse("error", self.error_event),
+                headers={"request-id": "req_011CFakeRequest", "cache-control": "no-cache"},
+            )
+        else:
+            await respond(send, 404, error_body("not_found_error", f"Not found: {request.method} {request.path}"))
+
+    @staticmethod
+    def models_page(query: str) -> dict[str, Any]:
+        params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        limit = int(params.get("limit", "20"))
+        start = 0
+        if "after_id" in params:
+            start = next(i for i, m in enumerate(MODELS) if m["id"] == params["after_id"]) + 1
+        page = MODELS[start : start + limit]
+        return {
+            "data": page,
+            "has_more": start + limit < len(MODELS),
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        }

@@ -1,0 +1,397 @@
+"""The Anthropic plugin against a local Messages API that replays recorded streams over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import pytest
+
+from providers import errors
+from providers.contract import Attachment, ChatRequest, Message, TextDelta
+from providers.factory import create_llm_provider
+from providers.http import Timeouts, close_clients
+from tests.fakes.anthropic import TEXTS, USAGE, FakeAnthropic, error_body, long_text
+from tests.fakes.samples import (
+    FAST_RETRY,
+    PDF_BYTES,
+    assert_no_secret,
+    collect,
+    debug_logging,
+    pdf_attachment,
+    png_bytes,
+)
+from tests.fakes.stream_faults import StreamFault
+
+KEY = "sk-ant-api03-Zx9secretvalue-for-tests-0001"
+MODEL = "claude-haiku-4-5-20251001"
+
+
+@pytest.fixture
+def fake():
+    with FakeAnthropic(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+async def _close_pooled_clients():
+    yield
+    await close_clients()
+
+
+def make_provider(fake: FakeAnthropic, key: str | None = KEY, **kwargs):
+    provider = create_llm_provider("ANTHROPIC", api_key=key, base_url=fake.base_url)
+    provider.retry = FAST_RETRY
+    for name, value in kwargs.items():
+        setattr(provider, name, value)
+    return provider
+
+
+def hello(**kwargs) -> ChatRequest:
+    return ChatRequest(model=MODEL, messages=(Message("user", "Say just hello"),), **kwargs)
+
+
+# ---- the happy paths ----------------------------------------------------------------------------
+
+
+async def test_streams_the_recorded_reply_with_usage_and_finish(fake):
+    result = await collect(make_provider(fake).stream(hello()))
+
+    assert result.text == TEXTS["text"]
+    assert (result.usage.input_tokens, result.usage.output_tokens) == USAGE["text"]
+    assert result.finish == "stop"
+    sent = fake.requests[-1]
+    assert (sent.method, sent.path) == ("POST", "/v1/messages")
+    assert sent.headers["x-api-key"] == KEY
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in sent.headers
+    assert sent.json == {
+        "model": MODEL,
+        "max_tokens": 8192,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Say just hello"}]}],
+        "stream": True,
+    }
+
+
+async def test_thinking_deltas_become_reasoning(fake):
+    fake.reply = "thinking"
+    result = await collect(make_provider(fake).stream(hello()))
+
+    assert result.text == TEXTS["thinking"]
+    assert result.reasoning.startswith("The user wants two names for a pet pelican")
+    assert result.reasoning.endswith("Let me give two brief, catchy names:")
+    assert (result.usage.input_tokens, result.usage.output_tokens) == USAGE["thinking"]
+    # reasoning arrives before the answer, as the model produced it
+    kinds = [type(e).__name__ for e in result.events]
+    assert kinds.index("ReasoningDelta") < kinds.index("TextDelta")
+
+
+async def test_complete_folds_the_stream(fake):
+    result = await make_provider(fake).complete(hello())
+    assert (result.text, result.finish_reason, result.model) == ("Hello", "stop", MODEL)
+
+
+async def test_request_shape_system_merging_parameters_and_attachments(fake):
+    png = png_bytes()
+    request = ChatRequest(
+        model=MODEL,
+        messages=(
+            Message("system", "You are terse."),
+            Message("system", "Answer in English."),
+            Message("user", "Look at this", attachments=(Attachment("pelican.png", "image/png", png),)),
+            Message("user", "and this report", attachments=(pdf_attachment(),)),
+            Message("assistant", "Sure."),
+            Message("user", "Summarise both"),
+            Message("assistant", "Summary:  \n"),
+        ),
+        temperature=1.5,
+        top_p=0.5,
+        max_tokens=300,
+        stop=("\n\nHuman:", "END"),
+    )
+    await collect(make_provider(fake).stream(request))
+
+    body = fake.requests[-1].json
+    assert body["system"] == "You are terse.\n\nAnswer in English."
+    assert body["max_tokens"] == 300
+    assert body["temperature"] == 1.0  # clamped to Anthropic's range
+    assert "top_p" not in body  # never both: temperature wins
+    assert body["stop_sequences"] == ["\n\nHuman:", "END"]
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user", "assistant"]
+    first = body["messages"][0]["content"]
+    assert first == [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(png).decode()},
+        },
+        {"type": "text", "text": "Look at this"},
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": base64.b64encode(PDF_BYTES).decode()},
+        },
+        {"type": "text", "text": "and this report"},
+    ]
+    assert body["messages"][-1]["content"] == [{"type": "text", "text": "Summary:"}]  # prefill without trailing space
+
+
+async def test_top_p_alone_is_sent_and_old_models_get_a_smaller_default(fake):
+    request = ChatRequest(model="claude-3-haiku-20240307", messages=(Message("user", "hi"),), top_p=0.9)
+    await collect(make_provider(fake).stream(request))
+
+    body = fake.requests[-1].json
+    assert body["top_p"] == 0.9
+    assert "temperature" not in body
+    assert body["max_tokens"] == 4096
+
+
+# ---- errors before the stream -------------------------------------------------------------------
+
+
+async def test_bad_key_is_an_authentication_error_with_the_upstream_message(fake):
+    with pytest.raises(errors.AuthenticationError) as caught:
+        await collect(make_provider(fake, key="sk-ant-api03-wrong-key-000000000000").stream(hello()))
+    assert caught.value.status == 401
+    assert "invalid x-api-key" in caught.value.message
+    assert len(fake.requests) == 1  # never retried
+
+
+async def test_missing_key_fails_before_any_request(fake):
+    with pytest.raises(errors.AuthenticationError):
+        await collect(make_provider(fake, key=None).stream(hello()))
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message", "expected"),
+    [
+        (400, "invalid_request_error", "messages: roles must alternate", errors.InvalidRequestError),
+        (400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum", errors.ContextLengthError),
+        (402, "billing_error", "Your credit balance is too low", errors.QuotaExceededError),
+        (
+            403,
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+            errors.PermissionDeniedError,
+        ),
+        (404, "not_found_error", "model: claude-nope", errors.ModelNotFoundError),
+        (413, "request_too_large", "Request exceeds the maximum allowed number of bytes.", errors.InvalidRequestError),
+    ],
+)
+async def test_http_errors_map_to_the_documented_classes(fake, status, error_type, message, expected):
+    fake.fail_next(status, error_body(error_type, message))
+    with pytest.raises(expected) as caught:
+        await collect(make_provider(fake).stream(hello()))
+    assert type(caught.value) is expected
+    assert caught.value.status == status
+    assert caught.value.message == message
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message", "expected"),
+    [
+        (
+            429,
+            "rate_limit_error",
+            "Number of request tokens has exceeded your per-minute rate limit",
+            errors.RateLimitError,
+        ),
+        (500, "api_error", "Internal server error", errors.ProviderUnavailableError),
+        (529, "overloaded_error", "Overloaded", errors.OverloadedError),
+    ],
+)
+async def test_retryable_errors_are_retried_twice_then_raised(fake, status, error_type, message, expected):
+    fake.fail_next(status, error_body(error_type, message), headers={"retry-after": "0"}, times=3)
+    with pytest.raises(expected) as caught:
+        await collect(make_provider(fake).stream(hello()))
+    assert caught.value.message == message
+    assert caught.value.retryable
+    assert len(fake.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"), [(429, "rate_limit_error"), (500, "api_error"), (529, "overloaded_error")]
+)
+async def test_retryable_errors_before_the_first_byte_then_success(fake, status, error_type):
+    fake.fail_next(status, error_body(error_type, "try again"), times=2)
+    started = time.monotonic()
+    result = await collect(make_provider(fake).stream(hello()))
+    assert result.text == "Hello"
+    assert len(fake.requests) == 3
+    assert time.monotonic() - started < 2
+
+
+async def test_retry_after_is_honoured_and_reported(fake):
+    fake.fail_next(429, error_body("rate_limit_error", "slow down"), headers={"retry-after": "0.3"})
+    started = time.monotonic()
+    result = await collect(make_provider(fake).stream(hello()))
+    assert result.text == "Hello"
+    assert time.monotonic() - started >= 0.3
+
+    fake.fail_next(429, error_body("rate_limit_error", "slow down"), headers={"retry-after": "7"})
+    provider = make_provider(fake, retry=FAST_RETRY.__class__(max_retries=0))
+    with pytest.raises(errors.RateLimitError) as caught:
+        await collect(provider.stream(hello()))
+    assert caught.value.retry_after == 7.0
+
+
+# ---- faults after the 200 -----------------------------------------------------------------------
+
+
+async def test_error_event_mid_stream_is_raised_as_overloaded(fake):
+    fake.stream_fault = StreamFault("error", after=4)
+    events = []
+    with pytest.raises(errors.OverloadedError) as caught:
+        async for event in make_provider(fake).stream(hello()):
+            events.append(event)
+    assert caught.value.message == "Overloaded"
+    assert events == [TextDelta("Hello")]  # text that arrived was delivered first
+    assert len(fake.requests) == 1  # no retry once the stream started
+
+
+async def test_other_error_events_keep_their_type(fake):
+    fake.error_event = error_body("api_error", "Internal server error")
+    fake.stream_fault = StreamFault("error", after=1)
+    with pytest.raises(errors.ProviderUnavailableError, match="Internal server error"):
+        await collect(make_provider(fake).stream(hello()))
+
+
+async def test_malformed_event_is_a_protocol_error(fake):
+    fake.stream_fault = StreamFault("malformed", after=2)
+    with pytest.raises(errors.ProtocolError, match="malformed JSON"):
+        await collect(make_provider(fake).stream(hello()))
+
+
+async def test_connection_dropped_mid_stream_is_a_protocol_error(fake):
+    fake.stream_fault = StreamFault("drop", after=4)
+    with pytest.raises(errors.ProtocolError):
+        await collect(make_provider(fake).stream(hello()))
+
+
+async def test_stream_without_message_stop_is_a_protocol_error(fake):
+    fake.long_tokens = 3
+    fake.stream_fault = StreamFault("truncate", after=6)  # everything but message_stop
+    with pytest.raises(errors.ProtocolError, match="ended before"):
+        await collect(make_provider(fake).stream(hello()))
+
+
+async def test_stall_longer_than_the_read_timeout_is_a_timeout(fake):
+    fake.stream_fault = StreamFault("stall", after=2, seconds=5)
+    provider = make_provider(fake, timeouts=Timeouts(read=0.3))
+    started = time.monotonic()
+    with pytest.raises(errors.ProviderTimeoutError, match="stalled"):
+        await collect(provider.stream(hello()))
+    assert time.monotonic() - started < 3
+
+
+# ---- stopping early -----------------------------------------------------------------------------
+
+
+async def test_aclose_closes_the_upstream_at_once(fake):
+    fake.long_tokens = 5000
+    fake.stream_delay = 0.01
+    stream = make_provider(fake).stream(hello())
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    await stream.aclose()
+    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+
+
+async def test_cancelling_the_task_closes_the_upstream(fake):
+    fake.long_tokens = 5000
+    fake.stream_delay = 0.01
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in make_provider(fake).stream(hello()):
+            if isinstance(event, TextDelta):
+                first.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+
+
+async def test_long_stream_arrives_whole(fake):
+    fake.long_tokens = 500
+    result = await collect(make_provider(fake).stream(hello()))
+    assert result.text == long_text(500)
+    assert result.usage.output_tokens == 500
+
+
+# ---- attachments --------------------------------------------------------------------------------
+
+
+async def test_unaccepted_attachment_fails_before_any_request(fake):
+    request = ChatRequest(
+        model=MODEL,
+        messages=(Message("user", "read", attachments=(Attachment("notes.txt", "text/plain", b"hello"),)),),
+    )
+    with pytest.raises(errors.UnsupportedAttachmentError) as caught:
+        await collect(make_provider(fake).stream(request))
+    assert "notes.txt" in str(caught.value)
+    assert "image/png" in str(caught.value)
+    assert fake.requests == []
+
+
+async def test_oversized_image_fails_before_any_request(fake):
+    big = Attachment("huge.png", "image/png", b"\x89PNG" + b"\0" * (5 * 1024 * 1024 + 1))
+    request = ChatRequest(model=MODEL, messages=(Message("user", "see", attachments=(big,)),))
+    with pytest.raises(errors.UnsupportedAttachmentError, match=r"huge\.png"):
+        await collect(make_provider(fake).stream(request))
+    assert fake.requests == []
+
+
+# ---- models and keys ----------------------------------------------------------------------------
+
+
+async def test_list_models_follows_the_pages(fake):
+    provider = make_provider(fake, model_page_size=2)
+    models = await provider.list_models()
+
+    assert [m.id for m in models] == ["claude-opus-4-6", "claude-haiku-4-5-20251001", "claude-3-haiku-20240307"]
+    assert models[0].name == "Claude Opus 4.6"
+    assert (models[0].context_window, models[0].max_output_tokens, models[0].supports_images) == (200000, 128000, True)
+    assert [r.query for r in fake.requests] == ["limit=2", "limit=2&after_id=claude-haiku-4-5-20251001"]
+    await provider.list_models()  # served from the cache
+    assert len(fake.requests) == 2
+
+
+async def test_validate_key(fake):
+    await make_provider(fake).validate_key()
+    assert (fake.requests[-1].path, fake.requests[-1].query) == ("/v1/models", "limit=1")
+
+    with pytest.raises(errors.AuthenticationError, match="invalid x-api-key"):
+        await make_provider(fake, key="sk-ant-api03-not-the-right-one-0000").validate_key()
+
+    fake.fail_next(403, error_body("permission_error", "This key cannot list models"))
+    with pytest.raises(errors.PermissionDeniedError, match="cannot list models"):
+        await make_provider(fake).validate_key()
+
+
+# ---- secrets ------------------------------------------------------------------------------------
+
+
+async def test_the_key_never_appears_in_errors_logs_or_repr(fake, caplog):
+    debug_logging(caplog)
+    provider = make_provider(fake)
+    texts = [repr(provider), str(provider)]
+    await collect(provider.stream(hello(temperature=0.2)))
+    for status, kind in [(401, "authentication_error"), (529, "overloaded_error"), (400, "invalid_request_error")]:
+        fake.fail_next(status, error_body(kind, "nope"), times=3, headers={"retry-after": "0"})
+        with pytest.raises(errors.ProviderError) as caught:
+            await collect(provider.stream(hello()))
+        texts += [str(caught.value), repr(caught.value)]
+    fake.stream_fault = StreamFault("error", after=2)
+    with pytest.raises(errors.OverloadedError) as caught:
+        await collect(provider.stream(hello()))
+    texts += [str(caught.value), repr(caught.value)]
+
+    assert "request model=" in caplog.text and "finish reason=stop" in caplog.text
+    assert "retry" in caplog.text
+    assert_no_secret(KEY, caplog.text, *texts)
