@@ -154,6 +154,8 @@ QTAP_MAX_FRAME_BYTES = env.int("QTAP_MAX_FRAME_BYTES", default=256 * 1024)
 QTAP_BASE_URL_POLICY = env.str("QTAP_BASE_URL_POLICY", default="allow-private")
 QTAP_MAX_CONCURRENT_GENERATIONS = env.int("QTAP_MAX_CONCURRENT_GENERATIONS", default=3)
 QTAP_CHECKPOINT_INTERVAL = env.float("QTAP_CHECKPOINT_INTERVAL", default=1.0)
+# A "streaming" message whose heartbeat (its checkpoint) is older than this has no live process behind it.
+QTAP_GENERATION_STALE_SECONDS = env.float("QTAP_GENERATION_STALE_SECONDS", default=30.0)
 QTAP_DELTA_COALESCE_MS = env.float("QTAP_DELTA_COALESCE_MS", default=5.0)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
