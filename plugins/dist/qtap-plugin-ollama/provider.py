@@ -1,7 +1,142 @@
-"""Ollama chat provider (implemented by the provider-plugins work)."""
+"""Ollama's native chat API: ``POST /api/chat`` streamed as newline-delimited JSON.
 
-from providers.stub import NotYetImplementedProvider
+Local models need no key (a Bearer token is sent only when one is configured, for ollama.com), can
+take minutes to load or think (no read timeout by default), and report failures as ``{"error": "…"}``
+bodies or lines, even after a 200.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, ClassVar
+
+from providers import errors
+from providers.contract import (
+    ChatRequest,
+    Finish,
+    FinishReason,
+    ModelInfo,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from providers.http import HTTPProvider, error_for_status, extract_error, iter_ndjson, parse_retry_after
+from providers.manifest import Manifest
+
+DONE_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+# Suffixes people paste with the base URL: the cloud docs say https://ollama.com/api, and /v1 is the
+# OpenAI-compatible mount. The native API lives under /api on the server root.
+_STRIPPED_SUFFIXES = ("/api", "/v1")
 
 
-class OllamaProvider(NotYetImplementedProvider):
-    pass
+class OllamaProvider(HTTPProvider):
+    default_read_timeout: ClassVar[float | None] = None  # a local model may think for a long time
+
+    def __init__(self, manifest: Manifest, *, base_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(manifest, base_url=base_url, **kwargs)
+        for suffix in _STRIPPED_SUFFIXES:
+            if self.base_url.endswith(suffix):
+                self.base_url = self.base_url[: -len(suffix)]
+
+    def translate_error(self, status: int, headers: Mapping[str, str], body: bytes) -> errors.ProviderError:
+        upstream = extract_error(body)
+        if status == 404 and "model" not in upstream.message.lower():
+            # Not Ollama's "model … not found" but the HTTP server's own 404: wrong base URL.
+            return errors.InvalidRequestError(
+                self.provider, f"no Ollama API at {self.base_url} ({upstream.message})", status=status
+            )
+        return error_for_status(self.provider, status, upstream, retry_after=parse_retry_after(headers))
+
+    def unreachable(self, error: errors.ProviderConnectionError) -> errors.ProviderConnectionError:
+        return errors.ProviderConnectionError(
+            self.provider, f"cannot reach Ollama: is Ollama running at {self.base_url}? ({error.message})"
+        )
+
+    # -- request ------------------------------------------------------------------------------
+
+    def build_body(self, request: ChatRequest) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        for message in request.messages:
+            item: dict[str, Any] = {"role": message.role, "content": message.content}
+            if message.attachments:
+                item["images"] = [base64.b64encode(a.data).decode("ascii") for a in message.attachments]
+            messages.append(item)
+        options: dict[str, Any] = {}
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.top_p is not None:
+            options["top_p"] = request.top_p
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        if request.stop:
+            options["stop"] = list(request.stop)
+        body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
+        if options:
+            body["options"] = options
+        return body
+
+    # -- stream -------------------------------------------------------------------------------
+
+    async def _events(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            async with self.open("POST", "/api/chat", json_body=self.build_body(request)) as response:
+                async for line in iter_ndjson(response, provider=self.provider):
+                    if not isinstance(line, dict):
+                        raise errors.ProtocolError(self.provider, f"unexpected line in stream: {str(line)[:200]!r}")
+                    if "error" in line:
+                        raise self.stream_error(line)
+                    message = line.get("message") or {}
+                    if message.get("thinking"):
+                        yield ReasoningDelta(message["thinking"])
+                    if message.get("content"):
+                        yield TextDelta(message["content"])
+                    if line.get("done"):
+                        # Counts are omitted when zero (Go omitempty): absent means 0 once done.
+                        yield Usage(int(line.get("prompt_eval_count") or 0), int(line.get("eval_count") or 0))
+                        yield Finish(finish_reason(line, message))
+                        return
+        except errors.ProviderConnectionError as exc:
+            raise self.unreachable(exc) from None
+
+    def stream_error(self, line: Mapping[str, Any]) -> errors.ProviderError:
+        """An ``{"error": …}`` line after the 200: the model failed while running."""
+        message = extract_error(line).message
+        if "not found" in message.lower() and "model" in message.lower():
+            return errors.ModelNotFoundError(self.provider, message)
+        return errors.ProviderUnavailableError(self.provider, message)
+
+    # -- models and reachability --------------------------------------------------------------
+
+    async def fetch_models(self) -> list[ModelInfo]:
+        try:
+            data = await self.get_json("/api/tags")
+        except errors.ProviderConnectionError as exc:
+            raise self.unreachable(exc) from None
+        models = []
+        for item in data.get("models") or []:
+            name = item.get("name") or item.get("model")
+            if not name:
+                continue
+            details = item.get("details") or {}
+            label = " ".join(filter(None, [name, details.get("parameter_size"), details.get("quantization_level")]))
+            models.append(ModelInfo(id=name, name=label))
+        return models
+
+    async def validate_key(self) -> None:
+        """Local Ollama has no keys: check it answers. With a key (ollama.com), check the key works."""
+        path = "/api/tags" if self._api_key else "/api/version"
+        try:
+            await self.get_json(path)
+        except errors.ProviderConnectionError as exc:
+            raise self.unreachable(exc) from None
+
+
+def finish_reason(line: Mapping[str, Any], message: Mapping[str, Any]) -> FinishReason:
+    if message.get("tool_calls"):
+        return "tool_calls"
+    reason = line.get("done_reason")
+    if not reason:  # older servers leave it out of a normal end
+        return "stop"
+    return DONE_REASONS.get(str(reason), "other")  # "load", "unload": not a generated reply

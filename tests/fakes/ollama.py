@@ -1,0 +1,162 @@
+"""A local Ollama native API (PROTOCOLS.md §6) on a real loopback socket.
+
+``POST /api/chat`` streams NDJSON exactly as §6.3 shows (one object per line, the last with
+``done: true``, ``done_reason`` and the counts); ``fake.reply = "thinking"`` adds ``message.thinking``
+lines first, ``fake.long_tokens = N`` streams N content lines. ``stream: false`` answers one object.
+``GET /api/tags`` and ``GET /api/version`` answer as §6.5 shows; an unknown model is a 404
+``{"error": "model \\"x\\" not found, try pulling it first"}``.
+
+No key is needed unless the fake is built with one (ollama.com: ``Authorization: Bearer``).
+``fail_next`` injects HTTP errors (``error_body`` gives the real shape); ``fake.stream_fault``
+injects a fault after the 200 (the ``error`` fault is an ``{"error": …}`` line).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.fakes.server import FakeProvider, Receive, RecordedRequest, Send, respond
+from tests.fakes.stream_faults import StreamFault, send_stream
+
+MODELS = ["llama3.2:latest", "llava:7b"]
+TOKENS = ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
+THINKING = ["The user asks", " about the sky;", " keep it short."]
+REPLY = "".join(TOKENS)
+PROMPT_EVAL_COUNT = 26
+CREATED_AT = "2023-08-04T08:52:19.385406455-07:00"
+
+TAGS = {
+    "models": [
+        {
+            "name": "llama3.2:latest",
+            "model": "llama3.2:latest",
+            "modified_at": "2025-05-10T08:06:48.639712648-07:00",
+            "size": 2019393189,
+            "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": "llama",
+                "families": ["llama"],
+                "parameter_size": "3.2B",
+                "quantization_level": "Q4_K_M",
+            },
+        },
+        {
+            "name": "llava:7b",
+            "model": "llava:7b",
+            "modified_at": "2025-04-01T10:00:00.000000000-07:00",
+            "size": 4733363377,
+            "digest": "8dd30f6b0cb19f555f2c7a7ebda861449ea2cc76bf1f44e262931f45fc81d081",
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": "llama",
+                "families": ["llama", "clip"],
+                "parameter_size": "7B",
+                "quantization_level": "Q4_0",
+            },
+        },
+    ]
+}
+
+
+def error_body(message: str) -> dict[str, str]:
+    return {"error": message}
+
+
+def line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def chat_lines(model: str, tokens: list[str], thinking: list[str] = (), *, done_reason: str = "stop") -> list[bytes]:  # type: ignore[assignment]
+    lines = [
+        line(
+            {
+                "model": model,
+                "created_at": CREATED_AT,
+                "message": {"role": "assistant", "content": "", "thinking": t},
+                "done": False,
+            }
+        )
+        for t in thinking
+    ]
+    lines += [
+        line({"model": model, "created_at": CREATED_AT, "message": {"role": "assistant", "content": t}, "done": False})
+        for t in tokens
+    ]
+    lines.append(
+        line(
+            {
+                "model": model,
+                "created_at": CREATED_AT,
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": done_reason,
+                "total_duration": 4883583458,
+                "load_duration": 1334875,
+                "prompt_eval_count": PROMPT_EVAL_COUNT,
+                "prompt_eval_duration": 342546000,
+                "eval_count": len(tokens) + len(thinking),
+                "eval_duration": 4535599000,
+            }
+        )
+    )
+    return lines
+
+
+def long_tokens(count: int) -> list[str]:
+    return [f"w{i} " for i in range(count)]
+
+
+class FakeOllama(FakeProvider):
+    def __init__(self, api_key: str | None = None) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.reply = "text"
+        self.done_reason = "stop"
+        self.long_tokens: int | None = None
+        self.stream_fault: StreamFault | None = None
+        self.error_line = error_body("an error was encountered while running the model")
+
+    def tokens(self) -> list[str]:
+        return long_tokens(self.long_tokens) if self.long_tokens is not None else TOKENS
+
+    async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            await respond(send, 401, error_body("unauthorized"))
+            return
+        route = (request.method, request.path)
+        if route == ("GET", "/api/version"):
+            await respond(send, 200, {"version": "0.12.3"})
+        elif route == ("GET", "/api/tags"):
+            await respond(send, 200, TAGS)
+        elif route == ("POST", "/api/chat"):
+            await self.chat(request, send, receive)
+        else:
+            await respond(send, 404, "404 page not found", content_type="text/plain")
+
+    async def chat(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
+        body = request.json or {}
+        model = body.get("model", "")
+        if model not in MODELS and f"{model}:latest" not in MODELS:
+            await respond(send, 404, error_body(f'model "{model}" not found, try pulling it first'))
+            return
+        thinking = THINKING if self.reply == "thinking" else []
+        lines = chat_lines(model, self.tokens(), thinking, done_reason=self.done_reason)
+        if body.get("stream") is False:
+            final = json.loads(lines[-1])
+            final["message"] = {"role": "assistant", "content": "".join(self.tokens())}
+            await respond(send, 200, final)
+            return
+        await send_stream(
+            self,
+            send,
+            receive,
+            lines,
+            content_type="application/x-ndjson",
+            fault=self.stream_fault,
+            malformed=b'{"model":"llama3.2","message":{"role":"assistant","content":"\n',
+            error=line(self.error_line),
+        )
