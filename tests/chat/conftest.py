@@ -118,3 +118,13 @@ def deltas(frames: list[dict[str, Any]], kind: str = "generation.delta") -> list
 
 
 TERMINAL = ("generation.finished", "generation.error")
+
+
+def png_bytes(size: tuple[int, int] = (4, 4), colour: str = "red") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
