@@ -20,7 +20,6 @@ from tests.chat.plugin import PLUGIN_NAME
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
 async def _expect_error(comm, frame, code: str) -> dict:
     if isinstance(frame, bytes):
         await comm.send_to(bytes_data=frame)
@@ -158,7 +157,11 @@ def test_recover_interrupted_command(chat):
     from io import StringIO
 
     stale = Message.objects.create(
-        chat=chat, role="assistant", status="streaming", content="half", heartbeat_at=timezone.now() - timedelta(hours=1)
+        chat=chat,
+        role="assistant",
+        status="streaming",
+        content="half",
+        heartbeat_at=timezone.now() - timedelta(hours=1),
     )
     fresh = Message.objects.create(chat=chat, role="assistant", status="streaming", heartbeat_at=timezone.now())
     out = StringIO()

@@ -16,7 +16,9 @@ def test_raw_html_is_never_passed_through():
 
 
 def test_dangerous_links_are_removed_safe_ones_kept():
-    html = render_markdown("[a](javascript:alert(1)) [b](JAVASCRIPT:alert(1)) [c](data:text/html,x) [d](https://ok.example/)")
+    html = render_markdown(
+        "[a](javascript:alert(1)) [b](JAVASCRIPT:alert(1)) [c](data:text/html,x) [d](https://ok.example/)"
+    )
     assert 'href="javascript' not in html.lower() and 'href="data' not in html
     assert 'href="https://ok.example/"' in html and 'rel="noopener noreferrer nofollow"' in html
 

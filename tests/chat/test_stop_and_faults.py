@@ -90,7 +90,9 @@ async def _run_and_collect(chat, cookie, content: str = "Hi", **extra):
 
 
 async def test_bad_key_is_an_authentication_error(user, chattest_plugin, fake, cookie):
-    key = await database_sync_to_async(api_key_create)(user=user, plugin=PLUGIN_NAME, label="bad", secret="sk-wrong-key-000")
+    key = await database_sync_to_async(api_key_create)(
+        user=user, plugin=PLUGIN_NAME, label="bad", secret="sk-wrong-key-000"
+    )
     profile = await database_sync_to_async(connection_profile_create)(
         user=user, name="Bad", plugin=PLUGIN_NAME, model="m", api_key=key, base_url=fake.base_url
     )
