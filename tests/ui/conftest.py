@@ -1,0 +1,75 @@
+"""Fixtures of the browser-workspace tests: signed-in clients that enforce CSRF, and rows of two users."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from providers.services import api_key_create, connection_profile_create, image_profile_create
+from qtap_site.chat.services import chat_create
+
+SECRET = "sk-proj-uiTESTsecretNeverShown0123456789wxyz"
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+class CsrfClient(Client):
+    """A client that enforces CSRF like a browser-facing server; ``csrf()`` reads a token from a page."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(enforce_csrf_checks=True, **kwargs)
+
+    def csrf(self, page: str = "/settings/keys/") -> str:
+        response = self.get(page)
+        match = CSRF_INPUT.search(response.content.decode())
+        assert match, f"no CSRF token on {page}"
+        return match.group(1)
+
+    def post_form(self, path: str, data: dict[str, Any] | None = None, **extra: Any) -> Any:
+        payload = dict(data or {})
+        payload["csrfmiddlewaretoken"] = self.csrf()
+        return self.post(path, payload, **extra)
+
+    def htmx_post(self, path: str, data: dict[str, Any] | None = None, current: str = "/") -> Any:
+        token = self.csrf()
+        return self.post(
+            path,
+            data or {},
+            headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{current}", "X-CSRFToken": token},
+        )
+
+
+@pytest.fixture
+def alice_client(user: Any) -> CsrfClient:
+    client = CsrfClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def mallory_client(other_user: Any) -> CsrfClient:
+    client = CsrfClient()
+    client.force_login(other_user)
+    return client
+
+
+@pytest.fixture
+def alice_rows(user: Any) -> dict[str, Any]:
+    """alice's key, profiles and chat (pointing at a base URL nobody listens on: no network here)."""
+    key = api_key_create(user=user, plugin="qtap-plugin-openai", label="work", secret=SECRET)
+    profile = connection_profile_create(
+        user=user,
+        name="GPT",
+        plugin="qtap-plugin-openai",
+        model="gpt-4o-mini",
+        api_key=key,
+        base_url="http://127.0.0.1:9/v1",
+        is_default=True,
+    )
+    image_profile = image_profile_create(
+        user=user, name="Pictures", plugin="qtap-plugin-openai", model="gpt-image-1", api_key=key, is_default=True
+    )
+    chat = chat_create(user=user, profile=profile, title="Alice's plans")
+    return {"key": key, "profile": profile, "image_profile": image_profile, "chat": chat}
