@@ -17,10 +17,11 @@ from providers.registry import registry
 from providers.services import api_key_create, connection_profile_create
 from qtap_site.chat import runner
 from qtap_site.chat.services import chat_create
-from tests.chat.fake_openai import VALID_KEY, FakeOpenAIChat
-from tests.chat.plugin import PLUGIN_NAME, make_plugin
+from tests.chat.fake_openai import VALID_KEY, ChatFake
 
 ORIGIN = b"http://127.0.0.1"
+PLUGIN_NAME = "qtap-plugin-openai"
+MODEL = "gpt-4o-mini"
 
 
 @pytest.fixture(autouse=True)
@@ -35,27 +36,26 @@ def fresh_channel_state() -> Iterator[None]:
 
 
 @pytest.fixture
-def chattest_plugin() -> Iterator[Any]:
-    plugin = make_plugin()
-    with registry.temporarily(plugin):
-        yield plugin
+def plugin() -> Any:
+    """The bundled OpenAI plugin, talking to the local OpenAI-dialect server."""
+    return registry.get(PLUGIN_NAME)
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAIChat]:
-    with FakeOpenAIChat() as server:
+def fake() -> Iterator[ChatFake]:
+    with ChatFake() as server:
         yield server
 
 
 @pytest.fixture
-def api_key(user, chattest_plugin):
+def api_key(user, plugin):
     return api_key_create(user=user, plugin=PLUGIN_NAME, label="test", secret=VALID_KEY)
 
 
 @pytest.fixture
-def profile(user, chattest_plugin, api_key, fake):
+def profile(user, plugin, api_key, fake):
     return connection_profile_create(
-        user=user, name="Test", plugin=PLUGIN_NAME, model="test-model", api_key=api_key, base_url=fake.base_url
+        user=user, name="Test", plugin=PLUGIN_NAME, model=MODEL, api_key=api_key, base_url=fake.base_url
     )
 
 

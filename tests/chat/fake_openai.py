@@ -1,68 +1,40 @@
-"""A local OpenAI-dialect chat server for the chat tests: streams configurable tokens as SSE over a
-real loopback socket, checks the bearer key, and can fail, stall or drop mid-stream."""
+"""The shared OpenAI-dialect test server, scripted the way the chat tests think: a list of tokens.
+
+Each chat request is answered from ``tokens`` (and ``reasoning``) at the time it arrives, so a test
+can change the script between turns.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from tests.fakes.server import FakeProvider, Receive, RecordedRequest, Send, respond
+from tests.fakes.openai_dialect import FakeOpenAI
+from tests.fakes.server import Receive, RecordedRequest, Send
 
 VALID_KEY = "sk-test-chat-0123456789"
 
 
-def sse(data: dict[str, Any] | str) -> bytes:
-    text = data if isinstance(data, str) else json.dumps(data)
-    return f"data: {text}\n\n".encode()
-
-
-class FakeOpenAIChat(FakeProvider):
+class ChatFake(FakeOpenAI):
     def __init__(self, tokens: list[str] | None = None, *, reasoning: list[str] | None = None) -> None:
-        super().__init__()
+        super().__init__("openai")
+        self.api_key = VALID_KEY
         self.tokens = tokens if tokens is not None else ["Hello", ", ", "world", "!"]
         self.reasoning = reasoning or []
-        self.usage: dict[str, Any] | None = None  # default: 11 prompt tokens, one completion token per chunk
-        self.drop_after: int | None = None  # chunks sent before the connection is cut
-        self.no_finish = False  # end cleanly without finish_reason or [DONE]
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.origin}/v1"
+        self.usage: tuple[int, int] | None = None  # default: 11 prompt tokens, one completion token per chunk
+        self.drop_after: int | None = None  # chunks sent before the connection is cut (the role chunk counts)
+        self.no_finish = False  # end cleanly without finish_reason, usage or [DONE]
 
     @property
     def full_text(self) -> str:
         return "".join(self.tokens)
 
-    def chunks(self) -> list[bytes]:
-        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": "test-model"}
-        out = [sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
-        for part in self.reasoning:
-            out.append(sse({**base, "choices": [{"index": 0, "delta": {"reasoning_content": part}}]}))
-        for token in self.tokens:
-            out.append(sse({**base, "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]}))
-        if self.no_finish:
-            return out
-        out.append(sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-        usage = self.usage or {"prompt_tokens": 11, "completion_tokens": len(self.tokens)}
-        out.append(sse({**base, "choices": [], "usage": usage}))
-        out.append(sse("[DONE]"))
-        return out
-
-    async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
-        if request.path != "/v1/chat/completions" or request.method != "POST":
-            await respond(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
-            return
-        if request.headers.get("authorization") != f"Bearer {VALID_KEY}":
-            await respond(
-                send,
-                401,
-                {
-                    "error": {
-                        "message": "Incorrect API key provided.",
-                        "type": "invalid_request_error",
-                        "code": "invalid_api_key",
-                    }
-                },
-            )
-            return
-        await self.stream_chunks(send, receive, self.chunks(), drop_after=self.drop_after)
+    async def _chat(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
+        finished = not self.no_finish
+        self.reply(
+            self.tokens,
+            reasoning=self.reasoning,
+            usage=(self.usage or (11, len(self.tokens))) if finished else None,
+            finish="stop" if finished else None,
+            done=finished,
+        )
+        if self.drop_after is not None:
+            self.mid_stream(after=self.drop_after, kind="drop")
+        await super()._chat(request, send, receive)

@@ -14,8 +14,16 @@ from providers.services import connection_profile_create
 from qtap_site.chat.attachments import attachment_create
 from qtap_site.chat.models import Message
 from qtap_site.chat.services import chat_create
-from tests.chat.conftest import TERMINAL, communicator, open_socket, png_bytes, receive_until, send, session_cookie
-from tests.chat.plugin import PLUGIN_NAME
+from tests.chat.conftest import (
+    PLUGIN_NAME,
+    TERMINAL,
+    communicator,
+    open_socket,
+    png_bytes,
+    receive_until,
+    send,
+    session_cookie,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -28,7 +28,7 @@ async def test_reply_streams_and_is_saved(chat, cookie, fake):
     assert assistant_msg["role"] == "assistant" and assistant_msg["parent_id"] == user_msg["id"]
     started = frames[2]
     assert started["message_id"] == assistant_msg["id"]
-    assert started["plugin"] == "qtap-plugin-chattest" and started["model"] == "test-model"
+    assert started["plugin"] == "qtap-plugin-openai" and started["model"] == "gpt-4o-mini"
 
     text_frames = deltas(frames)
     assert "".join(f["text"] for f in text_frames) == fake.full_text
@@ -40,16 +40,19 @@ async def test_reply_streams_and_is_saved(chat, cookie, fake):
     assert finished["usage"] == {"input_tokens": 11, "output_tokens": 40}
     assert finished["ttft_ms"] is not None and finished["ttft_ms"] >= 0
     assert finished["html"].startswith("<p>tok0 tok1")
+    # OpenAI reports no cost: priced from genai-prices for gpt-4o-mini (input and output both > 0).
+    assert finished["cost"] is not None and 0 < finished["cost"] < 0.01
 
     message = await Message.objects.aget(pk=assistant_msg["id"])
     assert message.content == fake.full_text
     assert message.status == "complete" and message.finish_reason == "stop"
     assert (message.input_tokens, message.output_tokens) == (11, 40)
+    assert message.cost is not None and float(message.cost) == pytest.approx(finished["cost"])
     assert message.seq == text_frames[-1]["seq"]
 
     # What the provider was sent: the system prompt, then the user message, with the key.
     body = fake.requests[-1].json
-    assert body["model"] == "test-model" and body["stream"] is True
+    assert body["model"] == "gpt-4o-mini" and body["stream"] is True
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert body["messages"][-1]["content"] == "Say hello"
 
