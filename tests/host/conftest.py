@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,3 +76,14 @@ def make_plugin(name: str = "qtap-plugin-demo", provider: str = "DEMO", **config
     plugin = DemoPlugin()
     plugin.manifest = parse_manifest(manifest_data(name, provider, **config))
     return plugin
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_sites_plugin_modules():
+    """Loading plugins into a fresh Registry re-imports them under the same module names; put the
+    site's modules back afterwards so other tests see the very classes the site registry uses."""
+    saved = {name: module for name, module in sys.modules.items() if name.startswith("qtap_plugins.")}
+    yield
+    for name in [n for n in sys.modules if n.startswith("qtap_plugins.")]:
+        del sys.modules[name]
+    sys.modules.update(saved)

@@ -130,3 +130,15 @@ def test_each_broken_plugin_alone_leaves_the_bundled_eight(name, plugins_dir, lo
     registry = loaded(plugins_dir(name))
     assert sorted(registry.names()) == BUNDLED_NAMES
     assert list(registry.failures()) == [name]
+
+
+@pytest.mark.django_db
+def test_ready_runs_again_without_queries_and_changes_nothing(django_assert_num_queries):
+    from django.apps import apps
+
+    from providers.registry import registry
+
+    before = (sorted(registry.names()), registry.failures())
+    with django_assert_num_queries(0):
+        apps.get_app_config("providers").ready()
+    assert (sorted(registry.names()), registry.failures()) == before
