@@ -45,7 +45,9 @@ def free_port() -> int:
 
 def site_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
-    env.update({"QTAP_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "qtap_site.settings", "PYTHONPATH": str(ROOT)})
+    env.update(
+        {"QTAP_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "qtap_site.settings", "PYTHONPATH": str(ROOT)}
+    )
     env.update(extra)
     return env
 
