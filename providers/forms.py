@@ -118,9 +118,11 @@ class _ProfileForm(forms.ModelForm):
         if owner is None:
             return ApiKey.objects.all() if self.any_user_keys else ApiKey.objects.none()
         keys = ApiKey.objects.filter(user_id=owner)
-        plugin_name = (self.data.get(self.add_prefix("plugin")) if self.is_bound else None) or self.initial.get(
-            "plugin", self.instance.plugin
-        )
+        if self.is_bound:
+            # Any of the owner's keys is accepted here, so a key of another provider gets the model's
+            # precise message ("this key is for X…") rather than "not one of the available choices".
+            return keys
+        plugin_name = self.initial.get("plugin", self.instance.plugin)
         plugin = registry.find(plugin_name) if plugin_name else None
         if plugin is not None:
             keys = keys.filter(plugin=plugin.manifest.name)

@@ -60,7 +60,7 @@ def api_key_pattern_warning(*, plugin: str, secret: str) -> str | None:
     if re.search(config.api_key_pattern, secret):
         return None
     return (
-        f"This does not look like a {config.display_name} key (expected to match {config.api_key_pattern}). "
+        f"This does not look like a key for {config.display_name} (expected to match {config.api_key_pattern}). "
         "It was saved anyway; use “Test connection” to check it."
     )
 

@@ -1,0 +1,79 @@
+"""The forms the settings pages reuse: write-only secret, key choices limited to the user's own keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers import services
+from providers.forms import ApiKeyForm, ConnectionProfileForm, ImageProfileForm
+from providers.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-ant-FORMSECRET-abcdefgh9012"
+
+
+def test_api_key_form_creates_for_its_user_and_never_renders_the_secret(user):
+    form = ApiKeyForm({"plugin": "qtap-plugin-anthropic", "label": "claude", "secret": SECRET}, user=user)
+    assert form.is_valid(), form.errors
+    key = form.save()
+    assert (key.user, key.get_secret(), key.last4, form.warnings) == (user, SECRET, "9012", [])
+
+    failed = ApiKeyForm({"plugin": "qtap-plugin-anthropic", "label": "", "secret": SECRET}, user=user)
+    assert not failed.is_valid()
+    assert SECRET not in str(failed)
+    assert ApiKey.objects.count() == 1
+
+
+def test_api_key_form_warns_without_refusing(user):
+    form = ApiKeyForm({"plugin": "qtap-plugin-anthropic", "label": "x", "secret": "abcdefgh"}, user=user)
+    assert form.is_valid()
+    assert form.warnings and "^sk-ant-" in form.warnings[0]
+
+
+def test_api_key_form_edit_keeps_secret_and_plugin(user):
+    key = services.api_key_create(user=user, plugin="qtap-plugin-anthropic", label="a", secret=SECRET)
+    form = ApiKeyForm({"plugin": "qtap-plugin-openai", "label": "b", "secret": ""}, instance=key, user=user)
+    assert form.is_valid(), form.errors
+    form.save()
+    key.refresh_from_db()
+    assert (key.label, key.plugin, key.get_secret()) == ("b", "qtap-plugin-anthropic", SECRET)
+    assert 'value="' + SECRET not in str(form)
+
+
+def test_new_key_needs_a_secret(user):
+    form = ApiKeyForm({"plugin": "qtap-plugin-openai", "label": "x", "secret": ""}, user=user)
+    assert not form.is_valid()
+    assert form.errors["secret"] == ["This field is required."]
+
+
+def test_profile_form_offers_only_the_users_keys(user, other_user):
+    mine = services.api_key_create(user=user, plugin="qtap-plugin-openai", label="mine", secret="sk-mine-12345678")
+    mine_other_plugin = services.api_key_create(
+        user=user, plugin="qtap-plugin-anthropic", label="claude", secret=SECRET
+    )
+    theirs = services.api_key_create(user=other_user, plugin="qtap-plugin-openai", label="t", secret="sk-t-12345678")
+
+    unbound = ConnectionProfileForm(user=user, initial={"plugin": "qtap-plugin-openai"})
+    assert list(unbound.fields["api_key"].queryset) == [mine]
+    assert {c[0] for c in unbound.fields["plugin"].choices} >= {"qtap-plugin-openai", "qtap-plugin-ollama"}
+
+    data = {"name": "p", "plugin": "qtap-plugin-openai", "model": "gpt-4o", "base_url": "", "parameters": "{}"}
+    stolen = ConnectionProfileForm({**data, "api_key": theirs.pk}, user=user)
+    assert not stolen.is_valid()
+    assert "api_key" in stolen.errors
+
+    mismatch = ConnectionProfileForm({**data, "api_key": mine_other_plugin.pk}, user=user)
+    assert not mismatch.is_valid()
+    assert "is for qtap-plugin-anthropic" in mismatch.errors["api_key"][0]
+
+    good = ConnectionProfileForm({**data, "api_key": mine.pk, "parameters": '{"temperature": 1}'}, user=user)
+    assert good.is_valid(), good.errors
+    profile = good.save()
+    assert (profile.user, profile.api_key, profile.parameters) == (user, mine, {"temperature": 1})
+
+
+def test_image_profile_form_lists_image_plugins_only(user):
+    names = {c[0] for c in ImageProfileForm(user=user).fields["plugin"].choices}
+    assert "qtap-plugin-openai" in names and "qtap-plugin-google" in names
+    assert "qtap-plugin-anthropic" not in names and "qtap-plugin-ollama" not in names
