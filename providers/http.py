@@ -136,8 +136,13 @@ def extract_error(body: bytes | str | Any) -> UpstreamError:
         if isinstance(inner, dict):
             message = inner.get("message") or data.get("message") or json.dumps(inner)[:500]
             code = inner.get("code") or inner.get("status") or inner.get("type")
-            if isinstance(code, int) and isinstance(inner.get("status"), str):
-                code = inner["status"]
+            # A numeric code only repeats the HTTP status; a string status (Gemini) or type
+            # (llama.cpp's "exceed_context_size_error") says more.
+            if isinstance(code, int):
+                for named in (inner.get("status"), inner.get("type")):
+                    if isinstance(named, str) and named:
+                        code = named
+                        break
             return UpstreamError(str(message), None if code is None else str(code))
         if isinstance(inner, str):
             code = data.get("code")
@@ -228,8 +233,12 @@ class RetryPolicy:
             return override == "true"
         return status in RETRY_STATUSES or status >= 500
 
-    def delay(self, attempt: int, headers: Mapping[str, str] | None = None) -> float:
+    def delay(self, attempt: int, headers: Mapping[str, str] | None = None, *, hint: float | None = None) -> float:
+        """retry-after(-ms) from the headers, else ``hint`` (a delay the error body gave, such as
+        Gemini's RetryInfo), else exponential backoff with jitter."""
         hinted = parse_retry_after(headers) if headers is not None else None
+        if hinted is None:
+            hinted = hint
         if hinted is not None:
             return min(hinted, self.max_retry_after)
         backoff = min(self.backoff_base * 2**attempt, self.backoff_max)
@@ -278,7 +287,7 @@ async def send_with_retries(
             error = translate(response.status_code, response.headers, body)
             if not policy.should_retry(response.status_code, response.headers):
                 raise error
-            retry_delay = policy.delay(attempt, response.headers)
+            retry_delay = policy.delay(attempt, response.headers, hint=error.retry_after)
         if attempt >= policy.max_retries:
             raise error
         attempt += 1

@@ -169,16 +169,27 @@ class FakeOpenAI(FakeProvider):
             choices: list[Any] = [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
         else:
             choices = []
-        return sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": self.model, "choices": choices,
-                    "usage": usage})  # fmt: skip
+        return sse(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "model": self.model,
+                "choices": choices,
+                "usage": usage,
+            }
+        )
 
     # -- error bodies ----------------------------------------------------------------------------
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         if self.flavour == "xai":
-            code = {400: "Client specified an invalid argument", 403: "The caller does not have permission",
-                    404: "Some requested entity was not found", 429: "Some resource has been exhausted",
-                    503: "The service is currently unavailable"}.get(status, "Internal error")  # fmt: skip
+            code = {
+                400: "Client specified an invalid argument",
+                403: "The caller does not have permission",
+                404: "Some requested entity was not found",
+                429: "Some resource has been exhausted",
+                503: "The service is currently unavailable",
+            }.get(status, "Internal error")
             return {"code": code, "error": message}
         if self.flavour == "openrouter":
             return {"error": {"code": status, "message": message}}
@@ -202,8 +213,11 @@ class FakeOpenAI(FakeProvider):
             return 400, self.error_body(400, text), text
         if self.flavour == "openai":
             text = "Incorrect API key provided: sk-wr***ng. You can find your API key at https://platform.openai.com."
-            return 401, {"error": {"message": text, "type": "invalid_request_error", "param": None,
-                                   "code": "invalid_api_key"}}, text  # fmt: skip
+            return (
+                401,
+                {"error": {"message": text, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}},
+                text,
+            )
         text = "Invalid API Key" if self.flavour == "compatible" else "User not found."
         return 401, self.error_body(401, text), text
 
@@ -264,8 +278,13 @@ class FakeOpenAI(FakeProvider):
 
     async def _stall(self, send: Send, receive: Receive, head: list[bytes], tail: list[bytes], seconds: float) -> None:
         """Send ``head``, go silent for ``seconds`` (less if the client hangs up), then the rest."""
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
+            }
+        )
         watcher = asyncio.ensure_future(self._watch_disconnect(receive))
         try:
             for chunk in head:
@@ -282,9 +301,13 @@ class FakeOpenAI(FakeProvider):
     def _stream_error(self, mid: MidStream) -> dict[str, Any]:
         error = {"message": mid.message, "type": mid.code, "param": None, "code": mid.code}
         if self.flavour == "openrouter":
-            return {"id": "gen-fake", "object": "chat.completion.chunk", "model": self.model,
-                    "error": {"code": mid.code, "message": mid.message},
-                    "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}  # fmt: skip
+            return {
+                "id": "gen-fake",
+                "object": "chat.completion.chunk",
+                "model": self.model,
+                "error": {"code": mid.code, "message": mid.message},
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+            }
         return {"error": error}
 
     async def _models(self, send: Send) -> None:
