@@ -12,7 +12,7 @@ import pytest
 from providers import errors
 from providers.contract import Attachment, ChatRequest, Message, TextDelta
 from providers.factory import create_llm_provider
-from providers.http import Timeouts, close_clients
+from providers.http import Timeouts
 from tests.fakes.ollama import PROMPT_EVAL_COUNT, REPLY, THINKING, TOKENS, FakeOllama, error_body, long_tokens
 from tests.fakes.samples import FAST_RETRY, assert_no_secret, collect, debug_logging, jpeg_bytes, png_bytes
 from tests.fakes.stream_faults import StreamFault
@@ -25,12 +25,6 @@ CLOUD_KEY = "ollama-cloud-Q7secretvalue-0000000001"
 def fake():
     with FakeOllama() as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-async def _close_pooled_clients():
-    yield
-    await close_clients()
 
 
 def make_provider(base_url: str, key: str | None = None, **kwargs):

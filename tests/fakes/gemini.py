@@ -1,0 +1,252 @@
+"""A local Gemini Generative Language API (PROTOCOLS.md §3) on a real loopback socket, under /v1beta.
+
+``GET /v1beta/models`` replays ../shared/provider-fixtures/gemini_models.json byte for byte as page 1;
+asking for its ``nextPageToken`` answers a small second page made up here (the recording has only
+page 1).
+
+``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` serves the recorded chunks of
+gemini_stream_array.json — the same JSON objects, one per event — framed as §3.5a shows the ``alt=sse``
+stream: ``data: <json>\\r\\n\\r\\n``, no ``event:`` line, no end marker. (The recording was made without
+``alt=sse``, which streams one JSON array; that form is replayed byte for byte when ``alt`` is absent.)
+``fake.reply`` switches to a blocked prompt (``"blocked"``: ``promptFeedback.blockReason``) or a reply
+stopped by the safety filter (``"safety"``); ``fake.long_tokens = N`` streams N text chunks.
+
+``POST /v1beta/models/{model}:predict`` answers Imagen predictions (``fake.imagen`` = ``"ok"``,
+``"filtered"``, ``"mislabelled"`` (JPEG bytes declared PNG), ``"not_image"``).
+
+The key is checked in ``x-goog-api-key`` (or ``?key=``, as the real API allows); a wrong one is the real
+400 ``INVALID_ARGUMENT`` / ``API_KEY_INVALID``. Unknown models are a 404 ``NOT_FOUND``.
+``fail_next`` injects HTTP errors (``error_body`` gives the real shape); ``fake.stream_fault`` a fault
+after the 200 (the ``error`` fault is a ``data: {"error": …}`` chunk).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from tests.fakes.fixtures import fixture_bytes
+from tests.fakes.samples import jpeg_bytes, png_bytes
+from tests.fakes.server import FakeProvider, Receive, RecordedRequest, Send, respond
+from tests.fakes.stream_faults import StreamFault, send_stream
+
+MODELS_PAGE_1 = "gemini_models.json"
+STREAM_ARRAY = "gemini_stream_array.json"
+RECORDED_MODEL = "gemini-flash-latest"
+PAGE_2 = {
+    "models": [
+        {
+            "name": "models/gemini-test-page-two",
+            "version": "001",
+            "displayName": "Gemini Test Page Two",
+            "inputTokenLimit": 32768,
+            "outputTokenLimit": 8192,
+            "supportedGenerationMethods": ["generateContent", "countTokens"],
+        },
+        {
+            "name": "models/text-embedding-page-two",
+            "version": "004",
+            "displayName": "Embedding on page two",
+            "supportedGenerationMethods": ["embedContent"],
+        },
+    ]
+}
+
+
+def error_body(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+API_KEY_INVALID = error_body(
+    400,
+    "INVALID_ARGUMENT",
+    "API key not valid. Please pass a valid API key.",
+    [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+            "locale": "en-US",
+            "message": "API key not valid. Please pass a valid API key.",
+        },
+    ],
+)
+
+
+def recorded_chunks() -> list[dict[str, Any]]:
+    return json.loads(fixture_bytes(STREAM_ARRAY))
+
+
+def recorded_text() -> tuple[str, str]:
+    """(answer, thoughts) of the recording."""
+    text, thoughts = [], []
+    for chunk in recorded_chunks():
+        for part in chunk["candidates"][0]["content"]["parts"]:
+            (thoughts if part.get("thought") else text).append(part.get("text", ""))
+    return "".join(text), "".join(thoughts)
+
+
+def sse_frame(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\r\n\r\n"
+
+
+def long_chunks(tokens: int, model: str = "gemini-2.5-flash") -> list[dict[str, Any]]:
+    chunks = []
+    for i in range(tokens):
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": f"w{i} "}], "role": "model"}, "index": 0}
+        if i == tokens - 1:
+            candidate["finishReason"] = "STOP"
+        usage = {"promptTokenCount": 9, "candidatesTokenCount": i + 1, "totalTokenCount": 10 + i}
+        chunks.append({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": "long"})
+    return chunks
+
+
+def blocked_chunk() -> dict[str, Any]:
+    return {
+        "promptFeedback": {
+            "blockReason": "PROHIBITED_CONTENT",
+            "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}],
+        },
+        "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7},
+        "modelVersion": "gemini-2.5-flash",
+    }
+
+
+def safety_chunks() -> list[dict[str, Any]]:
+    usage = {"promptTokenCount": 8, "candidatesTokenCount": 3, "totalTokenCount": 11}
+    return [
+        {
+            "candidates": [{"content": {"parts": [{"text": "Here is how"}], "role": "model"}, "index": 0}],
+            "usageMetadata": usage,
+        },
+        {
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": ""}], "role": "model"},
+                    "finishReason": "SAFETY",
+                    "index": 0,
+                    "safetyRatings": [
+                        {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+                    ],
+                }
+            ],
+            "usageMetadata": usage,
+        },
+    ]
+
+
+class FakeGemini(FakeProvider):
+    def __init__(self, api_key: str = "AIzaSyFakeGeminiKey-000000000000000") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.reply = "recorded"
+        self.long_tokens: int | None = None
+        self.stream_fault: StreamFault | None = None
+        self.error_chunk = error_body(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        self.imagen = "ok"
+        self.known_models = {
+            str(m["name"]).removeprefix("models/") for m in json.loads(fixture_bytes(MODELS_PAGE_1))["models"]
+        } | {"gemini-test-page-two"}
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1beta"
+
+    def chunks(self) -> list[dict[str, Any]]:
+        if self.long_tokens is not None:
+            return long_chunks(self.long_tokens)
+        if self.reply == "blocked":
+            return [blocked_chunk()]
+        if self.reply == "safety":
+            return safety_chunks()
+        return recorded_chunks()
+
+    async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
+        query = parse_qs(request.query)
+        key = request.headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
+        if key != self.api_key:
+            await respond(send, 400, API_KEY_INVALID)
+            return
+        path = request.path.removeprefix("/v1beta/")
+        if request.method == "GET" and path == "models":
+            await self.models(send, query)
+            return
+        if request.method != "POST" or not path.startswith("models/") or ":" not in path:
+            await respond(send, 404, error_body(404, "NOT_FOUND", f"Method not found: {request.path}"))
+            return
+        model, method = path.removeprefix("models/").rsplit(":", 1)
+        if model not in self.known_models:
+            message = (
+                f"models/{model} is not found for API version v1beta, or is not supported for {method}. "
+                "Call ListModels to see the list of available models and their supported methods."
+            )
+            await respond(send, 404, error_body(404, "NOT_FOUND", message))
+        elif method == "streamGenerateContent":
+            await self.stream(send, receive, sse=query.get("alt") == ["sse"])
+        elif method == "generateContent":
+            await respond(send, 200, self.merged())
+        elif method == "predict":
+            await respond(send, 200, self.predictions(request.json or {}))
+        else:
+            await respond(send, 404, error_body(404, "NOT_FOUND", f"unknown method {method}"))
+
+    async def models(self, send: Send, query: dict[str, list[str]]) -> None:
+        page_1 = fixture_bytes(MODELS_PAGE_1)
+        token = json.loads(page_1)["nextPageToken"]
+        if query.get("pageToken") == [token]:
+            await respond(send, 200, PAGE_2)
+        else:
+            await respond(send, 200, page_1)
+
+    async def stream(self, send: Send, receive: Receive, *, sse: bool) -> None:
+        if not sse and self.long_tokens is None and self.reply == "recorded" and self.stream_fault is None:
+            await self.stream_chunks(
+                send, receive, [fixture_bytes(STREAM_ARRAY)], content_type="application/json; charset=UTF-8"
+            )
+            return
+        await send_stream(
+            self,
+            send,
+            receive,
+            [sse_frame(chunk) for chunk in self.chunks()],
+            content_type="text/event-stream",
+            fault=self.stream_fault,
+            malformed=b'data: {"candidates": [{"content": {"parts": [{"text": "cut\r\n\r\n',
+            error=sse_frame(self.error_chunk),
+        )
+
+    def merged(self) -> dict[str, Any]:
+        chunks = self.chunks()
+        text = "".join(
+            part.get("text", "")
+            for chunk in chunks
+            for candidate in chunk.get("candidates", [])[:1]
+            for part in candidate["content"]["parts"]
+            if not part.get("thought")
+        )
+        last = json.loads(json.dumps(chunks[-1]))
+        if last.get("candidates"):
+            last["candidates"][0]["content"]["parts"] = [{"text": text}]
+        return last
+
+    def predictions(self, body: dict[str, Any]) -> dict[str, Any]:
+        count = int(body.get("parameters", {}).get("sampleCount", 1))
+        if self.imagen == "filtered":
+            return {"predictions": [{"raiFilteredReason": "The image was filtered for violating the policy."}]}
+        if self.imagen == "mislabelled":
+            data, declared = jpeg_bytes((8, 8)), "image/png"
+        elif self.imagen == "not_image":
+            data, declared = b"<html>not an image</html>", "image/png"
+        else:
+            data, declared = png_bytes((8, 8)), "image/png"
+        encoded = base64.b64encode(data).decode()
+        return {"predictions": [{"bytesBase64Encoded": encoded, "mimeType": declared} for _ in range(count)]}
