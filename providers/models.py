@@ -26,6 +26,12 @@ ProfileStatus = Literal["ok", "provider unavailable", "provider disabled"]
 LAST4_MIN_SECRET_LENGTH = 8  # shorter secrets show no tail at all: four characters would give most of it away
 
 
+def canonical_plugin_name(name: str) -> str:
+    """A plugin's registered name for any of its names (plugin, providerName, legacy); else ``name``."""
+    plugin = registry.find(name) if name else None
+    return plugin.manifest.name if plugin else name
+
+
 def _unknown_plugin_message(name: str) -> str:
     available = ", ".join(sorted(registry.names())) or "none"
     return f"Unknown provider {name!r}. Available providers: {available}."
@@ -202,7 +208,7 @@ class ProfileBase(models.Model):
         if key is not None:
             if self.user_id is not None and key.user_id != self.user_id:
                 add("api_key", "This API key belongs to another user.")
-            elif plugin is not None and key.plugin != plugin.manifest.name:
+            elif plugin is not None and canonical_plugin_name(key.plugin) != plugin.manifest.name:
                 add(
                     "api_key",
                     f"This API key is for {key.plugin}, but the profile uses {plugin.manifest.name}. "

@@ -21,7 +21,7 @@ from providers import crypto
 from providers.contract import ModelInfo
 from providers.errors import ProviderError, QtapProviderError, UnknownProviderError
 from providers.factory import create_llm_provider
-from providers.models import ApiKey, ConnectionProfile, ImageProfile, ProfileBase
+from providers.models import ApiKey, ConnectionProfile, ImageProfile, ProfileBase, canonical_plugin_name
 from providers.redaction import redact
 from providers.registry import registry
 from providers.urlpolicy import validate_base_url
@@ -257,7 +257,7 @@ def _target(
     config = plugin.manifest.provider_config
     if plugin_status(plugin.manifest.name) == "provider disabled":
         return ConnectionTestResult(False, f"{config.display_name} is disabled.", "provider_disabled")
-    if key is not None and key.plugin != plugin.manifest.name:
+    if key is not None and canonical_plugin_name(key.plugin) != plugin.manifest.name:
         return ConnectionTestResult(
             False, f"The API key {key.label!r} is for {key.plugin}, not {plugin.manifest.name}.", "key_mismatch"
         )
@@ -359,6 +359,8 @@ async def list_models(*, plugin: str, api_key: ApiKey | None = None, base_url: s
     if isinstance(prepared, ConnectionTestResult):
         if prepared.code == "provider_unavailable":
             raise UnknownProviderError(plugin, registry.names())
+        if prepared.code == "base_url_refused":
+            raise BaseUrlRefused(prepared.message)
         raise ValueError(prepared.message)
     target = prepared
     provider = create_llm_provider(target.plugin, api_key=target.secret, base_url=target.base_url)

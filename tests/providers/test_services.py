@@ -244,3 +244,31 @@ async def test_connection_to_a_closed_port_says_so(user, keycheck):
     result = await services.test_connection(profile)
     assert (result.ok, result.code) == (False, "connection")
     assert result.message
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_list_models_refuses_bad_base_urls_and_raises_provider_errors(user, keycheck):
+    from asgiref.sync import sync_to_async
+
+    from providers.errors import AuthenticationError, UnknownProviderError
+
+    bad = await sync_to_async(services.api_key_create)(user=user, plugin=KEYCHECK, label="b", secret="kt-nope-00000000")
+    with pytest.raises(services.BaseUrlRefused, match="cloud metadata"):
+        await services.list_models(plugin=KEYCHECK, api_key=bad, base_url="http://169.254.169.254/v1")
+    with pytest.raises(AuthenticationError) as info:
+        await services.list_models(plugin=KEYCHECK, api_key=bad)
+    assert "invalid x-api-key" in info.value.message
+    with pytest.raises(UnknownProviderError):
+        await services.list_models(plugin="qtap-plugin-gone")
+    with pytest.raises(ValueError, match="needs an API key"):
+        await services.list_models(plugin=KEYCHECK)
+    assert len(keycheck.requests) == 1
+
+
+def test_key_stored_under_a_provider_name_still_matches(user):
+    """Rows written without clean() (e.g. by another tool) may say OPENAI: it is the same plugin."""
+    key = services.api_key_create(user=user, plugin="qtap-plugin-openai", label="a", secret="sk-abcdefghijkl")
+    ApiKey.objects.filter(pk=key.pk).update(plugin="OPENAI")
+    key.refresh_from_db()
+    profile = ConnectionProfile(user=user, name="p", plugin="qtap-plugin-openai", model="m", api_key=key)
+    profile.full_clean()
