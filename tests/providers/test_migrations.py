@@ -69,9 +69,15 @@ def seed_legacy(apps) -> dict[str, int]:
     profile(bob, "OPENAI_COMPATIBLE", "suffix", None, "https://notopenrouter.ai/v1")
     # A value no plugin knows is kept, never dropped.
     profile(bob, "MISTRAL", "mistral", key(bob, "MISTRAL", "mistral"))
+    imagen_key = key(alice, "GOOGLE_IMAGEN", "imagen")
     for provider in (*EXPECTED_PLUGIN, "GOOGLE_IMAGEN"):
         row = ImageProfile.objects.create(
-            user=alice, provider=provider, name=f"img-{provider}", model="i", api_key=None, parameters={"n": 1}
+            user=alice,
+            provider=provider,
+            name=f"img-{provider}",
+            model="i",
+            api_key=imagen_key if provider == "GOOGLE_IMAGEN" else None,
+            parameters={"n": 1},
         )
         ids[f"image:{provider}"] = row.pk
     return ids
@@ -104,6 +110,9 @@ def test_forwards_maps_every_legacy_value(migrator):
         assert ImageProfile.objects.get(pk=ids[f"image:{provider}"]).plugin == plugin
     imagen = ImageProfile.objects.get(pk=ids["image:GOOGLE_IMAGEN"])
     assert (imagen.plugin, imagen.migrated_from) == ("qtap-plugin-google", {"provider": "GOOGLE_IMAGEN"})
+    imagen_key = ApiKey.objects.get(pk=ids["key:imagen"])
+    assert (imagen_key.plugin, imagen_key.migrated_from) == ("qtap-plugin-google", {"provider": "GOOGLE_IMAGEN"})
+    assert imagen.api_key_id == imagen_key.pk
 
     # OpenRouter behind OPENAI_COMPATIBLE: plugin switched, base URL cleared (and remembered), key moved.
     own = ConnectionProfile.objects.get(pk=ids["profile:or-own"])

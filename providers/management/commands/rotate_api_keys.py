@@ -17,7 +17,11 @@ from providers.models import ApiKey
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt every stored API key with the first (newest) key of QTAP_ENCRYPTION_KEYS."
+    help = (
+        "Re-encrypt every stored API key with the first (newest) key of QTAP_ENCRYPTION_KEYS. Keys that no "
+        "configured key can open are left as they are, the others are still rotated, and the command fails "
+        "naming their ids."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
