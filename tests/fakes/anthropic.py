@@ -6,7 +6,8 @@
 ``fake.long_tokens = N`` serves a synthetic stream of N text deltas instead (benchmarks, stop tests).
 ``GET /v1/models`` pages through a small assembled model list with ``limit`` / ``after_id``.
 
-The key is checked like the real service does (``x-api-key``, 401 ``authentication_error``) and a
+The key is checked like the real service does (``x-api-key`` or ``Authorization: Bearer``, else 401
+``authentication_error``) and a
 request without ``anthropic-version`` is refused. ``fail_next`` injects HTTP errors (use
 ``error_body`` for the real body shape); ``fake.stream_fault`` injects a fault after the 200.
 """
@@ -129,7 +130,9 @@ class FakeAnthropic(FakeProvider):
         if "anthropic-version" not in request.headers:
             await respond(send, 400, error_body("invalid_request_error", "anthropic-version: header is required"))
             return
-        if request.headers.get("x-api-key") != self.api_key:
+        # The API takes the key as x-api-key or as a Bearer token (newer official clients send the latter).
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_key not in (request.headers.get("x-api-key"), bearer):
             await respond(send, 401, error_body("authentication_error", "invalid x-api-key"))
             return
         if request.method == "GET" and request.path == "/v1/models":

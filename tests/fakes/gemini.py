@@ -14,8 +14,10 @@ stopped by the safety filter (``"safety"``); ``fake.long_tokens = N`` streams N 
 ``POST /v1beta/models/{model}:predict`` answers Imagen predictions (``fake.imagen`` = ``"ok"``,
 ``"filtered"``, ``"mislabelled"`` (JPEG bytes declared PNG), ``"not_image"``).
 
-The key is checked in ``x-goog-api-key`` (or ``?key=``, as the real API allows); a wrong one is the real
-400 ``INVALID_ARGUMENT`` / ``API_KEY_INVALID``. Unknown models are a 404 ``NOT_FOUND``.
+Paths are served under ``/v1`` as well (the real service has both versions; google-genai's default
+with a custom base URL is ``v1``). The key is checked in ``x-goog-api-key`` (or ``?key=``, as the real
+API allows); a wrong one is the real 400 ``INVALID_ARGUMENT`` / ``API_KEY_INVALID``. Unknown models
+are a 404 ``NOT_FOUND``.
 ``fail_next`` injects HTTP errors (``error_body`` gives the real shape); ``fake.stream_fault`` a fault
 after the 200 (the ``error`` fault is a ``data: {"error": …}`` chunk).
 """
@@ -176,7 +178,8 @@ class FakeGemini(FakeProvider):
         if key != self.api_key:
             await respond(send, 400, API_KEY_INVALID)
             return
-        path = request.path.removeprefix("/v1beta/")
+        # The real service answers under both API versions; the plugin uses v1beta, some clients v1.
+        path = request.path.removeprefix("/v1beta/").removeprefix("/v1/")
         if request.method == "GET" and path == "models":
             await self.models(send, query)
             return
