@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -26,3 +26,14 @@ def chat_on_fake(transactional_db: None, user: object, scripted_openai: Scripted
 @pytest.fixture
 def alice_cookie(transactional_db: None, user: object) -> str:
     return session_cookie(user)
+
+
+@pytest.fixture
+async def close_worker_connections() -> AsyncIterator[None]:
+    """Close the database connection of asgiref's worker thread after an async test: with
+    CONN_MAX_AGE it would stay open and keep PostgreSQL from dropping the test database."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()

@@ -51,36 +51,26 @@ class Generation:
         return [d["seq"] for d in self.deltas]
 
 
-class WSClient:
-    def __init__(self, connection: ClientConnection) -> None:
-        self.connection = connection
+class Tab:
+    """What a browser tab does with the socket: send frames, read frames, follow a generation."""
+
+    chat_id: int = 0
+
+    def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
 
-    @classmethod
-    async def open(
-        cls, url: str, *, cookie: str | None = None, origin: str | None = "auto", timeout: float = 10.0
-    ) -> WSClient:
-        """Connect; raises ``InvalidStatus`` when the handshake is refused."""
-        headers = {"Cookie": cookie} if cookie else {}
-        if origin == "auto":
-            origin = origin_of(url)
-        connection = await connect(
-            url,
-            additional_headers=headers,
-            origin=origin,  # type: ignore[arg-type]
-            open_timeout=timeout,
-            max_size=None,
-            ping_interval=None,
-            close_timeout=2,
-        )
-        return cls(connection)
+    async def _send_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    async def _recv_text(self, timeout: float) -> str:
+        raise NotImplementedError
 
     async def send(self, frame: dict[str, Any] | str) -> None:
-        await self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
+        await self._send_text(frame if isinstance(frame, str) else json.dumps(frame))
 
     async def recv(self, timeout: float = 10.0) -> dict[str, Any]:
         try:
-            raw = await asyncio.wait_for(self.connection.recv(), timeout)
+            raw = await self._recv_text(timeout)
         except TimeoutError:
             seen = [f.get("type") for f in self.received[-10:]]
             raise TimeoutError(f"no frame within {timeout} s; last frames seen: {seen}") from None
@@ -103,8 +93,8 @@ class WSClient:
     async def follow(self, message_id: int | None = None, timeout: float = 30.0) -> Generation:
         """Collect one generation's frames up to and including its terminal event.
 
-        With ``message_id`` None the first ``generation.started`` seen decides which generation.
-        Frames of other generations are left in ``received``.
+        With ``message_id`` None the first ``generation.started`` (or terminal event) seen decides which
+        generation. Frames of other generations are left in ``received``.
         """
         generation = Generation(message_id=message_id)
         deadline = time.monotonic() + timeout
@@ -117,7 +107,7 @@ class WSClient:
                 )
             frame = await self.recv(left)
             kind = frame.get("type")
-            if kind == "generation.started" and generation.message_id is None:
+            if generation.message_id is None and kind in ("generation.started", *TERMINAL):
                 generation.message_id = frame["message_id"]
             if generation.message_id is None or frame.get("message_id") != generation.message_id:
                 continue
@@ -133,6 +123,69 @@ class WSClient:
                 generation.terminal = frame
         return generation
 
+    def frames(self, kind: str, **match: Any) -> list[dict[str, Any]]:
+        return [f for f in self.received if f.get("type") == kind and all(f.get(k) == v for k, v in match.items())]
+
+    async def drain(self, quiet: float = 0.3) -> list[dict[str, Any]]:
+        """Read whatever arrives until the socket has been quiet for ``quiet`` seconds."""
+        frames = []
+        while await self._has_output(quiet):
+            frames.append(await self.recv(quiet))
+        return frames
+
+    async def _has_output(self, timeout: float) -> bool:
+        raise NotImplementedError
+
+
+class WSClient(Tab):
+    """A tab on a real server, over a real socket."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        super().__init__()
+        self.connection = connection
+        self._pending: list[str] = []  # read by _has_output, not yet handed out
+
+    @classmethod
+    async def open(
+        cls, url: str, *, cookie: str | None = None, origin: str | None = "auto", timeout: float = 10.0
+    ) -> WSClient:
+        """Connect; raises ``InvalidStatus`` when the handshake is refused."""
+        headers = {"Cookie": cookie} if cookie else {}
+        if origin == "auto":
+            origin = origin_of(url)
+        connection = await connect(
+            url,
+            additional_headers=headers,
+            origin=origin,  # type: ignore[arg-type]
+            open_timeout=timeout,
+            max_size=None,
+            ping_interval=None,
+            close_timeout=2,
+        )
+        client = cls(connection)
+        if "/ws/chats/" in url:
+            client.chat_id = int(url.split("/ws/chats/", 1)[1].split("/", 1)[0])
+        return client
+
+    async def _send_text(self, text: str) -> None:
+        await self.connection.send(text)
+
+    async def _recv_text(self, timeout: float) -> str:
+        if self._pending:
+            return self._pending.pop(0)
+        raw = await asyncio.wait_for(self.connection.recv(), timeout)
+        return raw if isinstance(raw, str) else raw.decode()
+
+    async def _has_output(self, timeout: float) -> bool:
+        if self._pending:
+            return True
+        try:
+            raw = await asyncio.wait_for(self.connection.recv(), timeout)
+        except TimeoutError:
+            return False
+        self._pending.append(raw if isinstance(raw, str) else raw.decode())
+        return True
+
     async def closed_with(self, timeout: float = 10.0) -> int | None:
         """Wait for the server to close the socket; answer the close code."""
         try:
@@ -143,6 +196,50 @@ class WSClient:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+class InProcessTab(Tab):
+    """A tab on the ASGI application in this process (Channels' WebsocketCommunicator), with the
+    same middleware stack as a served site: origin check, session auth, URL routing."""
+
+    def __init__(self, communicator: Any) -> None:
+        super().__init__()
+        self.communicator = communicator
+
+    @classmethod
+    async def open(
+        cls, chat_id: int, *, cookie: str | None, origin: str = "http://127.0.0.1", timeout: float = 10.0
+    ) -> InProcessTab:
+        from channels.testing import WebsocketCommunicator
+
+        from qtap_site.asgi import application
+
+        headers = [(b"origin", origin.encode())]
+        if cookie:
+            headers.append((b"cookie", cookie.encode()))
+        communicator = WebsocketCommunicator(application, f"/ws/chats/{chat_id}/", headers=headers)
+        connected, code = await communicator.connect(timeout=timeout)
+        if not connected:
+            raise ConnectionRefusedError(f"the socket was refused with {code}")
+        tab = cls(communicator)
+        tab.chat_id = chat_id
+        return tab
+
+    async def _send_text(self, text: str) -> None:
+        await self.communicator.send_to(text_data=text)
+
+    async def _recv_text(self, timeout: float) -> str:
+        output = await self.communicator.receive_output(timeout)
+        if output["type"] == "websocket.close":
+            raise ConnectionError(f"the server closed the socket with {output.get('code')}")
+        return str(output["text"])
+
+    async def _has_output(self, timeout: float) -> bool:
+        # receive_nothing leaves the application running; a timed-out receive_output would cancel it.
+        return not await self.communicator.receive_nothing(timeout)
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
 
 
 async def refusal(url: str, *, cookie: str | None = None, origin: str | None = "auto", timeout: float = 10.0) -> int:

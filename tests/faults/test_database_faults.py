@@ -1,0 +1,110 @@
+"""The database briefly unavailable while a reply streams: a failed write must not lose the reply,
+leave it "streaming" forever, or take the socket down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import OperationalError
+
+from qtap_site.chat import services
+from qtap_site.chat.models import Message
+from tests.support.data import ChatSetup, chat_messages, db
+from tests.support.scripted_openai import Script, ScriptedOpenAI
+from tests.support.wsclient import TERMINAL, InProcessTab, Tab
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+class FailOnce:
+    """Wraps a service so that its first call raises OperationalError, as a dropped connection would."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.calls = 0
+        self.failed = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.failed == 0:
+            self.failed += 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return self.real(*args, **kwargs)
+
+
+@pytest.fixture
+async def tab(chat_on_fake: ChatSetup, alice_cookie: str) -> Tab:
+    opened = await InProcessTab.open(chat_on_fake.chat.pk, cookie=alice_cookie)
+    await opened.expect("chat.state")
+    yield opened
+    with contextlib.suppress(Exception, asyncio.CancelledError):  # a failed test may have crashed the app
+        await opened.close()
+
+
+async def second_message_succeeds(tab: Tab, fake: ScriptedOpenAI) -> None:
+    fake.script = Script(tokens=6)
+    await tab.send({"type": "message.send", "content": "still there?"})
+    again = await tab.follow(timeout=20)
+    assert again.terminal is not None and again.terminal["type"] == "generation.finished", again.terminal
+    assert again.text == Script(tokens=6).text()
+
+
+async def test_a_failed_checkpoint_is_skipped_and_the_reply_completes(
+    tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.QTAP_CHECKPOINT_INTERVAL = 0.1
+    checkpoint = FailOnce(services.checkpoint_message)
+    monkeypatch.setattr(services, "checkpoint_message", checkpoint)
+    script = Script(tokens=50, delay=0.02)  # about a second: several checkpoints
+    scripted_openai.script = script
+    await tab.send({"type": "message.send", "content": "write through the outage", "client_msg_id": "db-1"})
+    generation = await tab.follow(timeout=20)
+    assert generation.terminal is not None and generation.terminal["type"] == "generation.finished"
+    assert generation.text == script.text()
+    assert checkpoint.failed == 1 and checkpoint.calls >= 2, "later checkpoints ran after the failed one"
+    await tab.drain(0.3)
+    assert len([f for f in tab.received if f["type"] in TERMINAL]) == 1
+    rows = await db(chat_messages, tab.chat_id)
+    assert [(m.role, m.status, m.content) for m in rows] == [
+        ("user", Message.Status.COMPLETE, "write through the outage"),
+        ("assistant", Message.Status.COMPLETE, script.text()),
+    ]
+    await second_message_succeeds(tab, scripted_openai)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runner._finish lets an OperationalError from finish_message escape: no terminal event is sent "
+    "and the message stays 'streaming' until its heartbeat goes stale",
+)
+async def test_a_failed_final_save_still_ends_the_generation_with_one_terminal_event(
+    tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "finish_message", FailOnce(services.finish_message))
+    scripted_openai.script = Script(tokens=5)
+    await tab.send({"type": "message.send", "content": "save me", "client_msg_id": "db-2"})
+    generation = await tab.follow(timeout=3)
+    assert generation.terminal is not None
+    rows = await db(chat_messages, tab.chat_id)
+    assert rows[0].content == "save me"
+    assert rows[1].status != Message.Status.STREAMING
+    await second_message_succeeds(tab, scripted_openai)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ChatConsumer.receive catches only FrameError and ChatServiceError: an OperationalError from "
+    "prepare_generation closes the socket (1011) instead of answering an error frame",
+)
+async def test_the_database_down_when_a_message_is_sent_answers_an_error_and_keeps_the_socket(
+    tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "prepare_generation", FailOnce(services.prepare_generation))
+    await tab.send({"type": "message.send", "content": "first try"})
+    frame = await tab.expect(("error", "generation.error"), timeout=5)
+    assert frame["message"]
+    await second_message_succeeds(tab, scripted_openai)
