@@ -18,6 +18,7 @@
   var lastSeq = {};            // message id -> last seq applied (duplicates after a resume are dropped)
   var pendingFiles = [];       // File objects chosen but not sent yet
   var msgCounter = 0;
+  var lastImagePrompt = "";    // caption of generated images when the provider revised nothing
 
   function csrfToken() {
     var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -239,9 +240,10 @@
         fig.id = "img-" + img.id;
         var image = document.createElement("img");
         image.src = img.url;
-        image.alt = img.revised_prompt || "Generated image";
+        var caption = img.revised_prompt || lastImagePrompt || "Generated image";
+        image.alt = caption;
         var cap = document.createElement("figcaption");
-        appendText(cap, (img.revised_prompt || "Generated image") + " · ");
+        appendText(cap, caption + " · ");
         var a = document.createElement("a");
         a.href = img.url;
         a.setAttribute("download", "");
@@ -414,7 +416,7 @@
       if (f.image_profile_id.value) frame.image_profile_id = Number(f.image_profile_id.value);
       if (f.size.value) frame.size = f.size.value;
       if (f.aspect_ratio.value) frame.aspect_ratio = f.aspect_ratio.value;
-      if (frame.prompt.trim() && send(frame)) f.prompt.value = "";
+      if (frame.prompt.trim() && send(frame)) { lastImagePrompt = frame.prompt; f.prompt.value = ""; }
     });
   }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -73,3 +75,56 @@ def alice_rows(user: Any) -> dict[str, Any]:
     )
     chat = chat_create(user=user, profile=profile, title="Alice's plans")
     return {"key": key, "profile": profile, "image_profile": image_profile, "chat": chat}
+
+
+# ---- browser tests ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qtap_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[Any]:
+    from tests.ui.live import live_server
+
+    with live_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui.live import launch_chromium
+
+    # Playwright's sync API keeps an event loop registered on this thread, which Django's async-safety
+    # check mistakes for async code; the test process only does plain ORM set-up and checks.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context; every JavaScript dialog is recorded (and dismissed) in ``page.dialogs``."""
+    context = chromium.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        if dialog.type == "confirm":
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.dialogs = dialogs
+    yield page
+    context.close()
