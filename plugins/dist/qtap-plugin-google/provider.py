@@ -190,6 +190,7 @@ class GoogleProvider(GeminiHTTP):
         self.require_key()
         path = f"{model_path(request.model)}:streamGenerateContent"
         reason: str | None = None
+        usage: Mapping[str, Any] | None = None
         called_function = False
         async with self.open("POST", path, params={"alt": "sse"}, json_body=self.build_body(request)) as response:
             async for sse in iter_sse(response, provider=self.provider):
@@ -207,8 +208,7 @@ class GoogleProvider(GeminiHTTP):
                     raise errors.ContentFilterError(
                         self.provider, f"the prompt was blocked ({blocked}){': ' + detail if detail else ''}"
                     )
-                if chunk.get("usageMetadata"):
-                    yield usage_from(chunk["usageMetadata"])  # running totals: the base keeps the last
+                usage = chunk.get("usageMetadata") or usage  # running totals: the last one counts
                 for candidate in candidates[:1]:
                     for part in (candidate.get("content") or {}).get("parts") or []:
                         called_function = called_function or "functionCall" in part
@@ -219,6 +219,8 @@ class GoogleProvider(GeminiHTTP):
         # No end marker: the response ends after the chunk that carries finishReason.
         if reason is None:
             raise errors.ProtocolError(self.provider, "the stream ended without a finish reason")
+        if usage:
+            yield usage_from(usage)
         yield Finish(finish_reason(reason, called_function=called_function))
 
     # -- models and keys ----------------------------------------------------------------------
