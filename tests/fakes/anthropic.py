@@ -3,7 +3,8 @@
 ``POST /v1/messages`` replays the recorded streams in ../shared/provider-fixtures byte for byte
 (``anthropic_stream_text.sse`` by default, ``anthropic_stream_thinking.sse`` with
 ``fake.reply = "thinking"``), split at event boundaries so they arrive as a real stream does.
-``fake.long_tokens = N`` serves a synthetic stream of N text deltas instead (benchmarks, stop tests).
+``fake.long_tokens = N`` serves a synthetic stream of N text deltas instead (benchmarks, stop tests),
+ending with ``fake.stop_reason``.
 ``GET /v1/models`` pages through a small assembled model list with ``limit`` / ``after_id``.
 
 The key is checked like the real service does (``x-api-key`` or ``Authorization: Bearer``, else 401
@@ -72,7 +73,7 @@ def split_events(raw: bytes) -> list[bytes]:
     return chunks
 
 
-def long_stream(tokens: int) -> list[bytes]:
+def long_stream(tokens: int, stop_reason: str = "end_turn") -> list[bytes]:
     message = {
         "model": "claude-haiku-4-5-20251001",
         "id": "msg_01Long",
@@ -99,7 +100,7 @@ def long_stream(tokens: int) -> list[bytes]:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": tokens},
             },
         ),
@@ -118,12 +119,13 @@ class FakeAnthropic(FakeProvider):
         self.api_key = api_key
         self.reply = "text"
         self.long_tokens: int | None = None
+        self.stop_reason = "end_turn"  # of the synthetic stream
         self.stream_fault: StreamFault | None = None
         self.error_event = error_body("overloaded_error", "Overloaded")
 
     def chunks(self) -> list[bytes]:
         if self.long_tokens is not None:
-            return long_stream(self.long_tokens)
+            return long_stream(self.long_tokens, self.stop_reason)
         return split_events(fixture_bytes(FIXTURES[self.reply]))
 
     async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:

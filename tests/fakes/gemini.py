@@ -9,7 +9,8 @@ gemini_stream_array.json — the same JSON objects, one per event — framed as 
 stream: ``data: <json>\\r\\n\\r\\n``, no ``event:`` line, no end marker. (The recording was made without
 ``alt=sse``, which streams one JSON array; that form is replayed byte for byte when ``alt`` is absent.)
 ``fake.reply`` switches to a blocked prompt (``"blocked"``: ``promptFeedback.blockReason``) or a reply
-stopped by the safety filter (``"safety"``); ``fake.long_tokens = N`` streams N text chunks.
+stopped by the safety filter (``"safety"``); ``fake.long_tokens = N`` streams N text chunks (ending
+with ``fake.finish_reason``, and a ``functionCall`` part when ``fake.function_call``).
 
 ``POST /v1beta/models/{model}:predict`` answers Imagen predictions (``fake.imagen`` = ``"ok"``,
 ``"filtered"``, ``"mislabelled"`` (JPEG bytes declared PNG), ``"not_image"``).
@@ -101,12 +102,17 @@ def sse_frame(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\r\n\r\n"
 
 
-def long_chunks(tokens: int, model: str = "gemini-2.5-flash") -> list[dict[str, Any]]:
+def long_chunks(
+    tokens: int, model: str = "gemini-2.5-flash", *, finish: str = "STOP", function_call: bool = False
+) -> list[dict[str, Any]]:
     chunks = []
     for i in range(tokens):
         candidate: dict[str, Any] = {"content": {"parts": [{"text": f"w{i} "}], "role": "model"}, "index": 0}
         if i == tokens - 1:
-            candidate["finishReason"] = "STOP"
+            candidate["finishReason"] = finish
+            if function_call:
+                call = {"functionCall": {"name": "pelican_name_generator", "args": {}}}
+                candidate["content"]["parts"].append(call)
         usage = {"promptTokenCount": 9, "candidatesTokenCount": i + 1, "totalTokenCount": 10 + i}
         chunks.append({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": "long"})
     return chunks
@@ -152,6 +158,8 @@ class FakeGemini(FakeProvider):
         self.api_key = api_key
         self.reply = "recorded"
         self.long_tokens: int | None = None
+        self.finish_reason = "STOP"  # of the synthetic stream
+        self.function_call = False  # the synthetic stream's last chunk calls a function
         self.stream_fault: StreamFault | None = None
         self.error_chunk = error_body(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
         self.imagen = "ok"
@@ -165,7 +173,7 @@ class FakeGemini(FakeProvider):
 
     def chunks(self) -> list[dict[str, Any]]:
         if self.long_tokens is not None:
-            return long_chunks(self.long_tokens)
+            return long_chunks(self.long_tokens, finish=self.finish_reason, function_call=self.function_call)
         if self.reply == "blocked":
             return [blocked_chunk()]
         if self.reply == "safety":

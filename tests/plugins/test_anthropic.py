@@ -139,6 +139,24 @@ async def test_top_p_alone_is_sent_and_old_models_get_a_smaller_default(fake):
     assert body["max_tokens"] == 4096
 
 
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "other"),
+        ("model_context_window_exceeded", "other"),
+    ],
+)
+async def test_stop_reasons_map_to_finish_reasons(fake, stop_reason, finish):
+    fake.long_tokens, fake.stop_reason = 3, stop_reason
+    result = await collect(make_provider(fake).stream(hello()))
+    assert result.finish == finish
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (12, 3)
+
+
 # ---- errors before the stream -------------------------------------------------------------------
 
 

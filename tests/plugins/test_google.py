@@ -116,6 +116,32 @@ async def test_safety_finish_is_content_filter(fake):
     assert result.finish == "content_filter"
 
 
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [
+        ("MAX_TOKENS", "length"),
+        ("RECITATION", "content_filter"),
+        ("BLOCKLIST", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("SPII", "content_filter"),
+        ("IMAGE_SAFETY", "content_filter"),
+        ("IMAGE_PROHIBITED_CONTENT", "content_filter"),
+        ("OTHER", "other"),
+        ("MALFORMED_FUNCTION_CALL", "other"),
+        ("LANGUAGE", "other"),
+    ],
+)
+async def test_finish_reasons(fake, reason, finish):
+    fake.long_tokens, fake.finish_reason = 2, reason
+    assert (await collect(make_provider(fake).stream(ask("gemini-2.5-flash")))).finish == finish
+
+
+async def test_a_function_call_finishes_as_tool_calls(fake):
+    fake.long_tokens, fake.function_call = 2, True
+    result = await collect(make_provider(fake).stream(ask("gemini-2.5-flash")))
+    assert (result.text, result.finish) == ("w0 w1 ", "tool_calls")
+
+
 async def test_blocked_prompt_is_a_content_filter_error(fake):
     fake.reply = "blocked"
     with pytest.raises(errors.ContentFilterError, match="PROHIBITED_CONTENT"):
