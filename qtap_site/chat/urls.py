@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("chats/new/", views.new, name="new"),
     path("chats/<int:chat_id>/", views.detail, name="detail"),
+    path("chats/<int:chat_id>/history/", views.history, name="history"),
     path("chats/<int:chat_id>/rename/", views.rename, name="rename"),
     path("chats/<int:chat_id>/delete/", views.delete, name="delete"),
 ]

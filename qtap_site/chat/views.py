@@ -6,12 +6,13 @@ Streaming, stop, regenerate and image generation go over the websocket (consumer
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -67,12 +68,32 @@ def _attachment_entries(message: Message) -> list[dict[str, Any]]:
     ]
 
 
-def timeline(chat: Chat) -> list[dict[str, Any]]:
-    """Messages and generated images in the order they happened, ready for the template."""
+# The chat page shows the newest messages; older ones arrive a page at a time ("Show earlier messages").
+HISTORY_PAGE = 100
+
+
+@lru_cache(maxsize=2048)
+def _message_html(content: str) -> str:
+    """Rendered history, memoised per text: a reply's Markdown is parsed once per process, not per view."""
+    return render_markdown(content)
+
+
+def timeline(
+    chat: Chat, *, before: int | None = None, limit: int = HISTORY_PAGE
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Messages and generated images in the order they happened, ready for the template.
+
+    Returns the newest ``limit`` messages of the active branch older than message ``before`` (all the
+    newest when None), with the images of that stretch of time, and the cursor of the page before it.
+    """
     # The active branch only: a regenerated reply replaces its earlier siblings on screen.
     branch = services.active_branch(chat.pk)
-    messages = (
-        Message.objects.filter(pk__in=branch)
+    if before is not None:
+        branch = branch[: branch.index(before)] if before in branch else []
+    window = branch[-limit:]
+    older = window[0] if len(branch) > len(window) else None
+    messages = list(
+        Message.objects.filter(pk__in=window)
         .exclude(role=Message.Role.SYSTEM)
         .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.only("id", "filename", "mime_type")))
     )
@@ -84,12 +105,18 @@ def timeline(chat: Chat) -> list[dict[str, Any]]:
                 "obj": message,
                 "at": message.created_at,
                 # History is rendered from Markdown and sanitised here; live text is only ever text nodes.
-                "html": render_markdown(message.content) if message.role == Message.Role.ASSISTANT else "",
+                "html": _message_html(message.content) if message.role == Message.Role.ASSISTANT else "",
                 "attachments": _attachment_entries(message),
                 "retryable": message.error_code in RETRYABLE_CODES,
             }
         )
-    for image in GeneratedImage.objects.filter(chat=chat):
+    images = GeneratedImage.objects.filter(chat=chat)
+    if older is not None and messages:
+        images = images.filter(created_at__gte=messages[0].created_at)
+    if before is not None:
+        cursor = Message.objects.filter(pk=before).values_list("created_at", flat=True).first()
+        images = images.filter(created_at__lt=cursor) if cursor else images.none()
+    for image in images:
         items.append(
             {
                 "kind": "image",
@@ -99,7 +126,7 @@ def timeline(chat: Chat) -> list[dict[str, Any]]:
             }
         )
     items.sort(key=lambda item: item["at"])
-    return items
+    return items, older
 
 
 def _profile_info(profiles: list[ConnectionProfile]) -> dict[str, dict[str, Any]]:
@@ -125,18 +152,32 @@ def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
     chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
     profiles = list(ConnectionProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
     image_profiles = list(ImageProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
+    items, older = timeline(chat)
     selected = chat.profile_id or next((p.pk for p in profiles if p.is_default), None)
     context = {
         "chat": chat,
         "current_chat": chat,
         "chats": _chats(request),
-        "timeline": timeline(chat),
+        "timeline": items,
+        "older": older,
         "profiles": profiles,
         "selected_profile_id": selected,
         "image_profiles": image_profiles,
         "profile_info": _profile_info(profiles),
     }
     return render(request, "chat/chat.html", context)
+
+
+@login_required
+@require_GET
+def history(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
+    """htmx: the page of messages before ``?before=<message id>``, with the button for the page before it."""
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    before = request.GET.get("before", "")
+    if not before.isdigit():
+        return HttpResponseBadRequest("before=<message id> is required")
+    items, older = timeline(chat, before=int(before))
+    return render(request, "chat/chat.html#history", {"chat": chat, "timeline": items, "older": older})
 
 
 @login_required

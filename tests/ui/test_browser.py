@@ -134,7 +134,8 @@ def test_stream_stop_and_regenerate(
     reply = last_assistant(page)
     page.wait_for_function(
         "() => { const m = " + LAST + ";"
-        " return !!m && m.classList.contains('status-streaming') && m.querySelector('.body').textContent.includes('Hello'); }",
+        " return !!m && m.classList.contains('status-streaming')"
+        " && m.querySelector('.body').textContent.includes('Hello'); }",
         timeout=TIMEOUT,
     )
     assert reply.locator(".body").get_attribute("aria-live") == "polite"
@@ -142,14 +143,20 @@ def test_stream_stop_and_regenerate(
     partial = reply.locator(".body").text_content()
     shot("streaming")
     reply.locator(".m-tokens", has_text="7 in / 5 out").wait_for(timeout=TIMEOUT)
-    assert partial != "Hello there, my friend." and reply.locator(".body").text_content().strip() == "Hello there, my friend."
+    assert (
+        partial != "Hello there, my friend."
+        and reply.locator(".body").text_content().strip() == "Hello there, my friend."
+    )
     assert fake.chat_requests[-1].json["messages"][-1]["content"] == "first line\nsecond line"
     assert page.locator(".msg-user .body").last.text_content() == "first line\nsecond line"
     shot("finished")
 
     fake.synthetic(600, delay=0.02, token="tok ")
     send(page, "tell me a long story")
-    page.wait_for_function(f"() => {{ const m = {LAST}; return !!m && m.querySelector('.body').textContent.length > 40; }}", timeout=TIMEOUT)
+    page.wait_for_function(
+        f"() => {{ const m = {LAST}; return !!m && m.querySelector('.body').textContent.length > 40; }}",
+        timeout=TIMEOUT,
+    )
     page.keyboard.press("Escape")
     long_reply = last_assistant(page)
     long_reply.locator(".m-status", has_text="Stopped").wait_for(timeout=TIMEOUT)
@@ -283,8 +290,8 @@ def test_model_output_cannot_run_script(
     open_chat(page, qtap_server, setup)
     send(page, "be evil")
     dangerous = (
-        "() => document.querySelectorAll('#messages img[src=\"x\"], #messages script, "
-        "#messages a[href^=\"javascript\"], #messages [onerror]').length"
+        '() => document.querySelectorAll(\'#messages img[src="x"], #messages script, '
+        '#messages a[href^="javascript"], #messages [onerror]\').length'
     )
     page.wait_for_function(
         f"() => {{ const m = {LAST}; return !!m && m.classList.contains('status-streaming'); }}", timeout=TIMEOUT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -190,12 +191,25 @@ def test_delete_removes_the_chat(alice_client: Any, alice_rows: dict[str, Any], 
     assert on_page["HX-Redirect"] == "/"
 
 
-def test_chat_page_of_500_messages_renders(alice_client: Any, alice_rows: dict[str, Any]) -> None:
+def test_long_chats_show_the_newest_page_and_load_earlier_ones(
+    alice_client: Any, mallory_client: Any, alice_rows: dict[str, Any]
+) -> None:
     chat = alice_rows["chat"]
     parent = None
-    for i in range(500):
+    for i in range(250):
         parent = Message.objects.create(
-            chat=chat, parent=parent, role="user" if i % 2 == 0 else "assistant", content=f"message number {i}"
+            chat=chat, parent=parent, role="user" if i % 2 == 0 else "assistant", content=f"message number {i}."
         )
     page = alice_client.get(f"/chats/{chat.pk}/").content.decode()
-    assert "message number 0" in page and "message number 499" in page
+    assert "message number 249." in page and "message number 150." in page and "message number 149." not in page
+    seen = page.count('" id="msg-')
+    cursor = re.search(r"history/\?before=(\d+)", page)
+    while cursor:
+        url = f"/chats/{chat.pk}/history/?before={cursor.group(1)}"
+        assert mallory_client.get(url, headers={"HX-Request": "true"}).status_code == 404
+        more = alice_client.get(url, headers={"HX-Request": "true"}).content.decode()
+        assert "<html" not in more
+        seen += more.count('" id="msg-')
+        cursor = re.search(r"history/\?before=(\d+)", more)
+    assert seen == 250 and "message number 0." in more
+    assert alice_client.get(f"/chats/{chat.pk}/history/").status_code == 400
