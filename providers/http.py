@@ -287,6 +287,9 @@ async def send_with_retries(
             error = translate(response.status_code, response.headers, body)
             if not policy.should_retry(response.status_code, response.headers):
                 raise error
+            # A 429 that means "out of quota" will not pass by waiting: the translated error says so.
+            if not error.retryable and response.headers.get("x-should-retry") != "true":
+                raise error
             retry_delay = policy.delay(attempt, response.headers, hint=error.retry_after)
         if attempt >= policy.max_retries:
             raise error

@@ -134,9 +134,10 @@ async def test_quota_429_is_quota_exceeded_not_retried(fake):
             "code": "insufficient_quota",
         }
     }
-    fake.fail_next(429, body, times=3)
+    fake.fail_next(429, body, headers={"retry-after": "0"}, times=3)
     with pytest.raises(errors.QuotaExceededError, match="exceeded your current quota"):
         await collect(make(OPENAI, fake).stream(hello()))
+    assert len(fake.requests) == 1  # waiting will not bring quota back
 
 
 async def test_context_length_error_is_recognised(fake):
