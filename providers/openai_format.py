@@ -38,7 +38,15 @@ from providers.contract import (
     TextDelta,
     Usage,
 )
-from providers.http import HTTPProvider, error_for_status, extract_error, get_client, iter_sse, parse_retry_after
+from providers.http import (
+    HTTPProvider,
+    UpstreamError,
+    error_for_status,
+    extract_error,
+    get_client,
+    iter_sse,
+    parse_retry_after,
+)
 
 __all__ = [
     "Dialect",
@@ -251,13 +259,31 @@ def translate_error(provider: str, status: int, headers: Mapping[str, str], body
     a content-policy refusal is a content filter whatever the status.
     """
     upstream = extract_error(body)
+    metadata = _error_metadata(body)
+    if metadata.get("raw") and isinstance(metadata["raw"], str):
+        # OpenRouter wraps an upstream provider's failure as "Provider returned error"; say what it was.
+        inner = extract_error(metadata["raw"]).message
+        source = metadata.get("provider_name") or "upstream"
+        upstream = UpstreamError(f"{upstream.message} ({source}: {inner})", upstream.code)
     lowered = f"{upstream.message} {upstream.code or ''}".lower()
     retry_after = parse_retry_after(headers)
     if status in (400, 403) and any(hint in lowered for hint in _BAD_KEY):
         return errors.AuthenticationError(provider, upstream.message, status=status)
     if status == 400 and ("content_policy" in lowered or "content_filter" in lowered):
         return errors.ContentFilterError(provider, upstream.message, status=status)
+    if status == 403 and ("reasons" in metadata or "flagged_input" in metadata):  # OpenRouter moderation
+        return errors.ContentFilterError(provider, upstream.message, status=status)
     return error_for_status(provider, status, upstream, retry_after=retry_after)
+
+
+def _error_metadata(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
 
 
 # ---- models -------------------------------------------------------------------------------------

@@ -107,3 +107,31 @@ async def test_error_chunk_with_finish_reason_error_raises(fake):
     with pytest.raises(errors.ProviderUnavailableError, match="Provider disconnected unexpectedly") as caught:
         await collect(make(ROUTER, fake).stream(hello("openai/gpt-4o")))
     assert caught.value.status is None  # it came inside a 200 stream
+
+
+async def test_a_wrapped_upstream_error_says_what_the_upstream_said(fake):
+    raw = '{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}'
+    body = {
+        "error": {
+            "message": "Provider returned error",
+            "code": 401,
+            "metadata": {"raw": raw, "provider_name": "Anthropic"},
+        }
+    }
+    fake.fail_next(401, body)
+    with pytest.raises(errors.AuthenticationError) as caught:
+        await collect(make(ROUTER, fake).stream(hello("anthropic/claude-sonnet-4")))
+    assert caught.value.message == "Provider returned error (Anthropic: invalid x-api-key)"
+
+
+async def test_moderation_refusal_is_a_content_filter(fake):
+    body = {
+        "error": {
+            "code": 403,
+            "message": "Input was flagged by moderation",
+            "metadata": {"reasons": ["violence"], "flagged_input": "…", "provider_name": "OpenAI"},
+        }
+    }
+    fake.fail_next(403, body)
+    with pytest.raises(errors.ContentFilterError, match="flagged by moderation"):
+        await collect(make(ROUTER, fake).stream(hello("openai/gpt-4o")))
