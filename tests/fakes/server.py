@@ -66,7 +66,13 @@ class FakeProvider:
 
     def start(self) -> FakeProvider:
         config = uvicorn.Config(
-            self, host="127.0.0.1", port=0, log_level="error", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+            self,
+            host="127.0.0.1",
+            port=0,
+            log_level="error",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=type(self).__name__, daemon=True)
