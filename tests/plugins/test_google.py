@@ -11,7 +11,7 @@ import pytest
 
 from providers import errors
 from providers.contract import Attachment, ChatRequest, Message, TextDelta
-from providers.factory import create_llm_provider
+from providers.factory import create_image_provider, create_llm_provider
 from providers.http import RetryPolicy, Timeouts
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.gemini import RECORDED_MODEL, FakeGemini, error_body, recorded_text
@@ -370,3 +370,17 @@ async def test_the_key_never_appears_in_urls_errors_logs_or_repr(fake, caplog):
     assert all("key=" not in r.query for r in fake.requests)
     assert "finish reason=stop" in caplog.text
     assert_no_secret(KEY, caplog.text, *texts)
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        (None, "https://generativelanguage.googleapis.com/v1beta"),
+        ("https://generativelanguage.googleapis.com", "https://generativelanguage.googleapis.com/v1beta"),
+        ("https://generativelanguage.googleapis.com/v1/", "https://generativelanguage.googleapis.com/v1"),
+        ("https://gateway.example/google/v1beta", "https://gateway.example/google/v1beta"),
+    ],
+)
+def test_base_url(given, used):
+    assert create_llm_provider("GOOGLE", api_key=KEY, base_url=given).base_url == used
+    assert create_image_provider("GOOGLE", api_key=KEY, base_url=given).base_url == used

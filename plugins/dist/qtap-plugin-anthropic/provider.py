@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from providers import errors
 from providers.contract import (
@@ -26,6 +26,9 @@ from providers.contract import (
     Usage,
 )
 from providers.http import HTTPProvider, extract_error, iter_sse, parse_retry_after, sse_json
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from httpx_sse import ServerSentEvent
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192
@@ -151,6 +154,12 @@ class AnthropicProvider(HTTPProvider):
 
     # -- stream -------------------------------------------------------------------------------
 
+    def event_data(self, sse: ServerSentEvent) -> dict[str, Any]:
+        data = sse_json(sse, provider=self.provider)
+        if not isinstance(data, dict):
+            raise errors.ProtocolError(self.provider, f"unexpected {sse.event} event: {sse.data[:200]!r}")
+        return data
+
     async def _events(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         self.require_key()
         input_tokens: int | None = None
@@ -162,10 +171,10 @@ class AnthropicProvider(HTTPProvider):
                 if name == "ping":
                     continue
                 if name == "error":
-                    data = sse_json(sse, provider=self.provider)
+                    data = self.event_data(sse)
                     raise error_from_body(self.provider, data, status=None, retry_after=None)
                 if name == "content_block_delta":
-                    delta = sse_json(sse, provider=self.provider).get("delta") or {}
+                    delta = self.event_data(sse).get("delta") or {}
                     kind = delta.get("type")
                     if kind == "text_delta" and delta.get("text"):
                         yield TextDelta(delta["text"])
@@ -173,11 +182,11 @@ class AnthropicProvider(HTTPProvider):
                         yield ReasoningDelta(delta["thinking"])
                     # signature_delta, input_json_delta, citations: nothing to show
                 elif name == "message_start":
-                    usage = (sse_json(sse, provider=self.provider).get("message") or {}).get("usage") or {}
+                    usage = (self.event_data(sse).get("message") or {}).get("usage") or {}
                     input_tokens = _total_input(usage, input_tokens)
                     output_tokens = usage.get("output_tokens", output_tokens)
                 elif name == "message_delta":
-                    data = sse_json(sse, provider=self.provider)
+                    data = self.event_data(sse)
                     stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
                     usage = data.get("usage") or {}
                     input_tokens = _total_input(usage, input_tokens)

@@ -14,7 +14,9 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
 
 from providers import errors
 from providers.contract import (
@@ -30,6 +32,11 @@ from providers.contract import (
 )
 from providers.http import HTTPProvider, error_for_status, extract_error, iter_sse, parse_retry_after, sse_json
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from providers.manifest import Manifest
+
+GOOGLE_HOST = "generativelanguage.googleapis.com"
+API_VERSION = "v1beta"
 MODEL_PAGE_SIZE = 1000  # the API's maximum
 MAX_MODEL_PAGES = 20
 
@@ -115,7 +122,14 @@ def gemini_error(
 
 
 class GeminiHTTP(HTTPProvider):
-    """What the chat and the image provider share: the key header and the error shape."""
+    """What the chat and the image provider share: the key header, the error shape, the base URL."""
+
+    def __init__(self, manifest: Manifest, *, base_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(manifest, base_url=base_url, **kwargs)
+        # Google's own host given without an API version: the version the plugin speaks.
+        url = httpx.URL(self.base_url)
+        if url.host == GOOGLE_HOST and url.path in ("", "/"):
+            self.base_url = f"{self.base_url}/{API_VERSION}"
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._api_key} if self._api_key else {}
@@ -210,6 +224,8 @@ class GoogleProvider(GeminiHTTP):
                     )
                 usage = chunk.get("usageMetadata") or usage  # running totals: the last one counts
                 for candidate in candidates[:1]:
+                    if not isinstance(candidate, dict):
+                        raise errors.ProtocolError(self.provider, f"unexpected candidate: {str(candidate)[:200]!r}")
                     for part in (candidate.get("content") or {}).get("parts") or []:
                         called_function = called_function or "functionCall" in part
                         text = part.get("text")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from providers import errors
 from providers.contract import (
@@ -23,7 +23,9 @@ from providers.contract import (
     Usage,
 )
 from providers.http import HTTPProvider, error_for_status, extract_error, iter_ndjson, parse_retry_after
-from providers.manifest import Manifest
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from providers.manifest import Manifest
 
 DONE_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 # Suffixes people paste with the base URL: the cloud docs say https://ollama.com/api, and /v1 is the
@@ -88,6 +90,8 @@ class OllamaProvider(HTTPProvider):
                     if "error" in line:
                         raise self.stream_error(line)
                     message = line.get("message") or {}
+                    if not isinstance(message, dict):
+                        raise errors.ProtocolError(self.provider, f"unexpected message: {str(message)[:200]!r}")
                     if message.get("thinking"):
                         yield ReasoningDelta(message["thinking"])
                     if message.get("content"):
