@@ -22,7 +22,7 @@ HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></bod
 
 
 def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares ``width``×``height`` pixels with a tiny compressed body: a decompression bomb."""
+    """A PNG that declares ``width`` by ``height`` pixels with a tiny compressed body: a decompression bomb."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
