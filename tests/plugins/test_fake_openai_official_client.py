@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 
+import httpx
 import openai
 import pytest
 
+from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.openai_dialect import PNG_1X1, FakeOpenAI
 from tests.plugins.openai_support import OPENAI_TEXT, OPENAI_USAGE, OPENROUTER_TEXT, OPENROUTER_USAGE
 
@@ -116,3 +118,20 @@ async def test_official_client_reads_the_recorded_openrouter_model_list():
             models = [m.id async for m in api.models.list()]
     assert "openai/gpt-4o" in models
     assert len(models) == 4
+
+
+@pytest.mark.parametrize(
+    ("flavour", "path", "fixture", "method"),
+    [
+        ("openai", "/chat/completions", "openai_chat_stream_text.sse", "POST"),
+        ("openrouter", "/chat/completions", "openrouter_chat_stream.sse", "POST"),
+        ("openrouter", "/models", "openrouter_models.json", "GET"),
+    ],
+)
+async def test_the_fake_replays_recordings_byte_for_byte(flavour, path, fixture, method):
+    with FakeOpenAI(flavour) as fake:
+        async with httpx.AsyncClient() as raw:
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+            answer = await raw.request(method, fake.base_url + path, json=body if method == "POST" else None)
+    assert answer.status_code == 200
+    assert answer.content == fixture_bytes(fixture)
