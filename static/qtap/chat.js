@@ -107,6 +107,7 @@
     var q = function (sel) { return el.querySelector(sel); };
     if (data.finish_reason === "cancelled") text(q(".m-status"), "Stopped");
     else if (data.finish_reason === "length") text(q(".m-status"), "Cut off (length)");
+    else if (data.finish_reason === "interrupted") text(q(".m-status"), "Interrupted");
     else text(q(".m-status"), "");
     if (data.model) text(q(".m-model"), data.model);
     if (usage.input_tokens != null || usage.output_tokens != null) {
@@ -153,16 +154,26 @@
 
   var handlers = {
     "chat.state": function (data) {
+      // After a reconnect the tail brings what was missed: new messages, and the end of a reply
+      // that finished (or failed) while this tab was away.
       (data.messages_tail || []).forEach(function (m) {
-        if (findMsg(m.id)) return;
-        if (m.role === "user") userMessage(m);
-        else if (m.role === "assistant") {
-          var el = assistantMessage(m.id);
-          if (m.html) { el.querySelector(".body").innerHTML = m.html; }  // server-sanitised
-          else text(el.querySelector(".body"), m.content);
-          if (m.reasoning) showReasoning(el, m.reasoning, true);
-          if (m.status !== "streaming") { markStreaming(el, false); setMeta(el, m); }
+        var el = findMsg(m.id);
+        if (m.role === "user") { if (!el) userMessage(m); return; }
+        if (m.role !== "assistant" || m.status === "streaming") { if (!el) assistantMessage(m.id); return; }
+        if (el && !el.classList.contains("status-streaming")) return;
+        el = assistantMessage(m.id);
+        if (m.reasoning) showReasoning(el, m.reasoning, true);
+        lastSeq[m.id] = Infinity;
+        if (m.status === "error") {
+          text(el.querySelector(".body"), m.content);
+          handlers["generation.error"]({ message_id: m.id, code: m.error_code, message: m.error_message, retryable: false });
+          return;
         }
+        el.querySelector(".body").innerHTML = m.html;  // server-sanitised
+        el.className = el.className.replace(/status-\w+/, "status-" + m.status);
+        markStreaming(el, false);
+        setMeta(el, { usage: { input_tokens: m.input_tokens, output_tokens: m.output_tokens }, cost: m.cost,
+          ttft_ms: m.ttft_ms, model: m.model, finish_reason: m.status === "cancelled" ? "cancelled" : m.finish_reason });
       });
       var gen = data.generation;
       if (gen) {

@@ -54,7 +54,11 @@ def setup(alice: Any, fake: FakeOpenAI) -> ChatSetup:
 def open_chat(page: Any, server: Any, setup: ChatSetup) -> None:
     sign_in(page, server)
     page.goto(server.url(f"/chats/{setup.chat.pk}/"))
-    page.wait_for_selector("#conn-status:has-text('Connected')", timeout=TIMEOUT)
+    wait_connected(page)
+
+
+def wait_connected(page: Any) -> None:
+    page.wait_for_function("() => document.getElementById('conn-status').textContent === 'Connected'", timeout=TIMEOUT)
 
 
 def send(page: Any, text: str) -> None:
@@ -258,7 +262,7 @@ def test_reload_mid_stream_continues_the_stream(
     )
     shot("before-reload")
     page.reload()
-    page.wait_for_selector("#conn-status:has-text('Connected')", timeout=TIMEOUT)
+    wait_connected(page)
     reply = last_assistant(page)
     reply.locator(".body").wait_for(timeout=TIMEOUT)
     page.wait_for_function(
@@ -306,7 +310,7 @@ def test_model_output_cannot_run_script(
     assert page.evaluate(dangerous) == 0
     shot("finished-payload")
     page.reload()
-    page.wait_for_selector("#conn-status:has-text('Connected')", timeout=TIMEOUT)
+    wait_connected(page)
     assert page.evaluate(dangerous) == 0
     page.wait_for_timeout(300)
     assert page.dialogs == []
@@ -346,3 +350,92 @@ def test_page_keyboard_focus_order_and_labels(qtap_server: Any, browser_page: An
         order.append(page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()"))
     assert order[:3] == ["attach", "profile", "send"]
     assert json.loads(page.locator("#profile-info").text_content())
+
+
+# Every websocket the page opens is kept in window.__sockets, so a test can cut the connection.
+RECORD_SOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.__refuse = 0;  // while > 0, new connections go to a closed port and fail
+  window.WebSocket = function (url, protocols) {
+    if (window.__refuse > 0) { window.__refuse -= 1; url = "ws://127.0.0.1:9/"; }
+    const socket = protocols === undefined ? new Native(url) : new Native(url, protocols);
+    window.__sockets.push(socket);
+    return socket;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
+})();
+"""
+
+
+def test_reconnects_and_resumes_after_the_connection_drops(
+    qtap_server: Any, browser_page: Any, setup: ChatSetup, fake: FakeOpenAI, request: Any
+) -> None:
+    page, shot = browser_page, Shots(browser_page, request.node.name)
+    page.add_init_script(RECORD_SOCKETS)
+    tokens = [f"r{i} " for i in range(80)]
+    fake.reply(tokens, usage=(4, 80))
+    fake.stream_delay = 0.04
+    open_chat(page, qtap_server, setup)
+    send(page, "keep counting")
+    page.wait_for_function(
+        f"() => {{ const m = {LAST}; return !!m && m.querySelector('.body').textContent.includes('r5 '); }}",
+        timeout=TIMEOUT,
+    )
+    page.evaluate("() => window.__sockets[window.__sockets.length - 1].close()")
+    page.get_by_text("reconnecting").wait_for(timeout=TIMEOUT)
+    shot("disconnected")
+    wait_connected(page)
+    reply = last_assistant(page)
+    reply.locator(".m-tokens", has_text="4 in / 80 out").wait_for(timeout=TIMEOUT)
+    assert reply.locator(".body").text_content().strip() == "".join(tokens).strip()
+    assert page.evaluate("() => window.__sockets.length") == 2
+    shot("resumed-and-finished")
+
+    # A reply that ends while the tab is away is completed from chat.state on reconnect.
+    fake.reply(["Short", " and", " done."], usage=(2, 3))
+    fake.stream_delay = 0.1
+    send(page, "one more")
+    page.wait_for_function(
+        f"() => {{ const m = {LAST}; return !!m && m.querySelector('.body').textContent.includes('Short'); }}",
+        timeout=TIMEOUT,
+    )
+    # Two failed attempts (backoff about 0.5 s, then 1 s) keep the tab away until the reply has ended.
+    page.evaluate("() => { window.__refuse = 2; window.__sockets[window.__sockets.length - 1].close(); }")
+    page.get_by_text("reconnecting").wait_for(timeout=TIMEOUT)
+    wait_connected(page)
+    assert page.evaluate("() => window.__sockets.length") == 5
+    assert Message.objects.filter(chat=setup.chat, role="assistant").latest("id").status == "complete"
+    last_assistant(page).locator(".m-tokens", has_text="2 in / 3 out").wait_for(timeout=TIMEOUT)
+    assert last_assistant(page).locator(".body").text_content().strip() == "Short and done."
+    assert not page.locator("#stop").is_visible()
+    shot("finished-while-away")
+
+
+def test_errors_are_inline_with_retry_and_reasoning_is_collapsed(
+    qtap_server: Any, browser_page: Any, setup: ChatSetup, fake: FakeOpenAI, request: Any
+) -> None:
+    page, shot = browser_page, Shots(browser_page, request.node.name)
+    fake.fail_with(503, "The engine is currently overloaded, please try again later", times=3)
+    open_chat(page, qtap_server, setup)
+    send(page, "hello?")
+    error = last_assistant(page).locator(".msg-error")
+    error.wait_for(timeout=TIMEOUT)
+    assert "overloaded" in error.text_content() or "unavailable" in error.text_content()
+    shot("error")
+    fake.reply(["Back", " again."], reasoning=["First I think", " about it."])
+    error.get_by_role("button", name="Retry").click()
+    reply = last_assistant(page)
+    reply.locator(".body", has_text="Back again.").wait_for(timeout=TIMEOUT)
+    details = reply.locator("details.reasoning")
+    assert details.is_visible() and details.get_attribute("open") is None
+    assert reply.locator(".reasoning-text").text_content() == "First I think about it."
+    assert page.locator("#messages .msg-error").count() == 0  # the failed reply gave way to the retry
+    shot("retried")
+    page.reload()
+    details = last_assistant(page).locator("details.reasoning")
+    details.locator("summary").click()
+    assert last_assistant(page).locator(".reasoning-text").is_visible()
+    shot("reasoning-open")
