@@ -411,3 +411,10 @@ async def test_the_key_never_appears_in_errors_logs_or_repr(fake, caplog):
     assert "request model=" in caplog.text and "finish reason=stop" in caplog.text
     assert "retry" in caplog.text
     assert_no_secret(KEY, caplog.text, *texts)
+
+
+async def test_a_base_url_pasted_with_v1_is_tolerated(fake):
+    provider = create_llm_provider("ANTHROPIC", api_key=KEY, base_url=fake.base_url + "/v1/")
+    assert (await collect(provider.stream(hello()))).text == "Hello"
+    assert fake.requests[-1].path == "/v1/messages"
+    assert create_llm_provider("ANTHROPIC", api_key=KEY).base_url == "https://api.anthropic.com"

@@ -30,6 +30,8 @@ from providers.http import HTTPProvider, extract_error, iter_sse, parse_retry_af
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from httpx_sse import ServerSentEvent
 
+    from providers.manifest import Manifest
+
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192
 # The Claude 3 generation (not 3.5 / 3.7) cannot produce more than 4096 tokens: asking for more is a 400.
@@ -115,6 +117,11 @@ def error_from_body(provider: str, data: Any, *, status: int | None, retry_after
 class AnthropicProvider(HTTPProvider):
     default_read_timeout: ClassVar[float | None] = 120.0
     model_page_size: ClassVar[int] = MODEL_PAGE_SIZE
+
+    def __init__(self, manifest: Manifest, *, base_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(manifest, base_url=base_url, **kwargs)
+        # Paths carry the /v1 themselves; a base URL pasted with it would double it.
+        self.base_url = self.base_url.removesuffix("/v1")
 
     def auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
