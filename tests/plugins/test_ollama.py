@@ -161,7 +161,12 @@ async def test_http_errors_keep_the_upstream_message(fake, status, message, expe
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(429, errors.RateLimitError), (500, errors.ProviderUnavailableError), (502, errors.ProviderUnavailableError)],
+    [
+        (429, errors.RateLimitError),
+        (500, errors.ProviderUnavailableError),
+        (502, errors.ProviderUnavailableError),
+        (503, errors.ProviderUnavailableError),  # "server busy, please try again"
+    ],
 )
 async def test_retryable_errors_then_success_or_give_up(fake, status, expected):
     fake.fail_next(status, error_body("busy"), times=2, headers={"retry-after": "0"})
