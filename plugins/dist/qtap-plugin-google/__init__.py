@@ -2,8 +2,8 @@
 
 from providers.contract import ImageProvider, LLMProvider, ProviderPlugin
 
-from .provider import GoogleProvider
 from .image_provider import GoogleImageProvider
+from .provider import GoogleProvider
 
 
 class GooglePlugin(ProviderPlugin):
