@@ -240,6 +240,27 @@ def chunk_events(data: Any, provider: str) -> Iterator[TextDelta | ReasoningDelt
             yield TextDelta(content)
 
 
+def completion_events(data: Any, provider: OpenAIDialectProvider) -> Iterator[StreamEvent]:
+    """The events of a non-streamed ``chat.completion`` body."""
+    if not isinstance(data, dict):
+        raise errors.ProtocolError(provider.provider, "the completion was not a JSON object")
+    if data.get("error"):
+        raise stream_error(provider.provider, data)
+    choices = data.get("choices") or [{}]
+    choice: dict[str, Any] = choices[0] if isinstance(choices[0], dict) else {}
+    message: dict[str, Any] = choice["message"] if isinstance(choice.get("message"), dict) else {}
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        yield ReasoningDelta(reasoning)
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        yield TextDelta(content)
+    usage = usage_from(data, provider.dialect)
+    if usage is not None:
+        yield usage
+    yield Finish(map_finish_reason(choice.get("finish_reason") or "stop"))
+
+
 def chunk_finish(data: Mapping[str, Any]) -> str | None:
     for choice in data.get("choices") or ():
         if isinstance(choice, dict) and choice.get("finish_reason"):
@@ -388,6 +409,11 @@ class OpenAIDialectProvider(HTTPProvider):
         finish: str | None = None
         done = False
         async with self.open("POST", self.chat_path, json_body=body, headers=headers) as response:
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # Some gateways ignore ``stream: true`` and answer with the whole completion.
+                for whole in completion_events(_loads(await response.aread(), self.provider), self):
+                    yield whole
+                return
             async for event in iter_sse(response, provider=self.provider):
                 if event.data.startswith("[DONE]"):
                     done = True

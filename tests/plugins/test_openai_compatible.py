@@ -119,3 +119,22 @@ def test_no_read_timeout_by_default_for_slow_local_servers():
     provider = create_llm_provider("OPENAI_COMPATIBLE", base_url="http://127.0.0.1:9/v1")
     assert provider.timeouts.read is None
     assert provider.timeouts.connect == 10.0
+
+
+async def test_a_server_that_ignores_stream_true_and_answers_json(fake):
+    completion = {
+        "id": "cmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "All at once."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
+    fake.fail_next(200, completion)
+    result = await collect(make(COMPAT, fake).stream(hello("local")))
+    assert (result.text, result.finish) == ("All at once.", "stop")
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (7, 3)
+
+
+async def test_a_json_answer_carrying_an_error_raises_it(fake):
+    fake.fail_next(200, {"error": {"message": "model not loaded", "type": "unavailable_error", "code": 503}})
+    with pytest.raises(errors.ProviderUnavailableError, match="model not loaded"):
+        await collect(make(COMPAT, fake).stream(hello("local")))
