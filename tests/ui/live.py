@@ -1,5 +1,5 @@
-"""A live qtap for the browser tests: Daphne (through ``manage.py runserver --insecure``, so the site's
-own static files are served too) in a subprocess on a free loopback port, on this test's database and
+"""A live qtap for the browser tests: Daphne serving ``qtap_site.asgi:application`` (as ``make run``
+does, static files included) in a subprocess on a free loopback port, on this test's database and
 data directory; and Debian's Chromium driven by Playwright.
 
 Chromium is only ever launched from /usr/bin/chromium; no browser is downloaded.
@@ -52,7 +52,14 @@ def live_server() -> Iterator[LiveServer]:
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
+            [
+                str(Path(sys.executable).parent / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "qtap_site.asgi:application",
+            ],
             cwd=REPO,
             env=env,
             stdout=out,
