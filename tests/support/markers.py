@@ -21,3 +21,10 @@ _ready, _reason = scaled_environment()
 
 # ``pytestmark = scaled_only`` in a module, or ``@pytest.mark.usefixtures`` style on one test.
 scaled_only = [pytest.mark.scaled, pytest.mark.skipif(not _ready, reason=f"scaled deployment test: {_reason}")]
+
+
+def scaled_test(function):  # type: ignore[no-untyped-def]
+    """Decorator form of ``scaled_only`` for one test in a module that also runs unscaled."""
+    for mark in scaled_only:
+        function = mark(function)
+    return function

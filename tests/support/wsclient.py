@@ -226,7 +226,8 @@ class InProcessTab(Tab):
         return tab
 
     async def _send_text(self, text: str) -> None:
-        await self.communicator.send_to(text_data=text)
+        # send_input, not send_to: a browser may send an empty text frame, send_to refuses one.
+        await self.communicator.send_input({"type": "websocket.receive", "text": text})
 
     async def _recv_text(self, timeout: float) -> str:
         output = await self.communicator.receive_output(timeout)
