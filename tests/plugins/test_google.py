@@ -303,14 +303,15 @@ async def test_cancellation_closes_the_upstream(fake):
     assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
 
 
-async def test_unaccepted_attachment_fails_before_any_request(fake):
+@pytest.mark.parametrize(("name", "mime"), [("song.mp3", "audio/mpeg"), ("cat.gif", "image/gif")])
+async def test_unaccepted_attachment_fails_before_any_request(fake, name, mime):
     request = ChatRequest(
         model=RECORDED_MODEL,
-        messages=(Message("user", "play", attachments=(Attachment("song.mp3", "audio/mpeg", b"ID3"),)),),
+        messages=(Message("user", "look", attachments=(Attachment(name, mime, b"GIF89a"),)),),
     )
     with pytest.raises(errors.UnsupportedAttachmentError) as caught:
         await collect(make_provider(fake).stream(request))
-    assert "song.mp3" in str(caught.value) and "application/pdf" in str(caught.value)
+    assert name in str(caught.value) and "application/pdf" in str(caught.value)
     assert fake.requests == []
 
 
