@@ -1,0 +1,50 @@
+"""The OpenAI Chat Completions dialect, shared by every plugin that speaks it.
+
+OpenAI, xAI Grok, Gab AI, OpenRouter and generic OpenAI-compatible servers (llama.cpp, vLLM,
+LM Studio) differ in small ways: which token-limit parameter a model takes, how strictly a stream
+must end, what an error body looks like, what a model listing carries. A ``Dialect`` names those
+differences; the pure mapping functions (``mapping``) and the provider classes (``providers``) do
+the rest, so each plugin is a few lines of configuration plus its own quirks. Plugins import
+everything from ``providers.openai_format``.
+
+Parsing is tolerant in the ways real servers need (PROTOCOLS.md §8): ``choices`` may be missing,
+null or empty on any chunk; usage may ride on any chunk; SSE comments are skipped; a ``data:`` JSON
+with an ``error`` key is an error wherever it appears.
+"""
+
+from providers.openai_format.mapping import (
+    Dialect,
+    build_chat_body,
+    build_image_body,
+    build_messages,
+    chunk_events,
+    chunk_finish,
+    completion_events,
+    map_finish_reason,
+    models_from,
+    sniff_image_mime,
+    stream_error,
+    translate_error,
+    usage_from,
+    uses_completion_tokens,
+)
+from providers.openai_format.providers import OpenAIDialectImageProvider, OpenAIDialectProvider
+
+__all__ = [
+    "Dialect",
+    "OpenAIDialectImageProvider",
+    "OpenAIDialectProvider",
+    "build_chat_body",
+    "build_image_body",
+    "build_messages",
+    "chunk_events",
+    "chunk_finish",
+    "completion_events",
+    "map_finish_reason",
+    "models_from",
+    "sniff_image_mime",
+    "stream_error",
+    "translate_error",
+    "usage_from",
+    "uses_completion_tokens",
+]
