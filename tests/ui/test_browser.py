@@ -98,7 +98,7 @@ def test_sign_in_add_key_and_create_a_profile(
     page.locator("label.provider-option", has_text=re.compile(r"^\s*OpenAI\s*$")).click()
     page.locator("#id_api_key").wait_for(timeout=TIMEOUT)
     page.locator("#id_api_key").select_option(label=f"my openai key (…{SECRET[-4:]})")
-    page.get_by_text("Custom base url").click()
+    page.get_by_text("Custom Base URL").click()
     page.locator("#id_base_url").fill(fake.base_url)
     page.get_by_role("button", name="Load models").click()
     page.get_by_text("3 models loaded.").wait_for(timeout=TIMEOUT)

@@ -253,3 +253,32 @@ def test_plugin_icon_is_read_from_the_plugin_folder(alice_client: Any, client: A
     assert alice_client.get("/settings/plugins/qtap-plugin-nope/icon.svg").status_code == 404
     assert alice_client.get("/settings/plugins/..%2Fsecret/icon.svg").status_code == 404
     assert client.get("/settings/plugins/qtap-plugin-openai/icon.svg").status_code == 302
+
+
+def test_edit_profile_keeps_its_values_and_saves_changes(alice_client: Any, alice_rows: dict[str, Any]) -> None:
+    profile = alice_rows["profile"]
+    page = alice_client.get(f"/settings/profiles/{profile.pk}/").content.decode()
+    assert 'value="GPT"' in page and 'value="gpt-4o-mini"' in page and 'value="http://127.0.0.1:9/v1"' in page
+    assert f'<option value="{alice_rows["key"].pk}" selected>' in page
+    data = {
+        "name": "GPT renamed",
+        "plugin": "qtap-plugin-openai",
+        "api_key": alice_rows["key"].pk,
+        "base_url": "http://127.0.0.1:9/v1",
+        "model": "o3-mini",
+        "parameters": "{}",
+        "is_default": "on",
+    }
+    assert alice_client.post_form(f"/settings/profiles/{profile.pk}/", data).status_code == 302
+    profile.refresh_from_db()
+    assert (profile.name, profile.model, profile.is_default) == ("GPT renamed", "o3-mini", True)
+
+
+def test_a_disabled_providers_profile_says_so_in_the_chat(alice_client: Any, alice_rows: dict[str, Any]) -> None:
+    from providers.plugin_state import plugin_set_enabled
+
+    plugin_set_enabled(name="qtap-plugin-openai", enabled=False)
+    chat_page = alice_client.get(f"/chats/{alice_rows['chat'].pk}/").content.decode()
+    assert "GPT (gpt-4o-mini) — provider disabled" in chat_page
+    listing = alice_client.get("/settings/profiles/").content.decode()
+    assert "Provider disabled" in listing
