@@ -66,6 +66,7 @@ class RunningGeneration:
     stop_requested: bool = False
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     flush_handle: asyncio.Handle | None = None
+    last_flush: float = 0.0  # loop time of the last flush
 
     def snapshot(self) -> dict[str, Any]:
         """What a tab joining now needs: everything up to ``seq``; later frames reach it through the group."""
@@ -245,10 +246,17 @@ async def _stream(
                         continue
                     kind = "text" if isinstance(event, contract.TextDelta) else "reasoning"
                     gen.pending.append((kind, event.text))
-                    if gen.flush_handle is None:
-                        # The first chunk goes out at once (time to first token); later ones are batched.
-                        delay = 0 if gen.seq == 0 and gen.ttft_ms is None else coalesce
-                        gen.flush_handle = loop.call_later(delay, _kick_flush, gen)
+                    waited = loop.time() - gen.last_flush
+                    if gen.seq == 0 or waited >= coalesce:
+                        # The first chunk goes out at once (time to first token); later ones in batches.
+                        # Flushing here, not only from a timer, matters: when the upstream socket has
+                        # data buffered this loop never yields, and a timer would not fire until the end.
+                        # The flush is its own task (shielded) so a stop never cuts a frame half-sent;
+                        # awaiting it also lets the other streams of this process have their turn.
+                        await asyncio.shield(loop.create_task(_flush(gen)))
+                    elif gen.flush_handle is None:
+                        # If the upstream pauses, the buffered text still goes out on time.
+                        gen.flush_handle = loop.call_later(coalesce - waited, _kick_flush, gen)
                 elif isinstance(event, contract.Usage):
                     usage = event
                 elif isinstance(event, contract.Finish):
@@ -278,6 +286,10 @@ def _kick_flush(gen: RunningGeneration) -> None:
 
 async def _flush(gen: RunningGeneration) -> None:
     async with gen.flush_lock:
+        gen.last_flush = asyncio.get_running_loop().time()
+        if gen.flush_handle is not None:
+            gen.flush_handle.cancel()
+            gen.flush_handle = None
         if not gen.pending:
             return
         batch, gen.pending = gen.pending, []

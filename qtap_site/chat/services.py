@@ -208,22 +208,25 @@ class Prepared:
 
 
 def _resolve_profile(user_id: int, chat: Chat, profile_id: int | None) -> ConnectionProfile | None:
+    profiles = ConnectionProfile.objects.filter(user_id=user_id).select_related("api_key")
     if profile_id is not None:
-        profile = ConnectionProfile.objects.filter(pk=profile_id, user_id=user_id).first()
+        profile = profiles.filter(pk=profile_id).first()
         if profile is None:
             raise NotFound("That connection profile does not exist.")
         return profile
     if chat.profile_id is not None:
-        return ConnectionProfile.objects.filter(pk=chat.profile_id, user_id=user_id).first()
-    return ConnectionProfile.objects.filter(user_id=user_id, is_default=True).first()
+        return profiles.filter(pk=chat.profile_id).first()
+    return profiles.filter(is_default=True).first()
 
 
 def _check_capacity(user_id: int, chat: Chat) -> None:
-    live = Message.objects.filter(_live_streaming())
-    if live.filter(chat_id=chat.pk).exists():
+    # One query: the chats of this user with a live generation (any process).
+    live = Message.objects.filter(_live_streaming(), chat__user_id=user_id)
+    busy_chats = list(live.values_list("chat_id", flat=True))
+    if chat.pk in busy_chats:
         raise Busy("A reply is already being generated in this chat. Stop it or wait for it to finish.")
     limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
-    if live.filter(chat__user_id=user_id).count() >= limit:
+    if len(busy_chats) >= limit:
         raise RateLimited(f"You already have {limit} replies being generated; wait for one to finish.")
 
 
@@ -251,6 +254,7 @@ def prepare_generation(
                 raise NotFound("That assistant message does not exist in this chat.")
             user_message = Message.objects.get(pk=target.parent_id)
             new_attachments: list[Attachment] = list(user_message.attachments.all())
+            history = active_branch(chat.pk, leaf_id=user_message.pk)[:-1]
         else:
             new_attachments = list(Attachment.objects.filter(owner_id=user_id, pk__in=set(attachment_ids)))
             if len(new_attachments) != len(set(attachment_ids)):
@@ -260,6 +264,7 @@ def prepare_generation(
         _check_capacity(user_id, chat)
         if regenerate_id is None:
             branch = active_branch(chat.pk)
+            history = branch
             user_message = Message.objects.create(
                 chat=chat,
                 parent_id=branch[-1] if branch else None,
@@ -295,7 +300,7 @@ def prepare_generation(
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",
     )
-    prepared.error = _resolve_provider(prepared, profile, chat, user_message, new_attachments)
+    prepared.error = _resolve_provider(prepared, profile, chat, history, user_message, new_attachments)
     return prepared
 
 
@@ -303,6 +308,7 @@ def _resolve_provider(
     prepared: Prepared,
     profile: ConnectionProfile | None,
     chat: Chat,
+    history: list[int],
     user_message: Message,
     new_attachments: list[Attachment],
 ) -> tuple[str, str] | None:
@@ -332,7 +338,7 @@ def _resolve_provider(
     elif config.requires_api_key:
         return ("missing_api_key", f"The profile {profile.name!r} has no active API key for {config.display_name}.")
     prepared.base_url = profile.base_url or None
-    prepared.request = _build_request(profile, chat, user_message, config)
+    prepared.request = _build_request(profile, chat, history, user_message, new_attachments, config)
     return None
 
 
@@ -356,25 +362,34 @@ def _attachment_problem(config: Any, attachment: Attachment) -> str:
     return ""
 
 
-def _build_request(profile: ConnectionProfile, chat: Chat, leaf: Message, config: Any) -> contract.ChatRequest:
-    """System prompt, then the complete messages on the branch ending at ``leaf``, with attachments as bytes.
+def _build_request(
+    profile: ConnectionProfile,
+    chat: Chat,
+    history: list[int],
+    user_message: Message,
+    new_attachments: list[Attachment],
+    config: Any,
+) -> contract.ChatRequest:
+    """System prompt, the complete messages of ``history`` (the branch before ``user_message``), then
+    ``user_message``, with attachments as bytes.
 
     Older attachments the provider cannot take are left out (their text stays): switching a chat to a
     text-only profile must not make the whole conversation unsendable.
     """
-    branch = active_branch(chat.pk, leaf_id=leaf.pk)
-    rows = Message.objects.filter(pk__in=branch).prefetch_related("attachments")
-    by_id = {m.pk: m for m in rows}
+    by_id: dict[int, Message] = {}
+    if history:
+        by_id = {m.pk: m for m in Message.objects.filter(pk__in=history).prefetch_related("attachments")}
+    turns = [(by_id[pk], list(by_id[pk].attachments.all())) for pk in history if pk in by_id]
+    turns.append((user_message, new_attachments))
     messages: list[contract.Message] = []
     if chat.system_prompt.strip():
         messages.append(contract.Message(role="system", content=chat.system_prompt))
-    for pk in branch:
-        message = by_id.get(pk)
-        if message is None or message.status != Message.Status.COMPLETE:
+    for message, attachments in turns:
+        if message.status != Message.Status.COMPLETE:
             continue
         files = tuple(
             contract.Attachment(filename=a.filename, mime_type=a.mime_type, data=attachment_bytes(a))
-            for a in message.attachments.all()
+            for a in attachments
             if not _attachment_problem(config, a)
         )
         if message.content or files:

@@ -1,0 +1,265 @@
+"""Relay overhead: a local OpenAI-dialect server streams 500 tokens at full speed to N concurrent
+websocket clients through one Daphne process, beside bare httpx clients reading the same server.
+
+Reports, per N: time to first token (p50, p99) through the site and directly, the difference ("added"),
+tokens per second delivered both ways, and tokens lost (must be 0). Time to first token through the
+site is measured from the client's ``message.send`` to the first ``generation.delta`` it receives, so
+the database work before the upstream call is included.
+
+    .venv/bin/python -m bench relay            # N = 1, 50, 200
+    .venv/bin/python bench/relay.py 1 50 200 500
+
+Writes bench/results/relay.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.chat.fake_openai import VALID_KEY  # noqa: E402
+from tests.chat.live_site import Daphne, provision, site_env  # noqa: E402
+
+TOKENS = 500
+TOKEN = "tok "
+RESULTS = ROOT / "bench" / "results" / "relay.json"
+DEFAULT_NS = (1, 50, 200)
+
+# The provider server runs in a process of its own, so that it competes with neither the site
+# nor the clients for the interpreter.
+_SERVER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.chat.fake_openai import ChatFake
+fake = ChatFake(["{token}"] * {tokens})
+fake.start()
+print(fake.base_url, flush=True)
+while True:
+    fake.requests.clear()  # keep memory flat over a long run
+    time.sleep(1)
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# ---- direct: httpx straight to the provider server -------------------------------------------------
+
+
+async def direct_client(client: httpx.AsyncClient, base_url: str, start: asyncio.Event) -> tuple[float, int]:
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    await start.wait()
+    sent = time.perf_counter()
+    first: float | None = None
+    tokens = 0
+    async with client.stream(
+        "POST", f"{base_url}/chat/completions", json=body, headers={"Authorization": f"Bearer {VALID_KEY}"}
+    ) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    if first is None:
+                        first = time.perf_counter()
+                    tokens += text.count(TOKEN)
+    return ((first or time.perf_counter()) - sent) * 1000, tokens
+
+
+async def run_direct(base_url: str, n: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    async with httpx.AsyncClient(limits=limits, timeout=120, trust_env=False) as client:
+        await direct_client(client, base_url, _set(asyncio.Event()))  # warm the pool
+        start = asyncio.Event()
+        tasks = [asyncio.create_task(direct_client(client, base_url, start)) for _ in range(n)]
+        await asyncio.sleep(0.05)
+        began = time.perf_counter()
+        start.set()
+        results = await asyncio.gather(*tasks)
+        wall = time.perf_counter() - began
+    return _summary([r[0] for r in results], sum(r[1] for r in results), n, wall)
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
+
+
+# ---- through the site: websocket clients on one Daphne -------------------------------------------
+
+
+async def ws_client(url: str, origin: str, cookie: str, ready: asyncio.Event, start: asyncio.Event) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    async with connect(
+        url, origin=origin, additional_headers={"Cookie": f"sessionid={cookie}"}, max_size=2**22, open_timeout=60
+    ) as ws:
+        state = json.loads(await ws.recv())
+        assert state["type"] == "chat.state", state
+        ready.set()
+        await start.wait()
+        sent = time.perf_counter()
+        await ws.send(json.dumps({"type": "message.send", "content": "go"}))
+        first: float | None = None
+        tokens = 0
+        last_seq = 0
+        gaps = 0
+        while True:
+            frame = json.loads(await ws.recv())
+            kind = frame["type"]
+            if kind == "generation.delta":
+                if first is None:
+                    first = time.perf_counter()
+                tokens += frame["text"].count(TOKEN)
+                gaps += frame["seq"] != last_seq + 1
+                last_seq = frame["seq"]
+            elif kind == "generation.finished":
+                return {
+                    "ttft_ms": ((first or time.perf_counter()) - sent) * 1000,
+                    "tokens": tokens,
+                    "gaps": gaps,
+                    "frames": last_seq,
+                    "server_ttft_ms": frame["ttft_ms"],
+                }
+            elif kind in ("generation.error", "error"):
+                raise RuntimeError(f"generation failed: {frame}")
+
+
+async def run_ws(daphne: Daphne, cookie: str, chat_ids: list[int]) -> dict[str, Any]:
+    start = asyncio.Event()
+    readies = [asyncio.Event() for _ in chat_ids]
+    tasks = [
+        asyncio.create_task(ws_client(daphne.ws_url(chat_id), daphne.origin, cookie, ready, start))
+        for chat_id, ready in zip(chat_ids, readies, strict=True)
+    ]
+    # Every socket is open (handshake, session lookup, chat.state) before the clock starts.
+    waits = [asyncio.create_task(r.wait()) for r in readies]
+    done, _ = await asyncio.wait([*waits, *tasks], return_when=asyncio.ALL_COMPLETED, timeout=120)
+    del done
+    for task in tasks:
+        if task.done() and task.exception():
+            raise task.exception()  # type: ignore[misc]
+    await asyncio.sleep(0.2)
+    began = time.perf_counter()
+    start.set()
+    results = await asyncio.gather(*tasks)
+    wall = time.perf_counter() - began
+    summary = _summary([r["ttft_ms"] for r in results], sum(r["tokens"] for r in results), len(chat_ids), wall)
+    summary["seq_gaps"] = sum(r["gaps"] for r in results)
+    summary["frames_per_stream_mean"] = round(statistics.mean(r["frames"] for r in results), 1)
+    summary["server_ttft_ms_p50"] = round(percentile([float(r["server_ttft_ms"]) for r in results], 50), 2)
+    return summary
+
+
+def _summary(ttfts: list[float], tokens: int, n: int, wall: float) -> dict[str, Any]:
+    expected = TOKENS * n
+    return {
+        "ttft_ms_p50": round(percentile(ttfts, 50), 2),
+        "ttft_ms_p99": round(percentile(ttfts, 99), 2),
+        "tokens_per_s": round(tokens / wall, 1),
+        "tokens_received": tokens,
+        "tokens_lost": expected - tokens,
+        "wall_s": round(wall, 3),
+    }
+
+
+# ---- driver -------------------------------------------------------------------------------------
+
+
+async def measure(ns: list[int], base_url: str, daphne: Daphne, site: dict[str, Any]) -> list[dict[str, Any]]:
+    chat_ids = list(site["chat_ids"])
+    # Warm up both paths (imports, pooled upstream connections, the database file).
+    await run_ws(daphne, site["cookie"], [chat_ids.pop()])
+    await run_direct(base_url, 1)
+    rows = []
+    for n in ns:
+        ids, chat_ids = chat_ids[:n], chat_ids[n:]
+        direct = await run_direct(base_url, n)
+        relayed = await run_ws(daphne, site["cookie"], ids)
+        row = {
+            "n": n,
+            "direct": direct,
+            "websocket": relayed,
+            "added_ttft_ms_p50": round(relayed["ttft_ms_p50"] - direct["ttft_ms_p50"], 2),
+            "added_ttft_ms_p99": round(relayed["ttft_ms_p99"] - direct["ttft_ms_p99"], 2),
+            "throughput_ratio": round(relayed["tokens_per_s"] / direct["tokens_per_s"], 3),
+        }
+        rows.append(row)
+        print(
+            f"N={n:>4}  added TTFT p50 {row['added_ttft_ms_p50']:>7.2f} ms  p99 {row['added_ttft_ms_p99']:>7.2f} ms  "
+            f"| ws TTFT p50 {relayed['ttft_ms_p50']:>7.2f} p99 {relayed['ttft_ms_p99']:>7.2f}  "
+            f"direct p50 {direct['ttft_ms_p50']:>6.2f} p99 {direct['ttft_ms_p99']:>6.2f}  "
+            f"| tok/s ws {relayed['tokens_per_s']:>9.0f} direct {direct['tokens_per_s']:>9.0f} "
+            f"({row['throughput_ratio'] * 100:.0f}%)  lost {relayed['tokens_lost']}  "
+            f"frames/stream {relayed['frames_per_stream_mean']}",
+            flush=True,
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = [int(a) for a in (argv if argv is not None else sys.argv[1:]) if a.isdigit()] or list(DEFAULT_NS)
+    with tempfile.TemporaryDirectory(prefix="qtap-relay-") as tmp:
+        tmp_path = Path(tmp)
+        server = subprocess.Popen(
+            [sys.executable, "-c", _SERVER.format(root=str(ROOT), token=TOKEN, tokens=TOKENS)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None
+            base_url = server.stdout.readline().strip()
+            env = site_env(
+                tmp_path / "data",
+                QTAP_MAX_CONCURRENT_GENERATIONS=str(max(ns) + 10),
+                QTAP_LOG_LEVEL="WARNING",
+            )
+            site = provision(env, base_url=base_url, secret=VALID_KEY, chats=sum(ns) + 1)
+            with Daphne(env, tmp_path / "daphne.log") as daphne:
+                rows = asyncio.run(measure(ns, base_url, daphne, site))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    result = {
+        "benchmark": "relay",
+        "tokens_per_stream": TOKENS,
+        "coalesce_ms": float(os.environ.get("QTAP_DELTA_COALESCE_MS", 5.0)),
+        "database": "sqlite (WAL)",
+        "channel_layer": "in-memory",
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
+        "targets": {"added_ttft_ms_p50_at_200": "< 10", "throughput_ratio_at_200": ">= 0.8", "tokens_lost": 0},
+        "runs": rows,
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+    lost = sum(r["websocket"]["tokens_lost"] for r in rows)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
