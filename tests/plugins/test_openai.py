@@ -10,9 +10,10 @@ from providers import errors
 from providers.contract import Attachment, ChatRequest, ImageRequest, Message
 from providers.factory import create_image_provider
 from providers.openai_format import Dialect, build_chat_body
+from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.openai_dialect import JPEG_BYTES, PNG_1X1, FakeOpenAI
 from tests.fakes.samples import PDF_BYTES, assert_no_secret, collect, debug_logging, png_bytes
-from tests.plugins.openai_support import FLAVOURS, hello, make
+from tests.plugins.openai_support import FLAVOURS, OPENAI_TEXT, OPENAI_USAGE, hello, make
 
 OPENAI = FLAVOURS["openai"]
 
@@ -219,3 +220,23 @@ async def test_validate_key_without_a_key_fails_before_any_request(fake):
     with pytest.raises(errors.AuthenticationError):
         await make(OPENAI, fake, key=None).validate_key()
     assert fake.requests == []
+
+
+# ---- wire robustness ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 3, 17, 256])
+async def test_events_split_at_any_byte_offset_parse_the_same(fake, size):
+    raw = fixture_bytes("openai_chat_stream_text.sse")
+    fake.chunks = [raw[i : i + size] for i in range(0, len(raw), size)]  # cuts inside "da|ta: " and JSON
+    result = await collect(make(OPENAI, fake).stream(hello()))
+    assert result.text == OPENAI_TEXT
+    assert (result.usage.input_tokens, result.usage.output_tokens) == OPENAI_USAGE
+
+
+async def test_multibyte_characters_split_across_writes_and_crlf_framing(fake):
+    fake.reply(["héllo ", "🐦 wörld"])
+    raw = b"".join(fake.chunks).replace(b"\n", b"\r\n")
+    fake.chunks = [raw[i : i + 1] for i in range(len(raw))]
+    result = await collect(make(OPENAI, fake).stream(hello()))
+    assert result.text == "héllo 🐦 wörld"
