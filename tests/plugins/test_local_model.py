@@ -145,3 +145,46 @@ def test_command_names_what_is_missing(django_user_model):
         call_command("local_model", "--no-start", "--user", "nobody", stdout=StringIO())
     with pytest.raises(CommandError, match="not ready"):
         call_command("local_model", "--no-start", "--port", str(_free_port()), "--timeout", "0.5", stdout=StringIO())
+
+
+def test_make_local_model_serves_until_stopped_and_takes_the_server_down(model_server, tmp_path):
+    """The command as ``make local-model`` runs it: in the foreground, in its own process and database."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "QTAP_DATA_DIR": str(tmp_path), "QTAP_LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    manage = [sys.executable, str(root / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=root)
+    subprocess.run([*manage, "ensure_first_user"], env=env, check=True, cwd=root, capture_output=True)
+    port = _free_port()
+    command = subprocess.Popen(
+        [*manage, "local_model", "--port", str(port), "--n-ctx", "512"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = command.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C" in line or not line:
+                break
+        assert any('Created profile "Local SmolLM2" for admin' in line for line in lines), lines
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=20) == 0
+    finally:
+        if command.poll() is None:
+            command.kill()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)

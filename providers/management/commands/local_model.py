@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -44,6 +45,8 @@ class Command(BaseCommand):
         if process is None:
             return
         self.stdout.write("The model is serving. Press Ctrl-C to stop it.")
+        # A service manager stops us with SIGTERM: treat it like Ctrl-C so the server goes down too.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             process.wait()
         except KeyboardInterrupt:
@@ -74,3 +77,7 @@ class Command(BaseCommand):
         if first is None:
             raise CommandError("no superuser exists yet: run `manage.py ensure_first_user` or pass --user")
         return first
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
