@@ -154,6 +154,7 @@
 
   var handlers = {
     "chat.state": function (data) {
+      if (data.chat && data.chat.title) text($("chat-title"), data.chat.title);
       // After a reconnect the tail brings what was missed: new messages, and the end of a reply
       // that finished (or failed) while this tab was away.
       (data.messages_tail || []).forEach(function (m) {
