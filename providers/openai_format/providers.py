@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar
@@ -132,6 +133,8 @@ class OpenAIDialectImageProvider(OpenAIDialectProvider):
         """Fetch a generated image. The URL points at a storage host, so no Authorization goes with it."""
         if not url.startswith(("https://", "http://")):
             raise errors.ProtocolError(self.provider, "an image URL was not http(s)")
+        if _metadata_host(httpx.URL(url).host):
+            raise errors.ProtocolError(self.provider, "refusing to download an image from a link-local address")
         client = get_client(url, self.timeouts)
         try:
             async with client.stream("GET", url) as response:
@@ -157,3 +160,13 @@ class OpenAIDialectImageProvider(OpenAIDialectProvider):
 
 def _host(url: str) -> str:
     return re.sub(r"^[a-z]+://([^/]+).*$", r"\1", url)
+
+
+def _metadata_host(host: str) -> bool:
+    """Cloud-metadata and link-local hosts: an answer pointing there is never fetched (SSRF)."""
+    if host.lower() in ("metadata.google.internal", "metadata"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_link_local
+    except ValueError:
+        return False

@@ -240,3 +240,13 @@ async def test_multibyte_characters_split_across_writes_and_crlf_framing(fake):
     fake.chunks = [raw[i : i + 1] for i in range(len(raw))]
     result = await collect(make(OPENAI, fake).stream(hello()))
     assert result.text == "héllo 🐦 wörld"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x.png", "http://metadata.google.internal/x"]
+)
+async def test_an_image_url_on_a_link_local_or_metadata_host_is_never_fetched(fake, url):
+    fake.fail_next(200, {"created": 1, "data": [{"url": url}]})
+    with pytest.raises(errors.ProtocolError, match="link-local"):
+        await images(fake).generate(ImageRequest(prompt="x", model="dall-e-3"))
+    assert len(fake.requests) == 1
