@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import re
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -57,9 +58,11 @@ class OpenAIDialectProvider(HTTPProvider):
                 for item in completion_events(whole, self.provider, self.dialect):
                     yield item
                 return
-            async for event in iter_sse(response, provider=self.provider):
+            sse = iter_sse(response, provider=self.provider)
+            async for event in sse:
                 if event.data.startswith("[DONE]"):
                     done = True
+                    await _drain(sse)
                     break
                 if not event.data.strip():
                     continue
@@ -170,3 +173,15 @@ def _metadata_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_link_local
     except ValueError:
         return False
+
+
+async def _drain(rest: AsyncIterator[Any], limit: float = 1.0) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the body) so the connection goes back
+    to the pool instead of being closed: the next request then skips the TCP and TLS handshakes.
+    A server that keeps the body open after ``[DONE]`` is given ``limit`` seconds, then cut off."""
+    try:
+        async with asyncio.timeout(limit):
+            async for _ in rest:
+                pass
+    except (TimeoutError, errors.ProviderError):
+        pass

@@ -33,6 +33,7 @@ Faults:
                              the next stream breaks after n chunks: an error event, a chunk that is
                              not JSON, the connection cut mid-body, or silence for ``seconds``
     fake.disconnected        threading.Event set when a client hangs up mid-stream
+    fake.clients             (host, port) of the connection each request came on (keep-alive checks)
 
 Other endpoints: ``GET {base}/models`` (openrouter_models.json byte for byte for "openrouter"),
 ``POST {base}/images/generations`` (``fake.image_mode = "b64" | "url"``; URLs point at the fake
@@ -102,10 +103,16 @@ class FakeOpenAI(FakeProvider):
         self.key_flags: dict[str, bool] = {}
         self.model = "gpt-4o-mini" if flavour != "openrouter" else "openai/gpt-4o"
         self._mid: MidStream | None = None
+        self.clients: list[tuple[Any, ...]] = []
 
     @property
     def base_url(self) -> str:
         return self.origin + self.prefix
+
+    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.clients.append(tuple(scope.get("client") or ()))  # which connection each request used
+        await super().__call__(scope, receive, send)
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:

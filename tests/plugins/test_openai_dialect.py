@@ -277,3 +277,20 @@ async def test_the_key_never_appears_in_errors_logs_or_repr(name, fake, caplog):
     assert_no_secret(
         flavour.key, caplog.text, str(caught.value), repr(caught.value), repr(provider), str(dropped.value)
     )
+
+
+async def test_consecutive_streams_reuse_one_pooled_connection(name, fake):
+    provider = make(FLAVOURS[name], fake)
+    for _ in range(3):
+        await collect(provider.stream(hello()))
+    assert len(fake.clients) == 3
+    assert len(set(fake.clients)) == 1  # the body was read to its end after [DONE], so no new handshake
+
+
+async def test_a_body_left_open_after_done_does_not_hold_the_reply(name, fake):
+    fake.reply(["all", " here"])
+    fake.mid_stream(after=len(fake.chunks), kind="stall", seconds=10)
+    started = time.monotonic()
+    result = await collect(make(FLAVOURS[name], fake).stream(hello()))
+    assert result.text == "all here"
+    assert time.monotonic() - started < 3
