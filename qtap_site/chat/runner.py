@@ -47,8 +47,23 @@ def relay_event(frame: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+TERMINAL_TYPES = frozenset({"generation.finished", "generation.error"})
+
+
 async def send_to_chat(chat_id: int, frame: dict[str, Any]) -> None:
-    await get_channel_layer().group_send(chat_group_name(chat_id), relay_event(frame))
+    """Publish a frame to every tab. A channel layer that is briefly down (Redis restarting) costs
+    frames, never the generation: a lost delta shows as a gap in ``seq`` (the terminal frame carries
+    the whole reply), and the terminal frame itself is retried for a few seconds."""
+    attempts = 10 if frame.get("type") in TERMINAL_TYPES else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            await get_channel_layer().group_send(chat_group_name(chat_id), relay_event(frame))
+            return
+        except Exception:
+            if attempt == attempts:
+                logger.warning("could not publish %s to chat %s", frame.get("type"), chat_id, exc_info=True)
+                return
+            await asyncio.sleep(0.5)
 
 
 @dataclass
