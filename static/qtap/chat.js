@@ -64,7 +64,15 @@
     var list = el.querySelector(".attachments");
     (msg.attachments || []).forEach(function (a) {
       var li = document.createElement("li");
-      li.textContent = (a.filename || a.name || "file") + (a.mime_type ? " (" + a.mime_type + ")" : "");
+      var label = (a.filename || a.name || "file") + (a.mime_type ? " (" + a.mime_type + ")" : "");
+      if (typeof a.url === "string" && a.url.charAt(0) === "/" && a.url.charAt(1) !== "/") {
+        var link = document.createElement("a");  // the owner-only file view of this site
+        link.href = a.url;
+        link.textContent = label;
+        li.appendChild(link);
+      } else {
+        li.textContent = label;
+      }
       list.appendChild(li);
       list.hidden = false;
     });

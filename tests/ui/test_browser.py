@@ -319,7 +319,7 @@ def test_model_output_cannot_run_script(
 
 
 def test_works_at_360_px(qtap_server: Any, chromium: Any, setup: ChatSetup, fake: FakeOpenAI, request: Any) -> None:
-    context = chromium.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    context = chromium.new_context(viewport={"width": 360, "height": 740})
     page = context.new_page()
     shot = Shots(page, request.node.name)
     try:
@@ -327,8 +327,17 @@ def test_works_at_360_px(qtap_server: Any, chromium: Any, setup: ChatSetup, fake
         open_chat(page, qtap_server, setup)
         send(page, "hi")
         last_assistant(page).locator(".m-tokens").wait_for(timeout=TIMEOUT)
-        for path in (f"/chats/{setup.chat.pk}/", "/settings/keys/", "/settings/profiles/new/", "/settings/plugins/"):
+        paths = (
+            f"/chats/{setup.chat.pk}/",
+            "/settings/keys/",
+            "/settings/profiles/",
+            "/settings/profiles/new/",
+            "/settings/image-profiles/",
+            "/settings/plugins/",
+        )
+        for path in paths:
             page.goto(qtap_server.url(path))
+            assert page.evaluate("() => window.innerWidth") == 360
             overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{path} is {overflow}px wider than the screen"
             shot(path.strip("/").replace("/", "-") or "index")
