@@ -244,7 +244,7 @@
     "image.started": function () {
       var p = $("image-pending") || document.createElement("p");
       p.id = "image-pending";
-      p.className = "notice";
+      p.className = "muted";
       p.setAttribute("role", "status");
       text(p, "Generating image…");
       messages.appendChild(p);

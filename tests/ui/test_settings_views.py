@@ -102,7 +102,9 @@ def test_model_list_is_fetched_live_from_the_provider(alice_client: Any, alice_r
         url = f"/settings/models/?plugin=qtap-plugin-openai&api_key={key.pk}&base_url={fake.base_url}"
         body = alice_client.get(url, headers={"HX-Request": "true"}).content.decode()
         assert '<option value="gpt-4o">' in body and '<option value="o3-mini">' in body
-        assert any(r.path.endswith("/models") for r in fake.requests)
+        again = alice_client.get(url, headers={"HX-Request": "true"}).content.decode()
+        assert '<option value="gpt-4o">' in again
+        assert [r.path for r in fake.requests if r.path.endswith("/models")] == ["/v1/models"]  # cached
     down = alice_client.get("/settings/models/?plugin=qtap-plugin-openai&api_key=&base_url=http://127.0.0.1:9/v1")
     assert "Could not load models" in down.content.decode()
 
