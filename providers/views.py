@@ -29,7 +29,7 @@ from providers import forms, services
 from providers.errors import ProviderError, QtapProviderError
 from providers.models import ApiKey, ConnectionProfile, ImageProfile
 from providers.plugin_info import all_plugin_info
-from providers.plugin_state import plugin_set_enabled
+from providers.plugin_state import plugin_enabled_states, plugin_set_enabled
 from providers.registry import registry
 
 
@@ -45,12 +45,14 @@ class HtmxHttpRequest(HttpRequest):
 
 def provider_choices(*, images: bool = False) -> list[dict[str, Any]]:
     """Every loaded plugin that can back a profile, with what the picker shows (from its manifest)."""
+    enabled = plugin_enabled_states()
     choices = []
     for plugin in sorted(registry.all(), key=lambda p: p.manifest.title.lower()):
         config = plugin.manifest.provider_config
         if config is None or (images and not config.capabilities.image_generation):
             continue
-        choices.append({"name": plugin.manifest.name, "config": config, "title": plugin.manifest.title})
+        name = plugin.manifest.name
+        choices.append({"name": name, "config": config, "enabled": enabled.get(name, True)})
     return choices
 
 
@@ -78,15 +80,17 @@ def keys(request: HtmxHttpRequest) -> HttpResponse:
     form = forms.ApiKeyForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
+        if request.htmx:
+            context = _keys_context(request, forms.ApiKeyForm(user=request.user))
+            context["saved_warnings"] = form.warnings
+            return render(request, "providers/keys.html#key-section", context)
         for warning in form.warnings:
             messages.warning(request, warning)
-        if request.htmx:
-            return render(
-                request, "providers/keys.html#key-section", _keys_context(request, forms.ApiKeyForm(user=request.user))
-            )
         return redirect("providers:keys")
-    template = "providers/keys.html#key-section" if request.htmx and request.method == "POST" else "providers/keys.html"
-    return render(request, template, _keys_context(request, form), status=400 if form.errors else 200)
+    if request.htmx and request.method == "POST":
+        # htmx swaps only 2xx answers: the section comes back with the form's errors in it.
+        return render(request, "providers/keys.html#key-section", _keys_context(request, form))
+    return render(request, "providers/keys.html", _keys_context(request, form), status=400 if form.errors else 200)
 
 
 @login_required

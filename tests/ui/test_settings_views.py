@@ -44,7 +44,14 @@ def test_add_key_with_htmx_returns_the_section_and_warns_on_pattern_mismatch(ali
     body = response.content.decode()
     assert response.status_code == 200 and 'id="key-section"' in body and "<html" not in body
     assert "…1234" in body and "notAnOpenAIkey1234" not in body
+    assert "does not look like a key for OpenAI" in body  # saved, with the warning
     assert ApiKey.objects.filter(user=user, label="odd").exists()
+    invalid = alice_client.htmx_post(
+        "/settings/keys/", {"plugin": "qtap-plugin-openai", "label": "", "secret": NEW_SECRET}
+    )
+    assert invalid.status_code == 200  # htmx swaps only 2xx: the errors come back inside the section
+    assert 'id="key-section"' in invalid.content.decode() and "This field is required" in invalid.content.decode()
+    assert NEW_SECRET not in invalid.content.decode()
 
 
 def test_key_form_errors_keep_the_secret_out(alice_client: Any) -> None:
@@ -284,3 +291,5 @@ def test_a_disabled_providers_profile_says_so_in_the_chat(alice_client: Any, ali
     assert "GPT (gpt-4o-mini) — provider disabled" in chat_page
     listing = alice_client.get("/settings/profiles/").content.decode()
     assert "Provider disabled" in listing
+    picker = alice_client.get("/settings/profiles/new/").content.decode()
+    assert "OpenAI <small>(disabled)</small>" in picker and "Anthropic <small>" not in picker
