@@ -1,4 +1,4 @@
-"""The chat list and uploads in Chromium: rename and delete over htmx, refused uploads explained."""
+"""More of the workspace in Chromium: rename and delete over htmx, refused uploads explained, two tabs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from qtap_site.chat.services import chat_create
 from tests.fakes.openai_dialect import FakeOpenAI
 from tests.support.data import ChatSetup, chat_setup
 from tests.ui.live import PASSWORD, Shots
-from tests.ui.test_browser import TIMEOUT, open_chat
+from tests.ui.test_browser import LAST, TIMEOUT, last_assistant, open_chat, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -71,3 +71,39 @@ def test_a_refused_upload_says_why_and_sends_nothing(
     shot("refused")
     assert fake.chat_requests == []
     assert page.locator("#prompt").input_value() == "look at this"  # nothing lost
+
+
+def test_two_tabs_see_the_same_stream_and_either_can_stop_it(
+    qtap_server: Any, chromium: Any, setup: ChatSetup, fake: FakeOpenAI, request: Any
+) -> None:
+    context = chromium.new_context(viewport={"width": 900, "height": 800})
+    try:
+        first, second = context.new_page(), context.new_page()
+        shot_first, shot_second = (
+            Shots(first, request.node.name + "-first"),
+            Shots(second, request.node.name + "-second"),
+        )
+        open_chat(first, qtap_server, setup)
+        second.goto(qtap_server.url(f"/chats/{setup.chat.pk}/"))
+        second.wait_for_function(
+            "() => document.getElementById('conn-status').textContent === 'Connected'", timeout=TIMEOUT
+        )
+        fake.synthetic(500, delay=0.02, token="z ")
+        send(first, "from the first tab")
+        second.locator(".msg-user .body", has_text="from the first tab").wait_for(timeout=TIMEOUT)
+        second.wait_for_function(
+            f"() => {{ const m = {LAST}; return !!m && m.querySelector('.body').textContent.length > 20; }}",
+            timeout=TIMEOUT,
+        )
+        assert second.locator("#stop").is_visible() and first.locator("#stop").is_visible()
+        shot_second("watching")
+        second.locator("#stop").click()
+        for page in (first, second):
+            last_assistant(page).locator(".m-status", has_text="Stopped").wait_for(timeout=TIMEOUT)
+            assert not page.locator("#stop").is_visible()
+        assert fake.disconnected.wait(5)
+        texts = {page.evaluate(f"() => {LAST}.querySelector('.body').textContent.trim()") for page in (first, second)}
+        assert len(texts) == 1  # both tabs end with the same saved text
+        shot_first("stopped-by-the-other-tab")
+    finally:
+        context.close()
