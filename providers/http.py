@@ -45,6 +45,7 @@ __all__ = [
     "ModelCache",
     "RetryPolicy",
     "Timeouts",
+    "drain",
     "error_for_status",
     "extract_error",
     "get_client",
@@ -341,6 +342,18 @@ async def iter_ndjson(response: httpx.Response, *, provider: str) -> AsyncIterat
                 raise errors.ProtocolError(provider, f"malformed JSON line in stream: {line[:200]!r}") from None
 
 
+async def drain(rest: AsyncIterator[Any], limit: float = 1.0) -> None:
+    """Read what is left of a finished stream (normally just the end of the body) so the connection
+    goes back to the pool instead of being closed: the next request then skips the TCP and TLS
+    handshakes. A server that keeps the body open is given ``limit`` seconds, then cut off."""
+    try:
+        async with asyncio.timeout(limit):
+            async for _ in rest:
+                pass
+    except (TimeoutError, errors.ProviderError):
+        pass
+
+
 # ---- model cache --------------------------------------------------------------------------------
 
 
@@ -522,6 +535,8 @@ class HTTPProvider:
                     usage = event  # keep the last: some providers send running totals
                     continue
                 if isinstance(event, Finish):
+                    # Let the provider read to the end of its body before we stop it.
+                    await drain(events)
                     if usage is not None:
                         yield usage
                     self.logger.debug(

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ipaddress
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar
 
 import httpx
 
 from providers import errors
 from providers.contract import ChatRequest, Finish, GeneratedImage, ImageRequest, ModelInfo, StreamEvent, Usage
-from providers.http import HTTPProvider, get_client, iter_sse
+from providers.http import HTTPProvider, drain, get_client, iter_sse
 from providers.openai_format.mapping import (
     Dialect,
     build_chat_body,
@@ -62,7 +61,7 @@ class OpenAIDialectProvider(HTTPProvider):
             async for event in sse:
                 if event.data.startswith("[DONE]"):
                     done = True
-                    await _drain(sse)
+                    await drain(sse)
                     break
                 if not event.data.strip():
                     continue
@@ -173,15 +172,3 @@ def _metadata_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_link_local
     except ValueError:
         return False
-
-
-async def _drain(rest: AsyncIterator[Any], limit: float = 1.0) -> None:
-    """Read what follows ``[DONE]`` (normally just the end of the body) so the connection goes back
-    to the pool instead of being closed: the next request then skips the TCP and TLS handshakes.
-    A server that keeps the body open after ``[DONE]`` is given ``limit`` seconds, then cut off."""
-    try:
-        async with asyncio.timeout(limit):
-            async for _ in rest:
-                pass
-    except (TimeoutError, errors.ProviderError):
-        pass

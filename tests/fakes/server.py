@@ -29,6 +29,7 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int] | None = None  # the connection it came on (keep-alive checks)
 
     @property
     def json(self) -> Any:
@@ -144,7 +145,15 @@ class FakeProvider:
             if not message.get("more_body"):
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request = RecordedRequest(scope["method"], scope["path"], scope["query_string"].decode(), headers, body)
+        client = tuple(scope["client"]) if scope.get("client") else None
+        request = RecordedRequest(
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode(),
+            headers,
+            body,
+            client,  # type: ignore[arg-type]
+        )
         self.requests.append(request)
         fault = self._take_fault()
         if fault is not None:

@@ -201,8 +201,8 @@ class AnthropicProvider(HTTPProvider):
                 elif name == "message_stop":
                     if input_tokens is not None or output_tokens is not None:
                         yield Usage(input_tokens, output_tokens)
+                    # No return: reading on to the end of the body hands the connection back to the pool.
                     yield Finish(STOP_REASONS.get(stop_reason or "", "other"))
-                    return
                 # content_block_start/stop and event types added later are ignored, as the API asks
 
     # -- models and keys ----------------------------------------------------------------------

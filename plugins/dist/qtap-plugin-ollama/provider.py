@@ -99,8 +99,8 @@ class OllamaProvider(HTTPProvider):
                     if line.get("done"):
                         # Counts are omitted when zero (Go omitempty): absent means 0 once done.
                         yield Usage(int(line.get("prompt_eval_count") or 0), int(line.get("eval_count") or 0))
+                        # No return: reading on to the end of the body hands the connection back to the pool.
                         yield Finish(finish_reason(line, message))
-                        return
         except errors.ProviderConnectionError as exc:
             raise self.unreachable(exc) from None
 
