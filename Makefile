@@ -60,10 +60,15 @@ test: lint typecheck pytest
 local-model: first-user $(MODEL_STAMP)
 	$(BIN)/python manage.py local_model
 
-serve-scaled: $(DEV_STAMP)
+# Without both URLs the two processes would each keep their own SQLite file and in-memory layer: refuse.
+serve-scaled: $(STAMP)
+	@if [ -z "$$DATABASE_URL" ] || [ -z "$$REDIS_URL" ]; then \
+	  echo "serve-scaled: set DATABASE_URL=postgres://... and REDIS_URL=redis://... first (see README)"; exit 1; fi
 	$(BIN)/python manage.py migrate --no-input
+	trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
 	$(BIN)/daphne -b $(HOST) -p 8001 qtap_site.asgi:application & \
-	$(BIN)/daphne -b $(HOST) -p 8002 qtap_site.asgi:application; wait
+	$(BIN)/daphne -b $(HOST) -p 8002 qtap_site.asgi:application & \
+	wait
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
