@@ -39,6 +39,7 @@ from providers.contract import (
     collect,
 )
 from providers.manifest import Manifest
+from providers.redaction import REDACTED, redact
 
 __all__ = [
     "HTTPProvider",
@@ -446,6 +447,18 @@ class HTTPProvider:
             raise errors.AuthenticationError(self.provider, f"no {self.config.api_key_label} configured")
         return self._api_key
 
+    def scrubbed(self, error: errors.ProviderError) -> errors.ProviderError:
+        """The error with this provider's key (and anything key-shaped) removed from its message: some
+        servers quote the key they refused, and the message travels to pages, frames and logs."""
+        message = error.message
+        if self._api_key:
+            message = message.replace(self._api_key, REDACTED)
+        message = redact(message)
+        if message != error.message:
+            error.message = message
+            error.args = (message,)
+        return error
+
     def translate_error(self, status: int, headers: Mapping[str, str], body: bytes) -> errors.ProviderError:
         return error_for_status(self.provider, status, extract_error(body), retry_after=parse_retry_after(headers))
 
@@ -467,8 +480,11 @@ class HTTPProvider:
         def build() -> httpx.Request:
             return client.build_request(method, self.url(path), json=json_body, params=params, headers=merged)
 
+        def translate(status: int, headers: Mapping[str, str], body: bytes) -> errors.ProviderError:
+            return self.scrubbed(self.translate_error(status, headers, body))
+
         response = await send_with_retries(
-            client, build, provider=self.provider, translate=self.translate_error, policy=self.retry, logger=self.logger
+            client, build, provider=self.provider, translate=translate, policy=self.retry, logger=self.logger
         )
         try:
             yield response
@@ -554,6 +570,7 @@ class HTTPProvider:
                 yield event
             raise errors.ProtocolError(self.provider, "the stream ended before the provider said it was finished")
         except errors.ProviderError as exc:
+            self.scrubbed(exc)
             self.logger.warning("%s error: %s", exc.code, exc.message)
             raise
         finally:

@@ -89,12 +89,6 @@ def _chat_page(user: Any, chat_id: int) -> bytes:
     return body(client.get(f"/chats/{chat_id}/"))
 
 
-FRAMES_LEAK = (
-    "generation.error carries ProviderError.message verbatim (qtap_site/chat/runner.py _run → _fail), and "
-    "providers/http.py HTTPProvider.stream does not scrub its own key from translated errors: an upstream "
-    "error that quotes the key reaches every tab and the saved message"
-)
-
 
 @pytest.fixture
 async def key_shaped_chat(
@@ -119,7 +113,6 @@ async def test_a_key_shaped_secret_never_reaches_the_logs(
     await tab.close()
 
 
-@pytest.mark.xfail(strict=True, reason=FRAMES_LEAK)
 async def test_a_key_shaped_secret_never_reaches_frames_or_pages(
     key_shaped_chat: tuple[InProcessTab, Owned, ScriptedOpenAI],
 ) -> None:
@@ -130,7 +123,6 @@ async def test_a_key_shaped_secret_never_reaches_frames_or_pages(
     await tab.close()
 
 
-@pytest.mark.xfail(strict=True, reason=FRAMES_LEAK + "; the log filter only knows key shapes")
 async def test_a_secret_without_a_key_shape_never_reaches_frames_logs_or_pages(
     user: Any, alice_cookie: str, scripted_openai: ScriptedOpenAI, emitted_logs: io.StringIO
 ) -> None:
