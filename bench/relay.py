@@ -155,12 +155,12 @@ async def run_ws(daphne: Daphne, cookie: str, chat_ids: list[int]) -> dict[str, 
         for chat_id, ready in zip(chat_ids, readies, strict=True)
     ]
     # Every socket is open (handshake, session lookup, chat.state) before the clock starts.
-    waits = [asyncio.create_task(r.wait()) for r in readies]
-    done, _ = await asyncio.wait([*waits, *tasks], return_when=asyncio.ALL_COMPLETED, timeout=120)
-    del done
+    all_ready = asyncio.create_task(asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120))
+    await asyncio.wait([all_ready, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for task in tasks:
-        if task.done() and task.exception():
-            raise task.exception()  # type: ignore[misc]
+        if task.done():
+            task.result()  # a client that failed before the start raises here
+    await all_ready
     await asyncio.sleep(0.2)
     began = time.perf_counter()
     start.set()

@@ -114,7 +114,8 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # A tab's queue holds up to 1000 frames (the default 100 drops frames silently under a burst).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 
 # ---- auth, sessions, security ----------------------------------------------------------------
 

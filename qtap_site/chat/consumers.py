@@ -4,6 +4,7 @@ never in ``receive()``, so a stop frame is handled at once."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -27,6 +28,8 @@ from qtap_site.chat.models import chat_group_name
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
+logger = logging.getLogger(__name__)
+
 _recovered = False  # stale "streaming" rows are recovered once per process, lazily (no ORM in ready())
 
 
@@ -36,6 +39,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     # message id → the last seq the chat.state snapshot already contained (frames up to it are dropped)
     resume_seq: dict[int, int]
+    early: list[tuple[str, int | None, int | None]] | None = None
 
     async def connect(self) -> None:
         global _recovered
@@ -61,16 +65,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.group = chat_group_name(self.chat_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        # Taken after joining the group: every frame after this snapshot reaches this socket.
+        # Taken after joining the group and in the same step as registering this tab for direct
+        # frames: every frame after this snapshot reaches this socket, none is missing.
         local = runner.local_generation(self.chat_id)
         if local is not None:
             state["generation"] = local.snapshot()
         if state["generation"] is not None:
             self.resume_seq[state["generation"]["message_id"]] = state["generation"]["seq"]
+        self.early = []  # direct frames that arrive while chat.state is being sent go after it
+        runner.register_tab(self.chat_id, self)
         await self.send_json({"type": "chat.state", **state})
+        early, self.early = self.early, None
+        for text, message_id, seq in early:
+            await self.relay(text, message_id, seq)
 
     async def disconnect(self, code: int) -> None:
         # Leaving does not stop a generation: it finishes and is saved for the next visit.
+        runner.unregister_tab(self.chat_id, self)
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -124,13 +135,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await runner.start_generation(prepared, received_at=received_at)
 
     async def chat_relay(self, event: dict[str, Any]) -> None:
-        """A frame for every tab, serialised once by the runner."""
-        seq = event.get("seq")
-        if seq is not None and self.resume_seq:
-            seen = self.resume_seq.get(event["message_id"])
+        """A frame for every tab through the channel layer (several processes), serialised once."""
+        await self.relay(event["frame"], event.get("message_id"), event.get("seq"))
+
+    async def relay(self, text: str, message_id: int | None, seq: int | None) -> None:
+        """Send a runner frame, dropping what the chat.state snapshot already contained."""
+        if self.early is not None:
+            self.early.append((text, message_id, seq))
+            return
+        if seq is not None and message_id is not None and self.resume_seq:
+            seen = self.resume_seq.get(message_id)
             if seen is not None and seq <= seen:
                 return
-        await self.send(text_data=event["frame"])
+        try:
+            await self.send(text_data=text)
+        except Exception:  # the socket went away between frames; disconnect() unregisters it
+            logger.debug("frame for a closed socket dropped", exc_info=True)
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

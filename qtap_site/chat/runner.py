@@ -16,10 +16,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 from providers import contract
@@ -50,10 +50,41 @@ def relay_event(frame: dict[str, Any]) -> dict[str, Any]:
 TERMINAL_TYPES = frozenset({"generation.finished", "generation.error"})
 
 
+class Tab(Protocol):
+    async def relay(self, text: str, message_id: int | None, seq: int | None) -> None: ...
+
+
+# chat id → the open sockets of that chat in this process
+_tabs: dict[int, set[Tab]] = {}
+
+
+def register_tab(chat_id: int, tab: Tab) -> None:
+    _tabs.setdefault(chat_id, set()).add(tab)
+
+
+def unregister_tab(chat_id: int, tab: Tab) -> None:
+    tabs = _tabs.get(chat_id)
+    if tabs is not None:
+        tabs.discard(tab)
+        if not tabs:
+            del _tabs[chat_id]
+
+
+def single_process() -> bool:
+    """With the in-memory layer every tab lives in this process: frames go to them directly, with no
+    queue and no dispatch hop per tab (under load each hop waits a whole turn of the event loop)."""
+    return isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
 async def send_to_chat(chat_id: int, frame: dict[str, Any]) -> None:
     """Publish a frame to every tab. A channel layer that is briefly down (Redis restarting) costs
     frames, never the generation: a lost delta shows as a gap in ``seq`` (the terminal frame carries
     the whole reply), and the terminal frame itself is retried for a few seconds."""
+    if single_process():
+        text = json.dumps(frame, separators=(",", ":"))
+        for tab in list(_tabs.get(chat_id, ())):
+            await tab.relay(text, frame.get("message_id"), frame.get("seq"))
+        return
     attempts = 10 if frame.get("type") in TERMINAL_TYPES else 1
     for attempt in range(1, attempts + 1):
         try:
@@ -82,6 +113,7 @@ class RunningGeneration:
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     flush_handle: asyncio.Handle | None = None
     last_flush: float = 0.0  # loop time of the last flush
+    last_yield: float = 0.0  # loop time the stream loop last let other tasks run
 
     def snapshot(self) -> dict[str, Any]:
         """What a tab joining now needs: everything up to ``seq``; later frames reach it through the group."""
@@ -251,7 +283,7 @@ async def _stream(
     usage: contract.Usage | None = None
     finish: contract.Finish | None = None
     loop = asyncio.get_running_loop()
-    coalesce = max(float(settings.QTAP_DELTA_COALESCE_MS), 0.0) / 1000
+    coalesce = _coalesce_window()
     try:
         events = provider.stream(prepared.request)
         try:
@@ -269,9 +301,16 @@ async def _stream(
                         # The flush is its own task (shielded) so a stop never cuts a frame half-sent;
                         # awaiting it also lets the other streams of this process have their turn.
                         await asyncio.shield(loop.create_task(_flush(gen)))
-                    elif gen.flush_handle is None:
-                        # If the upstream pauses, the buffered text still goes out on time.
-                        gen.flush_handle = loop.call_later(coalesce - waited, _kick_flush, gen)
+                        gen.last_yield = loop.time()
+                    else:
+                        if gen.flush_handle is None:
+                            # If the upstream pauses, the buffered text still goes out on time.
+                            gen.flush_handle = loop.call_later(coalesce - waited, _kick_flush, gen)
+                        if loop.time() - gen.last_yield > YIELD_EVERY_S:
+                            # Reading an upstream socket that already holds data never suspends: yield
+                            # now and then, or one busy stream starves every other stream and socket.
+                            gen.last_yield = loop.time()
+                            await asyncio.sleep(0)
                 elif isinstance(event, contract.Usage):
                     usage = event
                 elif isinstance(event, contract.Finish):
@@ -285,6 +324,18 @@ async def _stream(
         except Exception:
             logger.debug("provider close failed", exc_info=True)
     return usage, finish
+
+
+MAX_COALESCE_S = 0.1
+YIELD_EVERY_S = 0.002
+
+
+def _coalesce_window() -> float:
+    """Seconds of deltas batched into one frame: QTAP_DELTA_COALESCE_MS when the process is quiet,
+    longer when many streams share it (a millisecond per running generation, at most 100 ms), so
+    the number of frames per second a process must send stays bounded as load grows."""
+    base = max(float(settings.QTAP_DELTA_COALESCE_MS), 0.0) / 1000
+    return min(max(base, len(_running) * 0.001), max(base, MAX_COALESCE_S))
 
 
 async def _aclose(events: Any) -> None:

@@ -7,13 +7,14 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
+from qtap_site.chat import runner
 from qtap_site.chat.models import Message
 from tests.chat.conftest import TERMINAL, deltas, open_socket, receive_until, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_reply_streams_and_is_saved(chat, cookie, fake):
+async def test_reply_streams_and_is_saved(chat, cookie, fake, relay_mode):
     fake.tokens = [f"tok{i} " for i in range(40)]
     comm, state = await open_socket(chat.pk, cookie)
     assert state["chat"] == {"id": chat.pk, "title": "", "profile_id": chat.profile_id}
@@ -93,7 +94,16 @@ async def test_history_is_sent_on_the_next_turn(chat, cookie, fake):
     await comm.disconnect()
 
 
-async def test_two_sockets_get_identical_frames(chat, cookie, fake):
+@pytest.fixture(params=["direct", "channel-layer"])
+def relay_mode(request, monkeypatch):
+    """Frames reach tabs directly (in-memory layer, one process) or through the channel layer group
+    (how they travel between processes with Redis); both paths must behave the same."""
+    if request.param == "channel-layer":
+        monkeypatch.setattr(runner, "single_process", lambda: False)
+    return request.param
+
+
+async def test_two_sockets_get_identical_frames(chat, cookie, fake, relay_mode):
     fake.tokens = [f"w{i} " for i in range(60)]
     fake.stream_delay = 0.002
     first, _ = await open_socket(chat.pk, cookie)
@@ -107,7 +117,7 @@ async def test_two_sockets_get_identical_frames(chat, cookie, fake):
     await second.disconnect()
 
 
-async def test_reconnect_mid_stream_resumes_without_gap_or_duplicate(chat, cookie, fake):
+async def test_reconnect_mid_stream_resumes_without_gap_or_duplicate(chat, cookie, fake, relay_mode):
     fake.tokens = [f"p{i} " for i in range(80)]
     fake.stream_delay = 0.01
     first, _ = await open_socket(chat.pk, cookie)
