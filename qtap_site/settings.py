@@ -110,7 +110,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # One Redis can serve several qtap sites: the prefix keeps their channels apart.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("QTAP_CHANNEL_PREFIX", default="qtap")},
         }
     }
 else:
