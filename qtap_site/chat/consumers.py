@@ -75,9 +75,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.early = []  # direct frames that arrive while chat.state is being sent go after it
         runner.register_tab(self.chat_id, self)
         await self.send_json({"type": "chat.state", **state})
-        early, self.early = self.early, None
-        for text, message_id, seq in early:
-            await self.relay(text, message_id, seq)
+        while self.early:  # frames may keep arriving while these go out: keep their order
+            batch, self.early = self.early, []
+            for text, message_id, seq in batch:
+                await self.deliver(text, message_id, seq)
+        self.early = None
 
     async def disconnect(self, code: int) -> None:
         # Leaving does not stop a generation: it finishes and is saved for the next visit.
@@ -143,6 +145,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.early is not None:
             self.early.append((text, message_id, seq))
             return
+        await self.deliver(text, message_id, seq)
+
+    async def deliver(self, text: str, message_id: int | None, seq: int | None) -> None:
         if seq is not None and message_id is not None and self.resume_seq:
             seen = self.resume_seq.get(message_id)
             if seen is not None and seq <= seen:

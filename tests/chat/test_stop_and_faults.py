@@ -183,3 +183,26 @@ async def test_unsupported_attachment_is_refused_before_any_network(chat, user, 
     frames = await _run_and_collect(chat, cookie, "Read this", attachments=[attachment.pk])
     assert frames[-1]["code"] == "unsupported_attachment" and "doc.txt" in frames[-1]["message"]
     assert fake.requests == []
+
+
+async def test_stop_through_the_control_group_reaches_the_owning_task(chat, cookie, fake):
+    """How a stop from another process arrives: a generation.cancel on the chat's control group,
+    received by this process's listener, which cancels the task it owns."""
+    from channels.layers import get_channel_layer
+
+    from qtap_site.chat.runner import control_group_name
+
+    fake.tokens = [f"c{i} " for i in range(400)]
+    fake.stream_delay = 0.02
+    comm, _ = await open_socket(chat.pk, cookie)
+    await send(comm, {"type": "message.send", "content": "Go"})
+    frames = await receive_until(comm, "generation.delta")
+    await get_channel_layer().group_send(
+        control_group_name(chat.pk), {"type": "generation.cancel", "chat_id": chat.pk, "message_id": None}
+    )
+    frames += await receive_until(comm, *TERMINAL, timeout=2)
+    assert frames[-1]["type"] == "generation.finished" and frames[-1]["finish_reason"] == "cancelled"
+    await _wait_for(fake.disconnected.is_set, timeout=2)
+    message = await Message.objects.aget(pk=frames[-1]["message_id"])
+    assert message.status == "cancelled"
+    await comm.disconnect()
