@@ -4,10 +4,12 @@ else answers 404, whether it exists or not."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from qtap_site.chat.attachments import AttachmentError, attachment_create, max_upload_bytes
@@ -21,6 +23,27 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
+class SizeLimitedUpload(FileUploadHandler):
+    """Stops parsing a multipart body as soon as a file passes the limit, instead of spooling it."""
+
+    def __init__(self, limit: int, request: HttpRequest | None = None) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.exceeded = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        if start + len(raw_data) > self.limit:
+            self.exceeded = True
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+# CSRF is checked inside, after the size-limiting handler is installed: the CSRF middleware would
+# otherwise parse the whole multipart body (reading request.POST) before this view runs.
+@csrf_exempt
 @login_required
 @require_POST
 def attachment_upload(request: HttpRequest, chat_id: int) -> HttpResponse:
@@ -31,13 +54,20 @@ def attachment_upload(request: HttpRequest, chat_id: int) -> HttpResponse:
     except ValueError:
         declared = 0
     if declared > limit + _MULTIPART_OVERHEAD:
-        # Refused before the body is read.
+        # Refused before the body is parsed.
         return _error(413, "too_large", f"The upload is larger than the {limit} bytes allowed.")
+    guard = SizeLimitedUpload(limit, request)
+    request.upload_handlers.insert(0, guard)
+    return _store_upload(request, guard, limit)
+
+
+@csrf_protect
+def _store_upload(request: HttpRequest, guard: SizeLimitedUpload, limit: int) -> HttpResponse:
     upload = request.FILES.get("file")
+    if guard.exceeded or (upload is not None and upload.size is not None and upload.size > limit):
+        return _error(413, "too_large", f"The file is larger than the {limit} bytes allowed.")
     if upload is None:
         return _error(400, "bad_request", "Send the file in the multipart field 'file'.")
-    if upload.size is not None and upload.size > limit:
-        return _error(413, "too_large", f"The file is {upload.size} bytes; the limit is {limit} bytes.")
     data = upload.read()
     try:
         attachment = attachment_create(owner=request.user, filename=upload.name or "upload", data=data)

@@ -82,6 +82,10 @@ def test_too_large_answers_413(client, my_chat, settings):
     error = response.json()["error"]
     assert error["code"] == "too_large" and "1000" in error["message"]
     assert upload(client, my_chat.pk, "ok.txt", b"a" * 1000).status_code == 201
+    # Far over the limit: refused from the declared length, before the body is parsed.
+    huge = upload(client, my_chat.pk, "huge.txt", b"a" * 200_000)
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
+    assert Attachment.objects.count() == 1
 
 
 def test_broken_image_and_decompression_bomb_answer_400(client, my_chat, monkeypatch):
