@@ -57,7 +57,7 @@ def attachment_upload(request: HttpRequest, chat_id: int) -> HttpResponse:
         # Refused before the body is parsed.
         return _error(413, "too_large", f"The upload is larger than the {limit} bytes allowed.")
     guard = SizeLimitedUpload(limit, request)
-    request.upload_handlers.insert(0, guard)
+    request.upload_handlers = [guard, *request.upload_handlers]
     return _store_upload(request, guard, limit)
 
 
