@@ -96,6 +96,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_json(exc.frame())
         except services.ChatServiceError as exc:
             await self.send_json(error_frame(exc.code, exc.message))
+        except Exception:
+            # A server-side failure (the database unavailable…): the frame did nothing (its
+            # transaction rolled back); say so and keep the socket open.
+            logger.exception("frame of chat %s failed", self.chat_id)
+            await self.send_json(error_frame("internal", "The server could not handle that; try again."))
 
     async def dispatch_frame(self, frame: Any, received_at: float) -> None:
         if isinstance(frame, Ping):

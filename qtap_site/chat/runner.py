@@ -28,6 +28,7 @@ from providers.factory import create_llm_provider
 from qtap_site.chat import services
 from qtap_site.chat.models import Message, chat_group_name
 from qtap_site.chat.pricing import message_cost
+from qtap_site.chat.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -429,7 +430,7 @@ async def _finish(
     await _drain(gen)
     cost = message_cost(usage, provider_name=prepared.provider_name, model=prepared.model)
     snap = gen.snapshot()
-    html = await database_sync_to_async(services.finish_message)(
+    html = await _save_final(
         message_id=gen.message_id,
         status=status,
         content=snap["content"],
@@ -465,7 +466,7 @@ async def _fail(
         ticker.cancel()
     await _drain(gen)
     snap = gen.snapshot()
-    await database_sync_to_async(services.finish_message)(
+    await _save_final(
         message_id=gen.message_id,
         status=Message.Status.ERROR,
         content=snap["content"],
@@ -486,6 +487,25 @@ async def _fail(
             "retryable": retryable,
         },
     )
+
+
+FINAL_SAVE_ATTEMPTS = 5
+
+
+async def _save_final(**fields: Any) -> str:
+    """The final save, retried while the database is briefly unavailable. If it still fails, the
+    terminal event goes out anyway (answering the rendered text from memory): the row keeps its last
+    checkpoint and becomes "interrupted" once its heartbeat goes stale."""
+    for attempt in range(1, FINAL_SAVE_ATTEMPTS + 1):
+        try:
+            return str(await database_sync_to_async(services.finish_message)(**fields))
+        except Exception:
+            if attempt == FINAL_SAVE_ATTEMPTS:
+                logger.exception("final save of message %s failed", fields.get("message_id"))
+                return render_markdown(str(fields.get("content") or ""))
+            logger.warning("final save of message %s failed; retrying", fields.get("message_id"), exc_info=True)
+            await asyncio.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _save_interrupted(gen: RunningGeneration) -> None:

@@ -76,11 +76,6 @@ async def test_a_failed_checkpoint_is_skipped_and_the_reply_completes(
     await second_message_succeeds(tab, scripted_openai)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner._finish lets an OperationalError from finish_message escape: no terminal event is sent "
-    "and the message stays 'streaming' until its heartbeat goes stale",
-)
 async def test_a_failed_final_save_still_ends_the_generation_with_one_terminal_event(
     tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,11 +90,6 @@ async def test_a_failed_final_save_still_ends_the_generation_with_one_terminal_e
     await second_message_succeeds(tab, scripted_openai)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ChatConsumer.receive catches only FrameError and ChatServiceError: an OperationalError from "
-    "prepare_generation closes the socket (1011) instead of answering an error frame",
-)
 async def test_the_database_down_when_a_message_is_sent_answers_an_error_and_keeps_the_socket(
     tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
