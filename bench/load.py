@@ -254,17 +254,32 @@ async def open_socket(url: str, cookie: str, timeout: float) -> tuple[Any, float
 
 
 async def stream_over_socket(ws: Any, expected: int, timeout: float) -> dict[str, Any]:
+    """One message and its reply. Frames of an earlier reply that timed out on this socket are skipped:
+    the reply is recognised by the client_msg_id of the message that asked for it."""
+    tag = f"load-{time.perf_counter_ns()}"
     sent = time.perf_counter()
-    await ws.send('{"type":"message.send","content":"go"}')
+    await ws.send(json.dumps({"type": "message.send", "content": "go", "client_msg_id": tag}))
     first: float | None = None
     tokens = 0
     last_seq = 0
     gaps = 0
+    asked: int | None = None  # our user message
+    reply: int | None = None  # the assistant message answering it
     deadline = sent + timeout
     while True:
         frame = json.loads(await asyncio.wait_for(ws.recv(), max(deadline - time.perf_counter(), 0.01)))
         kind = frame["type"]
-        if kind == "generation.delta":
+        if kind == "message.created":
+            message = frame["message"]
+            if message.get("client_msg_id") == tag:
+                asked = message["id"]
+            elif asked is not None and message.get("parent_id") == asked and message.get("role") == "assistant":
+                reply = message["id"]
+        elif kind == "error" and asked is None:
+            return {"ttft_ms": None, "tokens": 0, "lost": 0, "gaps": 0, "error": f"error:{frame.get('code')}"}
+        elif reply is None or frame.get("message_id") != reply:
+            continue
+        elif kind == "generation.delta":
             if first is None:
                 first = time.perf_counter()
             tokens += frame["text"].count(" ")
@@ -341,7 +356,9 @@ async def paced(offsets: list[float], rounds: int, job: Any) -> tuple[list[Any],
     return [r for rs in per_user for r in rs], time.perf_counter() - began
 
 
-async def measure(deployment: Deployment, n: int, args: argparse.Namespace, base_url: str) -> dict[str, Any]:
+async def measure(
+    deployment: Deployment, n: int, args: argparse.Namespace, base_url: str, baseline_mb: float | None = None
+) -> dict[str, Any]:
     users = deployment.users[:n]
     hosts = _cycle(deployment.processes, n)
     urls = [p.ws_url(f"/ws/chats/{u['chat']}/") for p, u in zip(hosts, users, strict=True)]
@@ -407,7 +424,12 @@ async def measure(deployment: Deployment, n: int, args: argparse.Namespace, base
         "rss_mb_idle": round(rss_before, 1),
         "rss_mb_open": round(rss_open, 1),
         "rss_mb_streaming": round(rss_streaming, 1),
-        "rss_kb_per_socket": round((rss_open - rss_before) * 1024 / max(n - refused, 1), 1),
+        # Growth from the deployment's idle baseline (freed memory is reused, so a delta from the previous
+        # run would undercount).
+        "rss_mb_baseline": round(baseline_mb if baseline_mb is not None else rss_before, 1),
+        "rss_kb_per_socket": round(
+            (rss_open - (baseline_mb if baseline_mb is not None else rss_before)) * 1024 / max(n - refused, 1), 1
+        ),
         "qtap": qtap,
         "direct": direct,
         "added_ttft_ms_p50": added("ttft_ms_p50"),
@@ -453,8 +475,10 @@ def run_mode(mode: str, ns: list[int], args: argparse.Namespace, base_url: str) 
             with deployment:
                 # Warm up: imports, pooled upstream connections, database caches.
                 asyncio.run(measure(deployment, min(5, max(ns)), _quick(args), base_url))
+                baseline = sum(rss_mb(pid) for pid in deployment.pids)
                 for n in ns:
-                    row = asyncio.run(asyncio.wait_for(measure(deployment, n, args, base_url), args.run_timeout))
+                    run = measure(deployment, n, args, base_url, baseline)
+                    row = asyncio.run(asyncio.wait_for(run, args.run_timeout))
                     rows.append(row)
                     print(report_line(row), flush=True)
     return rows

@@ -3,7 +3,8 @@
 The load and relay benchmarks get plots of time to first token and throughput against concurrency,
 through qtap and straight to the provider, so a reader sees where qtap stands against the
 direct-to-provider limit; the load benchmark's targets are checked one by one. Any other result file
-is shown as tables of its figures.
+is shown as tables of its figures. A ``<name>.notes.md`` beside a result file (the analysis of those
+figures: where the time goes) is included after its section.
 
     .venv/bin/python -m bench report
 """
@@ -148,7 +149,6 @@ def load_targets(runs: list[dict[str, Any]]) -> list[list[Any]]:
 
     rows = []
     one_1000 = _find(runs, "one-process", 1000)
-    one_200 = _find(runs, "one-process", 200)
     if one_1000:
         rows.append(
             [
@@ -162,23 +162,25 @@ def load_targets(runs: list[dict[str, Any]]) -> list[list[Any]]:
         )
     else:
         rows.append(["1,000 open sockets, one process: RSS < 512 MB", "not measured", "-"])
-    for mode, run in (("one process", one_200), ("two processes", _find(runs, "two-processes", 200))):
+    for mode, key in (("one process", "one-process"), ("two processes", "two-processes")):
+        run = _find(runs, key, 200)
         if run is None:
             rows.append([f"200 streams, {mode}", "not measured", "-"])
             continue
         q = run["qtap"]
-        rows.append(
-            [
-                f"200 streams, {mode}: added TTFT p50 < 10 ms",
-                *check(run, (run["added_ttft_ms_p50"] or 1e9) < 10, f"{run['added_ttft_ms_p50']} ms"),
-            ]
-        )
-        rows.append(
-            [
-                f"200 streams, {mode}: added TTFT p99 < 50 ms",
-                *check(run, (run["added_ttft_ms_p99"] or 1e9) < 50, f"{run['added_ttft_ms_p99']} ms"),
-            ]
-        )
+        # Added time over the provider's unloaded latency (direct p50 at the smallest N): the direct client
+        # shares this machine, and its own percentiles at high N include its own queueing.
+        base = unloaded_direct_ms(runs, key)
+        for pct, limit in (("p50", 10), ("p99", 50)):
+            own = q[f"ttft_ms_{pct}"]
+            added = None if own is None or base is None else round(own - base, 2)
+            shown = f"{fmt(added)} ms (qtap {fmt(own)} - unloaded direct {fmt(base)})"
+            rows.append(
+                [
+                    f"200 streams, {mode}: added TTFT {pct} < {limit} ms",
+                    *check(run, added is not None and added < limit, shown),
+                ]
+            )
         rows.append(
             [
                 f"200 streams, {mode}: throughput ≥ 80% of direct",
@@ -196,7 +198,21 @@ def load_targets(runs: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-def load_section(data: dict[str, Any], out: Path) -> str:
+def unloaded_direct_ms(runs: list[dict[str, Any]], mode: str) -> float | None:
+    own = sorted((r for r in runs if r["mode"] == mode), key=lambda r: r["n"])
+    return own[0]["direct"]["ttft_ms_p50"] if own else None
+
+
+def per_socket_kb(run: dict[str, Any], runs: list[dict[str, Any]]) -> float:
+    """RSS growth per open socket from the deployment's idle baseline."""
+    baseline = run.get("rss_mb_baseline")
+    if baseline is None:  # older files: the idle figure of the deployment's first run
+        first = min((r for r in runs if r["mode"] == run["mode"]), key=lambda r: r["n"])
+        baseline = first["rss_mb_idle"]
+    return round((run["rss_mb_open"] - baseline) * 1024 / max(run["sockets_open"], 1), 1)
+
+
+def load_section(data: dict[str, Any], out: Path, stem: str = "load") -> str:
     runs = data.get("runs", [])
     modes = _by_mode(runs)
     params = data.get("params", {})
@@ -219,7 +235,7 @@ def load_section(data: dict[str, Any], out: Path) -> str:
         "KB/socket",
         "TTFT p50/p99 ms",
         "direct p50/p99 ms",
-        "added p50/p99 ms",
+        "difference p50/p99 ms",
         "tok/s",
         "direct tok/s",
         "ratio",
@@ -239,7 +255,7 @@ def load_section(data: dict[str, Any], out: Path) -> str:
                     r["sockets_refused"],
                     f"{fmt(r['handshake_ms_p50'])} / {fmt(r['handshake_ms_p99'])}",
                     r["rss_mb_open"],
-                    r["rss_kb_per_socket"],
+                    per_socket_kb(r, runs),
                     f"{fmt(q['ttft_ms_p50'])} / {fmt(q['ttft_ms_p99'])}",
                     f"{fmt(d['ttft_ms_p50'])} / {fmt(d['ttft_ms_p99'])}",
                     f"{fmt(r['added_ttft_ms_p50'])} / {fmt(r['added_ttft_ms_p99'])}",
@@ -258,8 +274,11 @@ def load_section(data: dict[str, Any], out: Path) -> str:
     tput = {}
     for mode, mode_runs in modes.items():
         ns = [r["n"] for r in mode_runs]
-        ttft[f"qtap {mode} p50"] = (ns, [r["qtap"]["ttft_ms_p50"] for r in mode_runs])
-        ttft[f"qtap {mode} p99"] = (ns, [r["qtap"]["ttft_ms_p99"] for r in mode_runs])
+        # A run where most streams failed has percentiles of its few survivors only: left out of the plot.
+        healthy = [r["qtap"]["errors"] <= 0.1 * max(r["qtap"]["streams"], 1) for r in mode_runs]
+        for pct in ("p50", "p99"):
+            values = [r["qtap"][f"ttft_ms_{pct}"] if ok else None for r, ok in zip(mode_runs, healthy, strict=True)]
+            ttft[f"qtap {mode} {pct}"] = (ns, values)
         tput[f"qtap {mode}"] = (ns, [r["qtap"]["tokens_per_s"] for r in mode_runs])
     if direct_mode:
         ns = [r["n"] for r in direct_mode]
@@ -267,21 +286,25 @@ def load_section(data: dict[str, Any], out: Path) -> str:
         ttft["direct p99"] = (ns, [r["direct"]["ttft_ms_p99"] for r in direct_mode])
         tput["direct (provider limit)"] = (ns, [r["direct"]["tokens_per_s"] for r in direct_mode])
     if runs:
-        a = _plot(out / "load_ttft.png", "Time to first token", "ms (log)", ttft, log=True, hline=(50, "p99 target"))
-        b = _plot(out / "load_throughput.png", "Delivered tokens per second", "tokens/s", tput)
+        a = _plot(out / f"{stem}_ttft.png", "Time to first token", "ms (log)", ttft, log=True, hline=(50, "p99 target"))
+        b = _plot(out / f"{stem}_throughput.png", "Delivered tokens per second", "tokens/s", tput)
         mem = {f"{m}": ([r["n"] for r in rs], [r["rss_mb_open"] for r in rs]) for m, rs in modes.items()}
         c = _plot(
-            out / "load_memory.png",
+            out / f"{stem}_memory.png",
             "Resident memory with N sockets open (all processes)",
             "MB",
             mem,
             hline=(512, "512 MB"),
         )
+        parts.append(
+            "Plots leave out runs where more than 10% of the streams failed (their percentiles describe only "
+            "the streams that got through)."
+        )
         parts.append(f"![time to first token]({a})\n\n![throughput]({b})\n\n![memory]({c})")
     return "\n\n".join(parts)
 
 
-def relay_section(data: dict[str, Any], out: Path) -> str:
+def relay_section(data: dict[str, Any], out: Path, stem: str = "relay") -> str:
     runs = sorted(data.get("runs", []), key=lambda r: r["n"])
     parts = [
         f"{data.get('tokens_per_stream')} tokens per stream at full speed, one process ({data.get('database')}, "
@@ -306,7 +329,7 @@ def relay_section(data: dict[str, Any], out: Path) -> str:
     if runs:
         ns = [r["n"] for r in runs]
         a = _plot(
-            out / "relay_ttft.png",
+            out / f"{stem}_ttft.png",
             "Relay: time to first token",
             "ms (log)",
             {
@@ -318,7 +341,7 @@ def relay_section(data: dict[str, Any], out: Path) -> str:
             log=True,
         )
         b = _plot(
-            out / "relay_throughput.png",
+            out / f"{stem}_throughput.png",
             "Relay: tokens per second",
             "tokens/s",
             {
@@ -351,9 +374,12 @@ def build(results: Path = RESULTS) -> str:
             continue
         name = data.get("benchmark", path.stem) if isinstance(data, dict) else path.stem
         render = SECTIONS.get(name)
-        body = render(data, results) if render else generic_section(data if isinstance(data, dict) else {})
+        body = render(data, results, path.stem) if render else generic_section(data if isinstance(data, dict) else {})
         title = name if path.stem == name else f"{name}: {path.stem}"
         out += [f"## {title}", "", f"From `{path.name}`.", "", body, ""]
+        notes = path.with_suffix(".notes.md")  # hand-written analysis kept beside the figures
+        if notes.exists():
+            out += [notes.read_text().strip(), ""]
     return "\n".join(out)
 
 
