@@ -3,6 +3,7 @@ never in ``receive()``, so a stop frame is handled at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from qtap_site.chat.models import chat_group_name
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+SYNC_TIMEOUT_S = 0.5
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # message id → the last seq the chat.state snapshot already contained (frames up to it are dropped)
     resume_seq: dict[int, int]
     early: list[tuple[str, int | None, int | None]] | None = None
+    waiting_state: dict[str, Any] | None = None  # chat.state held back until the owner's snapshot
+    sync_timeout: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
         global _recovered
@@ -68,22 +72,52 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Taken after joining the group and in the same step as registering this tab for direct
         # frames: every frame after this snapshot reaches this socket, none is missing.
         local = runner.local_generation(self.chat_id)
+        self.early = []  # frames that arrive before chat.state has gone out are sent after it
+        runner.register_tab(self.chat_id, self)
         if local is not None:
             state["generation"] = local.snapshot()
+        elif state["generation"] is not None and not runner.single_process():
+            # Running in another process: the database has its last checkpoint; ask the owner for
+            # its exact state, and fall back to the checkpoint if no answer comes in time.
+            self.waiting_state = state
+            await runner.request_sync(self.chat_id, self.channel_name)
+            loop = asyncio.get_running_loop()
+            self.sync_timeout = loop.call_later(SYNC_TIMEOUT_S, lambda: loop.create_task(self.send_state(state)))
+            return
+        await self.send_state(state)
+
+    async def send_state(self, state: dict[str, Any]) -> None:
+        """Send chat.state once, then the frames that queued behind it, in order."""
+        if self.early is None:
+            return
+        self.waiting_state = None
+        if self.sync_timeout is not None:
+            self.sync_timeout.cancel()
         if state["generation"] is not None:
             self.resume_seq[state["generation"]["message_id"]] = state["generation"]["seq"]
-        self.early = []  # direct frames that arrive while chat.state is being sent go after it
-        runner.register_tab(self.chat_id, self)
+        pending, self.early = self.early, []
         await self.send_json({"type": "chat.state", **state})
-        while self.early:  # frames may keep arriving while these go out: keep their order
-            batch, self.early = self.early, []
-            for text, message_id, seq in batch:
+        while pending:  # frames may keep arriving while these go out: keep their order
+            for text, message_id, seq in pending:
                 await self.deliver(text, message_id, seq)
+            pending, self.early = self.early, []
         self.early = None
+
+    async def generation_snapshot(self, event: dict[str, Any]) -> None:
+        """The owning process's answer to our sync request: the exact state to resume from."""
+        state = self.waiting_state
+        generation = event.get("generation")
+        if state is None or not isinstance(generation, dict):
+            return
+        if state["generation"] is None or generation.get("message_id") == state["generation"]["message_id"]:
+            state = {**state, "generation": generation}
+        await self.send_state(state)
 
     async def disconnect(self, code: int) -> None:
         # Leaving does not stop a generation: it finishes and is saved for the next visit.
         runner.unregister_tab(self.chat_id, self)
+        if self.sync_timeout is not None:
+            self.sync_timeout.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

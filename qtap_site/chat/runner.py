@@ -172,6 +172,27 @@ class ControlListener:
                 continue
             if message.get("type") == "generation.cancel":
                 stop_local(int(message["chat_id"]), message.get("message_id"))
+            elif message.get("type") == "generation.sync":
+                await _answer_sync(layer, message)
+
+
+async def _answer_sync(layer: Any, message: dict[str, Any]) -> None:
+    """A tab opened in another process asks for the exact state of a generation running here."""
+    gen = _running.get(int(message["chat_id"]))
+    reply_to = message.get("reply_to")
+    if gen is None or not isinstance(reply_to, str):
+        return
+    try:
+        await layer.send(reply_to, {"type": "generation.snapshot", "generation": gen.snapshot()})
+    except Exception:
+        logger.debug("could not answer a generation sync", exc_info=True)
+
+
+async def request_sync(chat_id: int, reply_to: str) -> None:
+    """Ask the process running the chat's generation to send its snapshot to ``reply_to``."""
+    await get_channel_layer().group_send(
+        control_group_name(chat_id), {"type": "generation.sync", "chat_id": chat_id, "reply_to": reply_to}
+    )
 
 
 def stop_local(chat_id: int, message_id: int | None = None) -> bool:

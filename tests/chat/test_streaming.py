@@ -185,3 +185,51 @@ async def test_regenerate_creates_a_sibling(chat, cookie, fake):
     )()
     assert sorted(siblings) == sorted(["Hello, world!", "Another take"])
     await comm.disconnect()
+
+
+@pytest.mark.parametrize("owner_answers", [True, False])
+async def test_tab_in_another_process_resumes_from_the_owners_snapshot(
+    chat, cookie, fake, settings, monkeypatch, owner_answers
+):
+    """A tab opening where the generation does not run asks the owning process (control group) for
+    its exact state; without an answer it falls back to the database checkpoint."""
+    settings.QTAP_CHECKPOINT_INTERVAL = 30  # no checkpoint during the test: the database lags behind
+    monkeypatch.setattr(runner, "single_process", lambda: False)
+    if not owner_answers:
+
+        async def silent(layer, message):
+            return None
+
+        monkeypatch.setattr(runner, "_answer_sync", silent)
+    fake.tokens = [f"m{i} " for i in range(120)]
+    fake.stream_delay = 0.01
+    first, _ = await open_socket(chat.pk, cookie)
+    await send(first, {"type": "message.send", "content": "Long one"})
+    early = await receive_until(first, "generation.delta")
+    while len(deltas(early)) < 5:
+        early.append(await first.receive_json_from(timeout=5))
+
+    # As seen from another process: the generation is not local.
+    monkeypatch.setattr(runner, "local_generation", lambda chat_id: None)
+    second, state = await open_socket(chat.pk, cookie)
+    generation = state["generation"]
+    assert generation is not None
+    if owner_answers:
+        assert generation["seq"] >= deltas(early)[-1]["seq"] and generation["content"]
+    else:
+        assert generation == {"message_id": generation["message_id"], "content": "", "reasoning": "", "seq": 0}
+    rest = await receive_until(second, *TERMINAL)
+    later = deltas(rest)
+    seqs = [f["seq"] for f in later]
+    if owner_answers:
+        assert seqs == list(range(generation["seq"] + 1, generation["seq"] + 1 + len(later)))
+        assert generation["content"] + "".join(f["text"] for f in later) == fake.full_text
+    else:
+        # Best effort: the stream goes on from where it is, after the (old) checkpoint; the gap shows
+        # in seq, and the terminal frame's html carries the whole reply.
+        assert seqs == sorted(set(seqs)) and seqs[0] > generation["seq"]
+        assert fake.full_text.endswith("".join(f["text"] for f in later))
+        assert rest[-1]["type"] == "generation.finished" and "m119" in rest[-1]["html"]
+    await receive_until(first, *TERMINAL)
+    await first.disconnect()
+    await second.disconnect()
