@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from qtap_site.chat import images, runner, services
+from qtap_site.chat import delivery, images, runner, services
 from qtap_site.chat.frames import (
     FrameError,
     GenerationStop,
@@ -73,10 +73,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # frames: every frame after this snapshot reaches this socket, none is missing.
         local = runner.local_generation(self.chat_id)
         self.early = []  # frames that arrive before chat.state has gone out are sent after it
-        runner.register_tab(self.chat_id, self)
+        delivery.register_tab(self.chat_id, self)
         if local is not None:
             state["generation"] = local.snapshot()
-        elif state["generation"] is not None and not runner.single_process():
+        elif state["generation"] is not None and not delivery.single_process():
             # Running in another process: the database has its last checkpoint; ask the owner for
             # its exact state, and fall back to the checkpoint if no answer comes in time.
             self.waiting_state = state
@@ -115,7 +115,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         # Leaving does not stop a generation: it finishes and is saved for the next visit.
-        runner.unregister_tab(self.chat_id, self)
+        delivery.unregister_tab(self.chat_id, self)
         if self.sync_timeout is not None:
             self.sync_timeout.cancel()
         if self.group is not None:

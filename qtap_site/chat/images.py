@@ -19,8 +19,8 @@ from providers.factory import create_image_provider
 from providers.models import ImageProfile
 from providers.registry import registry
 from qtap_site.chat import services
+from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Chat, GeneratedImage
-from qtap_site.chat.runner import send_to_chat
 
 logger = logging.getLogger(__name__)
 

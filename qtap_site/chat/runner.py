@@ -12,90 +12,29 @@ Stop reaches the task from any process: each process's ``ControlListener`` joins
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from providers import contract
 from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
 from providers.factory import create_llm_provider
 from qtap_site.chat import services
-from qtap_site.chat.models import Message, chat_group_name
+from qtap_site.chat.delivery import send_to_chat
+from qtap_site.chat.models import Message
 from qtap_site.chat.pricing import message_cost
 from qtap_site.chat.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
 
-RELAY = "chat.relay"  # the channel-layer event type consumers forward verbatim
-
 
 def control_group_name(chat_id: int) -> str:
     return f"chatctl_{chat_id}"
-
-
-def relay_event(frame: dict[str, Any]) -> dict[str, Any]:
-    """Wrap a client frame for the group: serialised once here, not once per tab."""
-    event = {"type": RELAY, "frame": json.dumps(frame, separators=(",", ":"))}
-    if "seq" in frame:
-        event["message_id"] = frame["message_id"]
-        event["seq"] = frame["seq"]
-    return event
-
-
-TERMINAL_TYPES = frozenset({"generation.finished", "generation.error"})
-
-
-class Tab(Protocol):
-    async def relay(self, text: str, message_id: int | None, seq: int | None) -> None: ...
-
-
-# chat id → the open sockets of that chat in this process
-_tabs: dict[int, set[Tab]] = {}
-
-
-def register_tab(chat_id: int, tab: Tab) -> None:
-    _tabs.setdefault(chat_id, set()).add(tab)
-
-
-def unregister_tab(chat_id: int, tab: Tab) -> None:
-    tabs = _tabs.get(chat_id)
-    if tabs is not None:
-        tabs.discard(tab)
-        if not tabs:
-            del _tabs[chat_id]
-
-
-def single_process() -> bool:
-    """With the in-memory layer every tab lives in this process: frames go to them directly, with no
-    queue and no dispatch hop per tab (under load each hop waits a whole turn of the event loop)."""
-    return isinstance(get_channel_layer(), InMemoryChannelLayer)
-
-
-async def send_to_chat(chat_id: int, frame: dict[str, Any]) -> None:
-    """Publish a frame to every tab. A channel layer that is briefly down (Redis restarting) costs
-    frames, never the generation: a lost delta shows as a gap in ``seq`` (the terminal frame carries
-    the whole reply), and the terminal frame itself is retried for a few seconds."""
-    if single_process():
-        text = json.dumps(frame, separators=(",", ":"))
-        for tab in list(_tabs.get(chat_id, ())):
-            await tab.relay(text, frame.get("message_id"), frame.get("seq"))
-        return
-    attempts = 10 if frame.get("type") in TERMINAL_TYPES else 1
-    for attempt in range(1, attempts + 1):
-        try:
-            await get_channel_layer().group_send(chat_group_name(chat_id), relay_event(frame))
-            return
-        except Exception:
-            if attempt == attempts:
-                logger.warning("could not publish %s to chat %s", frame.get("type"), chat_id, exc_info=True)
-                return
-            await asyncio.sleep(0.5)
 
 
 @dataclass

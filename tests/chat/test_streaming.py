@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from qtap_site.chat import runner
+from qtap_site.chat import delivery, runner
 from qtap_site.chat.models import Message
 from tests.chat.conftest import TERMINAL, deltas, open_socket, receive_until, send
 
@@ -99,7 +99,7 @@ def relay_mode(request, monkeypatch):
     """Frames reach tabs directly (in-memory layer, one process) or through the channel layer group
     (how they travel between processes with Redis); both paths must behave the same."""
     if request.param == "channel-layer":
-        monkeypatch.setattr(runner, "single_process", lambda: False)
+        monkeypatch.setattr(delivery, "single_process", lambda: False)
     return request.param
 
 
@@ -194,7 +194,7 @@ async def test_tab_in_another_process_resumes_from_the_owners_snapshot(
     """A tab opening where the generation does not run asks the owning process (control group) for
     its exact state; without an answer it falls back to the database checkpoint."""
     settings.QTAP_CHECKPOINT_INTERVAL = 30  # no checkpoint during the test: the database lags behind
-    monkeypatch.setattr(runner, "single_process", lambda: False)
+    monkeypatch.setattr(delivery, "single_process", lambda: False)
     if not owner_answers:
 
         async def silent(layer, message):
