@@ -89,7 +89,6 @@ def _chat_page(user: Any, chat_id: int) -> bytes:
     return body(client.get(f"/chats/{chat_id}/"))
 
 
-
 @pytest.fixture
 async def key_shaped_chat(
     owned: Owned, alice_cookie: str, scripted_openai: ScriptedOpenAI
