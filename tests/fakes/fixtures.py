@@ -6,7 +6,20 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES_DIR = Path(os.environ.get("QTAP_PROVIDER_FIXTURES", REPO.parent / "shared" / "provider-fixtures"))
+
+
+def _find_fixtures() -> Path:
+    """QTAP_PROVIDER_FIXTURES, else the nearest shared/provider-fixtures beside the repository or above it."""
+    if os.environ.get("QTAP_PROVIDER_FIXTURES"):
+        return Path(os.environ["QTAP_PROVIDER_FIXTURES"])
+    for folder in REPO.parents:
+        candidate = folder / "shared" / "provider-fixtures"
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "provider-fixtures"
+
+
+FIXTURES_DIR = _find_fixtures()
 
 
 def fixture_bytes(name: str) -> bytes:
