@@ -97,6 +97,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Tests use a file too: Channels tests share the database across threads.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test_qtap.sqlite3")}
+    # Keep the connection: otherwise every database_sync_to_async call opens one (running the
+    # PRAGMAs) and closes it, and closing the last connection to a WAL file checkpoints it. Measured:
+    # 15% of the server's CPU at 200 concurrent replies.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", None)
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
