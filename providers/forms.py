@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.views.decorators.debug import sensitive_variables
 
 from providers.models import ApiKey, ConnectionProfile, ImageProfile
+from providers.parameters import ChatParameters, ImageParameters, validate_parameters
 from providers.registry import registry
 from providers.services import api_key_pattern_warning, clean_secret
 
@@ -86,23 +87,68 @@ class ApiKeyForm(forms.ModelForm):
         return cleaned
 
 
+def _chat_parameter_fields() -> dict[str, forms.Field]:
+    return {
+        "temperature": forms.FloatField(
+            required=False,
+            min_value=0,
+            max_value=2,
+            widget=forms.NumberInput(attrs={"step": "0.1"}),
+            help_text="0 to 2; empty uses the provider's default.",
+        ),
+        "max_tokens": forms.IntegerField(
+            required=False,
+            min_value=1,
+            label="Max tokens",
+            help_text="Longest reply; empty uses the provider's default.",
+        ),
+        "top_p": forms.FloatField(
+            required=False, min_value=0, max_value=1, label="Top p", widget=forms.NumberInput(attrs={"step": "0.05"})
+        ),
+        "stop": forms.CharField(
+            required=False,
+            label="Stop sequences",
+            widget=forms.Textarea(attrs={"rows": 2}),
+            help_text="One per line, up to 4.",
+        ),
+    }
+
+
+def _image_parameter_fields() -> dict[str, forms.Field]:
+    return {
+        "size": forms.CharField(required=False, help_text="e.g. 1024x1024 (OpenAI)."),
+        "aspect_ratio": forms.CharField(required=False, label="Aspect ratio", help_text="e.g. 16:9 (Imagen, Grok)."),
+        "quality": forms.CharField(required=False, help_text="e.g. standard, hd, high."),
+        "style": forms.CharField(required=False, help_text="e.g. vivid or natural (DALL-E 3)."),
+        "n": forms.IntegerField(required=False, min_value=1, max_value=10, label="Images per prompt"),
+    }
+
+
 class _ProfileForm(forms.ModelForm):
     capability: ClassVar[str] = "chat"
     # The admin may pick keys of any user (the model still checks the owner); the settings pages may not.
     any_user_keys: ClassVar[bool] = False
+    # One form field per parameter; together they are stored as the profile's ``parameters`` JSON, which
+    # the model validates against its schema. Keys without a field here are kept as they are.
+    parameter_fields: ClassVar[Any] = staticmethod(_chat_parameter_fields)
+    parameter_schema: ClassVar[type[Any]] = ChatParameters
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
         if user is not None:
             self.instance.user = user
+        stored = self.instance.parameters or {}
+        for name, field in self.parameter_fields().items():
+            value = stored.get(name)
+            field.initial = "\n".join(value) if isinstance(value, list) else value
+            self.fields[name] = field
         self.fields["plugin"] = forms.ChoiceField(
             label="Provider", choices=plugin_choices(capability=self.capability, current=self.instance.plugin)
         )
         cast(forms.ModelChoiceField, self.fields["api_key"]).queryset = self._key_choices()
         self.fields["api_key"].required = False
         self.fields["base_url"].required = False
-        self.fields["parameters"].required = False
 
     def _owner_id(self) -> Any:
         if self.user is not None:
@@ -130,6 +176,21 @@ class _ProfileForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        parameters = dict(self.instance.parameters or {})
+        for name in self.parameter_fields():
+            value = cleaned.get(name)
+            if name == "stop" and isinstance(value, str):
+                value = [line for line in value.splitlines() if line.strip()]
+            if value in (None, "", []):
+                parameters.pop(name, None)
+            else:
+                parameters[name] = value
+        try:
+            self.instance.parameters = validate_parameters(self.parameter_schema, parameters)
+        except ValueError as exc:
+            for line in exc.args:
+                name = str(line).split(":", 1)[0].split(".", 1)[0]
+                self.add_error(name if name in self.fields else None, str(line))
         if self.instance.pk is not None and {"plugin", "base_url"} & set(self.changed_data):
             self.instance.migrated_from = None  # the legacy migration's record no longer describes this row
         return cleaned
@@ -140,20 +201,16 @@ class ConnectionProfileForm(_ProfileForm):
 
     class Meta:
         model = ConnectionProfile
-        fields: tuple[str, ...] = ("name", "plugin", "api_key", "base_url", "model", "parameters", "is_default")
-        help_texts = {
-            "parameters": 'JSON, e.g. {"temperature": 0.7, "max_tokens": 1024, "top_p": 1, "stop": ["END"]}',
-            "base_url": "Empty uses the provider's default.",
-        }
+        fields: tuple[str, ...] = ("name", "plugin", "api_key", "base_url", "model", "is_default")
+        help_texts = {"base_url": "Empty uses the provider's default."}
 
 
 class ImageProfileForm(_ProfileForm):
     capability = "imageGeneration"
+    parameter_fields = staticmethod(_image_parameter_fields)
+    parameter_schema = ImageParameters
 
     class Meta:
         model = ImageProfile
-        fields: tuple[str, ...] = ("name", "plugin", "api_key", "base_url", "model", "parameters", "is_default")
-        help_texts = {
-            "parameters": 'JSON, e.g. {"size": "1024x1024", "quality": "hd", "style": "vivid", "n": 1}',
-            "base_url": "Empty uses the provider's default.",
-        }
+        fields: tuple[str, ...] = ("name", "plugin", "api_key", "base_url", "model", "is_default")
+        help_texts = {"base_url": "Empty uses the provider's default."}

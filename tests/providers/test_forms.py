@@ -67,13 +67,39 @@ def test_profile_form_offers_only_the_users_keys(user, other_user):
     assert not mismatch.is_valid()
     assert "is for qtap-plugin-anthropic" in mismatch.errors["api_key"][0]
 
-    good = ConnectionProfileForm({**data, "api_key": mine.pk, "parameters": '{"temperature": 1}'}, user=user)
+    good = ConnectionProfileForm({**data, "api_key": mine.pk, "temperature": "1", "stop": "END\n\nSTOP"}, user=user)
     assert good.is_valid(), good.errors
     profile = good.save()
-    assert (profile.user, profile.api_key, profile.parameters) == (user, mine, {"temperature": 1})
+    assert (profile.user, profile.api_key, profile.parameters) == (
+        user,
+        mine,
+        {"temperature": 1, "stop": ["END", "STOP"]},
+    )
 
 
 def test_image_profile_form_lists_image_plugins_only(user):
     names = {c[0] for c in ImageProfileForm(user=user).fields["plugin"].choices}
     assert "qtap-plugin-openai" in names and "qtap-plugin-google" in names
     assert "qtap-plugin-anthropic" not in names and "qtap-plugin-ollama" not in names
+
+
+def test_profile_parameters_are_separate_fields_checked_against_the_schema(user):
+    key = services.api_key_create(user=user, plugin="qtap-plugin-openai", label="k", secret="sk-test-12345678")
+    base = {"name": "p", "plugin": "qtap-plugin-openai", "model": "gpt-4o", "base_url": "", "api_key": key.pk}
+    too_many = ConnectionProfileForm({**base, "stop": "a\nb\nc\nd\ne"}, user=user)
+    assert not too_many.is_valid()
+    assert "at most 4" in too_many.errors["stop"][0]
+    hot = ConnectionProfileForm({**base, "temperature": "2.5"}, user=user)
+    assert not hot.is_valid() and "temperature" in hot.errors
+
+    profile = ConnectionProfileForm({**base, "max_tokens": "512", "top_p": "0.9"}, user=user).save()
+    assert profile.parameters == {"max_tokens": 512, "top_p": 0.9}
+    edit = ConnectionProfileForm(instance=profile, user=user)
+    assert edit.fields["max_tokens"].initial == 512 and "parameters" not in edit.fields
+    cleared = ConnectionProfileForm({**base, "max_tokens": ""}, instance=profile, user=user).save()
+    assert cleared.parameters == {}
+
+    bad_size = ImageProfileForm({**base, "model": "dall-e-3", "size": "big"}, user=user)
+    assert not bad_size.is_valid() and "size" in bad_size.errors
+    image = ImageProfileForm({**base, "model": "dall-e-3", "size": "1024x1024", "n": "2"}, user=user).save()
+    assert image.parameters == {"size": "1024x1024", "n": 2}

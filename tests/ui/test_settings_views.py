@@ -130,7 +130,7 @@ def test_create_profile_through_the_form(alice_client: Any, alice_rows: dict[str
         "api_key": alice_rows["key"].pk,
         "base_url": "",
         "model": "gpt-4o",
-        "parameters": '{"temperature": 0.2}',
+        "temperature": "0.2",
     }
     assert alice_client.post("/settings/profiles/new/", data).status_code == 403
     response = alice_client.post_form("/settings/profiles/new/", data)
