@@ -1,8 +1,9 @@
 """The generation runner: one asyncio task per generation, relaying provider events to the chat's group.
 
 The per-token path appends to an in-memory buffer and nothing else; a flush a few milliseconds later
-sends one frame per batch (serialised once, whatever the number of tabs). A ticker checkpoints the text
-to the database about once a second; that write is also the heartbeat other processes read. Exactly one
+sends one frame per batch (serialised once, whatever the number of tabs). One task per event loop
+checkpoints the text of every running generation about once a second; that write is also the
+heartbeat other processes read. Exactly one
 terminal event (``generation.finished`` or ``generation.error``) is sent per generation.
 
 Stop reaches the task from any process: each process's ``ControlListener`` joins the control group
@@ -54,6 +55,9 @@ class RunningGeneration:
     flush_handle: asyncio.Handle | None = None
     last_flush: float = 0.0  # loop time of the last flush
     last_yield: float = 0.0  # loop time the stream loop last let other tasks run
+    streaming: bool = False  # between generation.started and the end: checkpointed
+    saved_seq: int = -1  # seq of the last checkpoint written
+    saved_at: float = 0.0  # loop time of the last checkpoint written
 
     def snapshot(self) -> dict[str, Any]:
         """What a tab joining now needs: everything up to ``seq``; later frames reach it through the group."""
@@ -169,7 +173,6 @@ async def start_generation(prepared: services.Prepared, *, received_at: float) -
 async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
     listener: ControlListener | None = None
     layer = get_channel_layer()
-    ticker: asyncio.Task[None] | None = None
     try:
         try:
             listener = await ControlListener.get()
@@ -191,11 +194,11 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
                     "model": prepared.model,
                 },
             )
-            ticker = asyncio.create_task(_checkpoints(gen))
+            gen.streaming = True
+            _ensure_checkpointer()
             usage, finish = await _stream(gen, prepared)
         except asyncio.CancelledError:
-            if ticker is not None:
-                ticker.cancel()
+            gen.streaming = False
             if gen.stop_requested:
                 await _finish(gen, prepared, "cancelled", None, status=Message.Status.CANCELLED)
                 return
@@ -203,22 +206,19 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
             await _save_interrupted(gen)
             raise
         except ProviderError as exc:
-            await _fail(gen, exc.code, exc.message, retryable=exc.retryable, ticker=ticker)
+            await _fail(gen, exc.code, exc.message, retryable=exc.retryable)
             return
         except UnsupportedAttachmentError as exc:
-            await _fail(gen, "unsupported_attachment", str(exc), retryable=False, ticker=ticker)
+            await _fail(gen, "unsupported_attachment", str(exc), retryable=False)
             return
         except QtapProviderError as exc:
-            await _fail(gen, "provider_unavailable", str(exc), retryable=False, ticker=ticker)
+            await _fail(gen, "provider_unavailable", str(exc), retryable=False)
             return
         except Exception:
             logger.exception("generation %s failed", gen.message_id)
-            await _fail(
-                gen, "internal", "The reply failed because of an internal error.", retryable=True, ticker=ticker
-            )
+            await _fail(gen, "internal", "The reply failed because of an internal error.", retryable=True)
             return
-        if ticker is not None:
-            ticker.cancel()
+        gen.streaming = False
         if finish is None:
             await _fail(gen, "protocol", "The provider ended the stream before finishing the reply.", retryable=True)
             return
@@ -227,6 +227,7 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
         # Only reached if sending the terminal event itself failed (a broken channel layer).
         logger.exception("generation %s could not report its end", gen.message_id)
     finally:
+        gen.streaming = False
         if _running.get(gen.chat_id) is gen:
             del _running[gen.chat_id]
         if listener is not None:
@@ -357,26 +358,50 @@ async def _drain(gen: RunningGeneration) -> None:
     await _flush(gen)
 
 
-async def _checkpoints(gen: RunningGeneration) -> None:
-    interval = max(float(settings.QTAP_CHECKPOINT_INTERVAL), 0.05)
-    saved_seq = -1
-    idle_writes = 0
-    while True:
-        await asyncio.sleep(interval)
-        if gen.seq == saved_seq:
-            # Nothing new: still beat now and then so other processes know the owner is alive.
-            idle_writes += 1
-            if idle_writes * interval < 5:
+# One checkpoint task per event loop saves every streaming generation of the loop in one trip to the
+# database thread. A task per generation meant, at 200 streams, 200 trips a second queued on the one
+# database thread ahead of the transactions of new messages (their time to first token).
+_checkpointers: dict[int, asyncio.Task[None]] = {}
+IDLE_HEARTBEAT_S = 5.0  # a generation with no new text still beats this often (stale after 30 s)
+
+
+def _ensure_checkpointer() -> None:
+    loop = asyncio.get_running_loop()
+    task = _checkpointers.get(id(loop))
+    # The loop check matters when a closed loop's id is reused by a new one (tests).
+    if task is None or task.done() or task.get_loop() is not loop:
+        _checkpointers[id(loop)] = loop.create_task(_checkpoint_loop(), name="qtap-generation-checkpoints")
+
+
+async def _checkpoint_loop() -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            await asyncio.sleep(max(float(settings.QTAP_CHECKPOINT_INTERVAL), 0.05))
+            mine = [gen for gen in _running.values() if gen.streaming and _on_loop(gen, loop)]
+            if not mine:
+                return  # the next generation to start streaming starts a new one
+            now = loop.time()
+            due = [gen for gen in mine if gen.seq != gen.saved_seq or now - gen.saved_at >= IDLE_HEARTBEAT_S]
+            if not due:
                 continue
-        idle_writes = 0
-        snap = gen.snapshot()
-        try:
-            await database_sync_to_async(services.checkpoint_message)(
-                message_id=gen.message_id, content=snap["content"], reasoning=snap["reasoning"], seq=snap["seq"]
-            )
-            saved_seq = snap["seq"]
-        except Exception:
-            logger.warning("checkpoint of message %s failed", gen.message_id, exc_info=True)
+            items = [{"message_id": gen.message_id, **_text(gen)} for gen in due]
+            saved = await database_sync_to_async(services.checkpoint_messages)(items)
+            for gen, item in zip(due, items, strict=True):
+                if item["message_id"] in saved:
+                    gen.saved_seq, gen.saved_at = item["seq"], now
+    finally:
+        if _checkpointers.get(id(loop)) is asyncio.current_task():
+            del _checkpointers[id(loop)]
+
+
+def _on_loop(gen: RunningGeneration, loop: asyncio.AbstractEventLoop) -> bool:
+    return gen.task is not None and gen.task.get_loop() is loop
+
+
+def _text(gen: RunningGeneration) -> dict[str, Any]:
+    snap = gen.snapshot()
+    return {"content": snap["content"], "reasoning": snap["reasoning"], "seq": snap["seq"]}
 
 
 async def _finish(
@@ -419,11 +444,8 @@ async def _finish(
     )
 
 
-async def _fail(
-    gen: RunningGeneration, code: str, message: str, *, retryable: bool, ticker: asyncio.Task[None] | None = None
-) -> None:
-    if ticker is not None:
-        ticker.cancel()
+async def _fail(gen: RunningGeneration, code: str, message: str, *, retryable: bool) -> None:
+    gen.streaming = False
     await _drain(gen)
     snap = gen.snapshot()
     await _save_final(
