@@ -15,9 +15,11 @@ Writes bench/results/relay.json.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +36,28 @@ if str(ROOT) not in sys.path:
 
 from tests.chat.fake_openai import VALID_KEY  # noqa: E402
 from tests.chat.live_site import Daphne, provision, site_env  # noqa: E402
+
+
+class Uvicorn(Daphne):
+    """The same site served by uvicorn (``--ws websockets``) instead of Daphne, for comparison."""
+
+    def __enter__(self) -> Daphne:
+        log = self.log_path.open("wb")
+        command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--ws", "websockets", "--log-level", "warning", "--no-access-log", "qtap_site.asgi:application"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("uvicorn did not start listening") from None
+                time.sleep(0.05)
+
 
 TOKENS = 500
 TOKEN = "tok "
@@ -53,6 +77,33 @@ while True:
     fake.requests.clear()  # keep memory flat over a long run
     time.sleep(1)
 """
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), so that results taken on a busy
+    machine can still be compared: CPU per token does not depend on what else is running."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CPU:
+    """CPU seconds spent by the site, the provider server and this (client) process over a block."""
+
+    def __init__(self, site_pid: int, server_pid: int) -> None:
+        self.pids = {"site": site_pid, "upstream": server_pid}
+        self.used: dict[str, float] = {}
+
+    def __enter__(self) -> CPU:
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.start_client = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        self.used["client"] = time.process_time() - self.start_client
+
+    def per_token_us(self, tokens: int) -> dict[str, float]:
+        return {name: round(seconds / max(tokens, 1) * 1e6, 1) for name, seconds in self.used.items()}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -147,7 +198,7 @@ async def ws_client(url: str, origin: str, cookie: str, ready: asyncio.Event, st
                 raise RuntimeError(f"generation failed: {frame}")
 
 
-async def run_ws(daphne: Daphne, cookie: str, chat_ids: list[int]) -> dict[str, Any]:
+async def run_ws(daphne: Daphne, cookie: str, chat_ids: list[int], cpu: CPU | None = None) -> dict[str, Any]:
     start = asyncio.Event()
     readies = [asyncio.Event() for _ in chat_ids]
     tasks = [
@@ -162,10 +213,12 @@ async def run_ws(daphne: Daphne, cookie: str, chat_ids: list[int]) -> dict[str, 
             task.result()  # a client that failed before the start raises here
     await all_ready
     await asyncio.sleep(0.2)
-    began = time.perf_counter()
-    start.set()
-    results = await asyncio.gather(*tasks)
-    wall = time.perf_counter() - began
+    # CPU is counted from the start signal: opening the sockets is not part of the relay.
+    with cpu or contextlib.nullcontext():
+        began = time.perf_counter()
+        start.set()
+        results = await asyncio.gather(*tasks)
+        wall = time.perf_counter() - began
     summary = _summary([r["ttft_ms"] for r in results], sum(r["tokens"] for r in results), len(chat_ids), wall)
     summary["seq_gaps"] = sum(r["gaps"] for r in results)
     summary["frames_per_stream_mean"] = round(statistics.mean(r["frames"] for r in results), 1)
@@ -188,7 +241,9 @@ def _summary(ttfts: list[float], tokens: int, n: int, wall: float) -> dict[str, 
 # ---- driver -------------------------------------------------------------------------------------
 
 
-async def measure(ns: list[int], base_url: str, daphne: Daphne, site: dict[str, Any]) -> list[dict[str, Any]]:
+async def measure(
+    ns: list[int], base_url: str, daphne: Daphne, site: dict[str, Any], server_pid: int
+) -> list[dict[str, Any]]:
     chat_ids = list(site["chat_ids"])
     # Warm up both paths (imports, pooled upstream connections, the database file).
     await run_ws(daphne, site["cookie"], [chat_ids.pop()])
@@ -196,8 +251,13 @@ async def measure(ns: list[int], base_url: str, daphne: Daphne, site: dict[str, 
     rows = []
     for n in ns:
         ids, chat_ids = chat_ids[:n], chat_ids[n:]
-        direct = await run_direct(base_url, n)
-        relayed = await run_ws(daphne, site["cookie"], ids)
+        assert daphne.process is not None
+        with CPU(daphne.process.pid, server_pid) as direct_cpu:
+            direct = await run_direct(base_url, n)
+        relay_cpu = CPU(daphne.process.pid, server_pid)
+        relayed = await run_ws(daphne, site["cookie"], ids, relay_cpu)
+        direct["cpu_us_per_token"] = direct_cpu.per_token_us(direct["tokens_received"])
+        relayed["cpu_us_per_token"] = relay_cpu.per_token_us(relayed["tokens_received"])
         row = {
             "n": n,
             "direct": direct,
@@ -213,7 +273,8 @@ async def measure(ns: list[int], base_url: str, daphne: Daphne, site: dict[str, 
             f"direct p50 {direct['ttft_ms_p50']:>6.2f} p99 {direct['ttft_ms_p99']:>6.2f}  "
             f"| tok/s ws {relayed['tokens_per_s']:>9.0f} direct {direct['tokens_per_s']:>9.0f} "
             f"({row['throughput_ratio'] * 100:.0f}%)  lost {relayed['tokens_lost']}  "
-            f"frames/stream {relayed['frames_per_stream_mean']}",
+            f"frames/stream {relayed['frames_per_stream_mean']}\n"
+            f"        CPU µs/token  relayed {relayed['cpu_us_per_token']}  direct {direct['cpu_us_per_token']}",
             flush=True,
         )
     return rows
@@ -237,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                 QTAP_LOG_LEVEL="WARNING",
             )
             site = provision(env, base_url=base_url, secret=VALID_KEY, chats=sum(ns) + 1)
-            with Daphne(env, tmp_path / "daphne.log") as daphne:
-                rows = asyncio.run(measure(ns, base_url, daphne, site))
+            server_class = Uvicorn if os.environ.get("QTAP_BENCH_SERVER") == "uvicorn" else Daphne
+            with server_class(env, tmp_path / "server.log") as daphne:
+                rows = asyncio.run(measure(ns, base_url, daphne, site, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=10)
