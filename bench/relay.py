@@ -91,16 +91,17 @@ class CPU:
 
     def __init__(self, site_pid: int, server_pid: int) -> None:
         self.pids = {"site": site_pid, "upstream": server_pid}
-        self.used: dict[str, float] = {}
+        self.used: dict[str, float] = {"site": 0.0, "upstream": 0.0, "client": 0.0}
 
-    def __enter__(self) -> CPU:
+    def __enter__(self) -> CPU:  # blocks add up: one CPU may count several rounds
         self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.start_client = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
-        self.used["client"] = time.process_time() - self.start_client
+        for name, pid in self.pids.items():
+            self.used[name] += cpu_seconds(pid) - self.start[name]
+        self.used["client"] += time.process_time() - self.start_client
 
     def per_token_us(self, tokens: int) -> dict[str, float]:
         return {name: round(seconds / max(tokens, 1) * 1e6, 1) for name, seconds in self.used.items()}
@@ -139,18 +140,19 @@ async def direct_client(client: httpx.AsyncClient, base_url: str, start: asyncio
     return ((first or time.perf_counter()) - sent) * 1000, tokens
 
 
-async def run_direct(base_url: str, n: int) -> dict[str, Any]:
+async def run_direct(base_url: str, n: int, cpu: CPU | None = None) -> tuple[list[tuple[float, int]], float]:
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     async with httpx.AsyncClient(limits=limits, timeout=120, trust_env=False) as client:
         await direct_client(client, base_url, _set(asyncio.Event()))  # warm the pool
         start = asyncio.Event()
         tasks = [asyncio.create_task(direct_client(client, base_url, start)) for _ in range(n)]
         await asyncio.sleep(0.05)
-        began = time.perf_counter()
-        start.set()
-        results = await asyncio.gather(*tasks)
-        wall = time.perf_counter() - began
-    return _summary([r[0] for r in results], sum(r[1] for r in results), n, wall)
+        with cpu or contextlib.nullcontext():
+            began = time.perf_counter()
+            start.set()
+            results = await asyncio.gather(*tasks)
+            wall = time.perf_counter() - began
+    return results, wall
 
 
 def _set(event: asyncio.Event) -> asyncio.Event:
@@ -198,7 +200,9 @@ async def ws_client(url: str, origin: str, cookie: str, ready: asyncio.Event, st
                 raise RuntimeError(f"generation failed: {frame}")
 
 
-async def run_ws(daphne: Daphne, cookie: str, chat_ids: list[int], cpu: CPU | None = None) -> dict[str, Any]:
+async def run_ws(
+    daphne: Daphne, cookie: str, chat_ids: list[int], cpu: CPU | None = None
+) -> tuple[list[dict[str, Any]], float]:
     start = asyncio.Event()
     readies = [asyncio.Event() for _ in chat_ids]
     tasks = [
@@ -219,15 +223,26 @@ async def run_ws(daphne: Daphne, cookie: str, chat_ids: list[int], cpu: CPU | No
         start.set()
         results = await asyncio.gather(*tasks)
         wall = time.perf_counter() - began
-    summary = _summary([r["ttft_ms"] for r in results], sum(r["tokens"] for r in results), len(chat_ids), wall)
+    return list(results), wall
+
+
+def ws_summary(results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    summary = _summary([r["ttft_ms"] for r in results], sum(r["tokens"] for r in results), wall)
     summary["seq_gaps"] = sum(r["gaps"] for r in results)
     summary["frames_per_stream_mean"] = round(statistics.mean(r["frames"] for r in results), 1)
     summary["server_ttft_ms_p50"] = round(percentile([float(r["server_ttft_ms"]) for r in results], 50), 2)
     return summary
 
 
-def _summary(ttfts: list[float], tokens: int, n: int, wall: float) -> dict[str, Any]:
-    expected = TOKENS * n
+MIN_SAMPLES = 20  # time-to-first-token samples per N: small N is repeated in rounds
+
+
+def rounds(n: int) -> int:
+    return -(-MIN_SAMPLES // n)
+
+
+def _summary(ttfts: list[float], tokens: int, wall: float) -> dict[str, Any]:
+    expected = TOKENS * len(ttfts)
     return {
         "ttft_ms_p50": round(percentile(ttfts, 50), 2),
         "ttft_ms_p99": round(percentile(ttfts, 99), 2),
@@ -249,17 +264,29 @@ async def measure(
     await run_ws(daphne, site["cookie"], [chat_ids.pop()])
     await run_direct(base_url, 1)
     rows = []
+    assert daphne.process is not None
     for n in ns:
-        ids, chat_ids = chat_ids[:n], chat_ids[n:]
-        assert daphne.process is not None
-        with CPU(daphne.process.pid, server_pid) as direct_cpu:
-            direct = await run_direct(base_url, n)
+        # Rounds alternate direct and relayed, so that both see the same background load.
+        direct_results: list[tuple[float, int]] = []
+        relayed_results: list[dict[str, Any]] = []
+        direct_wall = relayed_wall = 0.0
+        direct_cpu = CPU(daphne.process.pid, server_pid)
         relay_cpu = CPU(daphne.process.pid, server_pid)
-        relayed = await run_ws(daphne, site["cookie"], ids, relay_cpu)
+        for _ in range(rounds(n)):
+            ids, chat_ids = chat_ids[:n], chat_ids[n:]
+            results, wall = await run_direct(base_url, n, direct_cpu)
+            direct_results += results
+            direct_wall += wall
+            ws_results, wall = await run_ws(daphne, site["cookie"], ids, relay_cpu)
+            relayed_results += ws_results
+            relayed_wall += wall
+        direct = _summary([r[0] for r in direct_results], sum(r[1] for r in direct_results), direct_wall)
+        relayed = ws_summary(relayed_results, relayed_wall)
         direct["cpu_us_per_token"] = direct_cpu.per_token_us(direct["tokens_received"])
         relayed["cpu_us_per_token"] = relay_cpu.per_token_us(relayed["tokens_received"])
         row = {
             "n": n,
+            "rounds": rounds(n),
             "direct": direct,
             "websocket": relayed,
             "added_ttft_ms_p50": round(relayed["ttft_ms_p50"] - direct["ttft_ms_p50"], 2),
@@ -297,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 QTAP_MAX_CONCURRENT_GENERATIONS=str(max(ns) + 10),
                 QTAP_LOG_LEVEL="WARNING",
             )
-            site = provision(env, base_url=base_url, secret=VALID_KEY, chats=sum(ns) + 1)
+            site = provision(env, base_url=base_url, secret=VALID_KEY, chats=sum(n * rounds(n) for n in ns) + 1)
             server_class = Uvicorn if os.environ.get("QTAP_BENCH_SERVER") == "uvicorn" else Daphne
             with server_class(env, tmp_path / "server.log") as daphne:
                 rows = asyncio.run(measure(ns, base_url, daphne, site, server.pid))
