@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent, SSEError
+from httpx_sse import ServerSentEvent, SSEError
 
-from providers import errors
+from providers import errors, sse
 from providers.contract import (
     Attachment,
     ChatRequest,
@@ -319,7 +319,14 @@ async def iter_sse(response: httpx.Response, *, provider: str) -> AsyncIterator[
     """Server-sent events as the official SDKs parse them (comments skipped, data lines joined)."""
     read_timeout = response.request.extensions.get("timeout", {}).get("read")
     async with _stream_failures(provider, read_timeout):
-        async for event in EventSource(response).aiter_sse():
+        # The parsing loop is here rather than in a generator of its own: one async generator
+        # fewer between the socket and the relay, per event.
+        sse.check_content_type(response)
+        parser = sse.SSEParser()
+        async for chunk in response.aiter_bytes():
+            for event in parser.feed(chunk):
+                yield event
+        for event in parser.close():
             yield event
 
 
