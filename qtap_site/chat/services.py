@@ -130,7 +130,7 @@ def message_dict(message: Message, attachments: list[Attachment] | None = None) 
 
 def active_branch(chat_id: int, *, leaf_id: int | None = None) -> list[int]:
     """Ids from the root to ``leaf_id`` (default: the newest message), following parent links."""
-    rows = dict(Message.objects.filter(chat_id=chat_id).values_list("id", "parent_id"))
+    rows = dict(Message.objects.filter(chat_id=chat_id).order_by().values_list("id", "parent_id"))
     if not rows:
         return []
     node: int | None = leaf_id if leaf_id is not None else max(rows)
@@ -211,20 +211,28 @@ class Prepared:
 
 
 def _resolve_profile(user_id: int, chat: Chat, profile_id: int | None) -> ConnectionProfile | None:
-    profiles = ConnectionProfile.objects.filter(user_id=user_id).select_related("api_key")
+    profiles = ConnectionProfile.objects.filter(user_id=user_id).select_related("api_key").order_by()
+    if profile_id is None and chat.profile_id is not None:
+        profile_id = chat.profile_id
+        if chat.profile is not None and chat.profile.user_id == user_id:
+            return chat.profile  # came with the chat's row (select_related): no query
+        return _first(profiles.filter(pk=profile_id))
     if profile_id is not None:
-        profile = profiles.filter(pk=profile_id).first()
+        profile = _first(profiles.filter(pk=profile_id))
         if profile is None:
             raise NotFound("That connection profile does not exist.")
         return profile
-    if chat.profile_id is not None:
-        return profiles.filter(pk=chat.profile_id).first()
-    return profiles.filter(is_default=True).first()
+    return profiles.filter(is_default=True).order_by("pk").first()
+
+
+def _first(queryset: Any) -> Any:
+    """The first row of a query whose order does not matter (``first()`` would add an ORDER BY)."""
+    return next(iter(queryset[:1]), None)
 
 
 def _check_capacity(user_id: int, chat: Chat) -> None:
     # One query: the chats of this user with a live generation (any process).
-    live = Message.objects.filter(_live_streaming(), chat__user_id=user_id)
+    live = Message.objects.filter(_live_streaming(), chat__user_id=user_id).order_by()
     busy_chats = list(live.values_list("chat_id", flat=True))
     if chat.pk in busy_chats:
         raise Busy("A reply is already being generated in this chat. Stop it or wait for it to finish.")
@@ -247,12 +255,19 @@ def prepare_generation(
     transaction, then resolve the profile, plugin and key and build the request."""
     now = timezone.now()
     with transaction.atomic():
-        chat = Chat.objects.select_for_update().filter(pk=chat_id, user_id=user_id).first()
+        # The chat's profile and key come in the same query; only the chat's row is locked (on
+        # PostgreSQL a lock cannot reach the nullable side of the outer join).
+        chat = _first(
+            Chat.objects.select_for_update(of=("self",))
+            .select_related("profile__api_key")
+            .filter(pk=chat_id, user_id=user_id)
+            .order_by()
+        )
         if chat is None:
             raise NotFound("That chat does not exist.")
         profile = _resolve_profile(user_id, chat, profile_id)
         if regenerate_id is not None:
-            target = Message.objects.filter(pk=regenerate_id, chat_id=chat.pk).first()
+            target = _first(Message.objects.filter(pk=regenerate_id, chat_id=chat.pk))
             if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
                 raise NotFound("That assistant message does not exist in this chat.")
             user_message = Message.objects.get(pk=target.parent_id)
