@@ -307,6 +307,11 @@ async def measure(
     return rows
 
 
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = [int(a) for a in (argv if argv is not None else sys.argv[1:]) if a.isdigit()] or list(DEFAULT_NS)
     with tempfile.TemporaryDirectory(prefix="qtap-relay-") as tmp:
@@ -335,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "relay",
         "tokens_per_stream": TOKENS,
         "coalesce_ms": float(os.environ.get("QTAP_DELTA_COALESCE_MS", 5.0)),
+        "server": "uvicorn" if os.environ.get("QTAP_BENCH_SERVER") == "uvicorn" else "daphne",
+        "commit": _commit(),
         "database": "sqlite (WAL)",
         "channel_layer": "in-memory",
         "python": platform.python_version(),
