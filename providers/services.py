@@ -128,6 +128,31 @@ def _save_profile(profile: Profile) -> Profile:
     return profile
 
 
+def _profile_create(
+    model_class: type[Profile],
+    *,
+    user: Any,
+    name: str,
+    plugin: str,
+    model: str,
+    api_key: ApiKey | None,
+    base_url: str | None,
+    parameters: dict[str, Any] | None,
+    is_default: bool,
+) -> Profile:
+    profile = model_class(
+        user=user,
+        name=(name or "").strip(),
+        plugin=(plugin or "").strip(),
+        model=(model or "").strip(),
+        api_key=api_key,
+        base_url=(base_url or "").strip(),
+        parameters=parameters or {},
+        is_default=is_default,
+    )
+    return _save_profile(profile)
+
+
 def connection_profile_create(
     *,
     user: Any,
@@ -139,17 +164,17 @@ def connection_profile_create(
     parameters: dict[str, Any] | None = None,
     is_default: bool = False,
 ) -> ConnectionProfile:
-    profile = ConnectionProfile(
+    return _profile_create(
+        ConnectionProfile,
         user=user,
-        name=(name or "").strip(),
-        plugin=(plugin or "").strip(),
-        model=(model or "").strip(),
+        name=name,
+        plugin=plugin,
+        model=model,
         api_key=api_key,
-        base_url=(base_url or "").strip(),
-        parameters=parameters or {},
+        base_url=base_url,
+        parameters=parameters,
         is_default=is_default,
     )
-    return _save_profile(profile)
 
 
 def image_profile_create(
@@ -163,17 +188,18 @@ def image_profile_create(
     parameters: dict[str, Any] | None = None,
     is_default: bool = False,
 ) -> ImageProfile:
-    profile = ImageProfile(
+    """Like connection_profile_create; the plugin must generate images."""
+    return _profile_create(
+        ImageProfile,
         user=user,
-        name=(name or "").strip(),
-        plugin=(plugin or "").strip(),
-        model=(model or "").strip(),
+        name=name,
+        plugin=plugin,
+        model=model,
         api_key=api_key,
-        base_url=(base_url or "").strip(),
-        parameters=parameters or {},
+        base_url=base_url,
+        parameters=parameters,
         is_default=is_default,
     )
-    return _save_profile(profile)
 
 
 def profile_update(*, profile: Profile, **changes: Any) -> Profile:
