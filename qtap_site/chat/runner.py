@@ -25,7 +25,7 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
 from providers.factory import create_llm_provider
-from qtap_site.chat import services
+from qtap_site.chat import checkpoints, services
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
 from qtap_site.chat.pricing import message_cost
@@ -195,7 +195,7 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
                 },
             )
             gen.streaming = True
-            _ensure_checkpointer()
+            checkpoints.ensure_running(_running)
             usage, finish = await _stream(gen, prepared)
         except asyncio.CancelledError:
             gen.streaming = False
@@ -356,52 +356,6 @@ async def _drain(gen: RunningGeneration) -> None:
         gen.flush_handle.cancel()
         gen.flush_handle = None
     await _flush(gen)
-
-
-# One checkpoint task per event loop saves every streaming generation of the loop in one trip to the
-# database thread. A task per generation meant, at 200 streams, 200 trips a second queued on the one
-# database thread ahead of the transactions of new messages (their time to first token).
-_checkpointers: dict[int, asyncio.Task[None]] = {}
-IDLE_HEARTBEAT_S = 5.0  # a generation with no new text still beats this often (stale after 30 s)
-
-
-def _ensure_checkpointer() -> None:
-    loop = asyncio.get_running_loop()
-    task = _checkpointers.get(id(loop))
-    # The loop check matters when a closed loop's id is reused by a new one (tests).
-    if task is None or task.done() or task.get_loop() is not loop:
-        _checkpointers[id(loop)] = loop.create_task(_checkpoint_loop(), name="qtap-generation-checkpoints")
-
-
-async def _checkpoint_loop() -> None:
-    loop = asyncio.get_running_loop()
-    try:
-        while True:
-            await asyncio.sleep(max(float(settings.QTAP_CHECKPOINT_INTERVAL), 0.05))
-            mine = [gen for gen in _running.values() if gen.streaming and _on_loop(gen, loop)]
-            if not mine:
-                return  # the next generation to start streaming starts a new one
-            now = loop.time()
-            due = [gen for gen in mine if gen.seq != gen.saved_seq or now - gen.saved_at >= IDLE_HEARTBEAT_S]
-            if not due:
-                continue
-            items = [{"message_id": gen.message_id, **_text(gen)} for gen in due]
-            saved = await database_sync_to_async(services.checkpoint_messages)(items)
-            for gen, item in zip(due, items, strict=True):
-                if item["message_id"] in saved:
-                    gen.saved_seq, gen.saved_at = item["seq"], now
-    finally:
-        if _checkpointers.get(id(loop)) is asyncio.current_task():
-            del _checkpointers[id(loop)]
-
-
-def _on_loop(gen: RunningGeneration, loop: asyncio.AbstractEventLoop) -> bool:
-    return gen.task is not None and gen.task.get_loop() is loop
-
-
-def _text(gen: RunningGeneration) -> dict[str, Any]:
-    snap = gen.snapshot()
-    return {"content": snap["content"], "reasoning": snap["reasoning"], "seq": snap["seq"]}
 
 
 async def _finish(
