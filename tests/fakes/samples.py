@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
+import pytest
 from PIL import Image
 
 from providers.contract import Attachment, Finish, ReasoningDelta, StreamEvent, TextDelta, Usage
@@ -71,3 +74,34 @@ def debug_logging(caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore"):
         caplog.set_level(logging.DEBUG, logger=name)
+
+
+# ---- stopping early: the two ways a consumer stops a stream, and what the server must see --------
+
+
+async def close_after_first_text(stream: AsyncIterator[StreamEvent]) -> None:
+    """Read up to the first text, then close the generator (what the runner does on stop)."""
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def cancel_after_first_text(stream: AsyncIterator[StreamEvent]) -> None:
+    """Consume in a task and cancel it once text has arrived (what a cancelled generation does)."""
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                first.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def server_saw_disconnect(fake: Any, within: float = 1.0) -> bool:
+    return await asyncio.to_thread(fake.disconnected.wait, within)

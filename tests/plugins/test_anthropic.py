@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 
@@ -17,10 +16,13 @@ from tests.fakes.samples import (
     FAST_RETRY,
     PDF_BYTES,
     assert_no_secret,
+    cancel_after_first_text,
+    close_after_first_text,
     collect,
     debug_logging,
     pdf_attachment,
     png_bytes,
+    server_saw_disconnect,
 )
 from tests.fakes.stream_faults import StreamFault
 
@@ -303,30 +305,15 @@ async def test_stall_longer_than_the_read_timeout_is_a_timeout(fake):
 async def test_aclose_closes_the_upstream_at_once(fake):
     fake.long_tokens = 5000
     fake.stream_delay = 0.01
-    stream = make_provider(fake).stream(hello())
-    async for event in stream:
-        if isinstance(event, TextDelta):
-            break
-    await stream.aclose()
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await close_after_first_text(make_provider(fake).stream(hello()))
+    assert await server_saw_disconnect(fake)
 
 
 async def test_cancelling_the_task_closes_the_upstream(fake):
     fake.long_tokens = 5000
     fake.stream_delay = 0.01
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in make_provider(fake).stream(hello()):
-            if isinstance(event, TextDelta):
-                first.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await cancel_after_first_text(make_provider(fake).stream(hello()))
+    assert await server_saw_disconnect(fake)
 
 
 async def test_long_stream_arrives_whole(fake):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -10,12 +9,22 @@ import time
 import pytest
 
 from providers import errors
-from providers.contract import Attachment, ChatRequest, Message, TextDelta
+from providers.contract import Attachment, ChatRequest, Message
 from providers.factory import create_image_provider, create_llm_provider
 from providers.http import RetryPolicy, Timeouts
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.gemini import RECORDED_MODEL, FakeGemini, error_body, recorded_text
-from tests.fakes.samples import FAST_RETRY, PDF_BYTES, assert_no_secret, collect, debug_logging, png_bytes
+from tests.fakes.samples import (
+    FAST_RETRY,
+    PDF_BYTES,
+    assert_no_secret,
+    cancel_after_first_text,
+    close_after_first_text,
+    collect,
+    debug_logging,
+    png_bytes,
+    server_saw_disconnect,
+)
 from tests.fakes.stream_faults import StreamFault
 
 KEY = "AIzaSyQ7-secret-gemini-key-for-tests-01"
@@ -277,30 +286,15 @@ async def test_stall_longer_than_the_read_timeout(fake):
 async def test_aclose_closes_the_upstream(fake):
     fake.long_tokens = 5000
     fake.stream_delay = 0.01
-    stream = make_provider(fake).stream(ask("gemini-2.5-flash"))
-    async for event in stream:
-        if isinstance(event, TextDelta):
-            break
-    await stream.aclose()
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await close_after_first_text(make_provider(fake).stream(ask("gemini-2.5-flash")))
+    assert await server_saw_disconnect(fake)
 
 
 async def test_cancellation_closes_the_upstream(fake):
     fake.long_tokens = 5000
     fake.stream_delay = 0.01
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in make_provider(fake).stream(ask("gemini-2.5-flash")):
-            if isinstance(event, TextDelta):
-                first.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await cancel_after_first_text(make_provider(fake).stream(ask("gemini-2.5-flash")))
+    assert await server_saw_disconnect(fake)
 
 
 @pytest.mark.parametrize(("name", "mime"), [("song.mp3", "audio/mpeg"), ("cat.gif", "image/gif")])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import socket
 import time
@@ -14,7 +13,17 @@ from providers.contract import Attachment, ChatRequest, Message, TextDelta
 from providers.factory import create_llm_provider
 from providers.http import Timeouts
 from tests.fakes.ollama import PROMPT_EVAL_COUNT, REPLY, THINKING, TOKENS, FakeOllama, error_body, long_tokens
-from tests.fakes.samples import FAST_RETRY, assert_no_secret, collect, debug_logging, jpeg_bytes, png_bytes
+from tests.fakes.samples import (
+    FAST_RETRY,
+    assert_no_secret,
+    cancel_after_first_text,
+    close_after_first_text,
+    collect,
+    debug_logging,
+    jpeg_bytes,
+    png_bytes,
+    server_saw_disconnect,
+)
 from tests.fakes.stream_faults import StreamFault
 
 MODEL = "llama3.2"
@@ -233,28 +242,15 @@ async def test_a_slow_model_is_waited_for_by_default(fake):
 async def test_aclose_closes_the_upstream_at_once(fake):
     fake.long_tokens = 5000
     fake.stream_delay = 0.01
-    stream = make_provider(fake.base_url).stream(ask())
-    async for _event in stream:
-        break
-    await stream.aclose()
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await close_after_first_text(make_provider(fake.base_url).stream(ask()))
+    assert await server_saw_disconnect(fake)
 
 
 async def test_cancelling_the_task_closes_the_upstream(fake):
     fake.long_tokens = 5000
     fake.stream_delay = 0.01
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        async for _event in make_provider(fake.base_url).stream(ask()):
-            first.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await cancel_after_first_text(make_provider(fake.base_url).stream(ask()))
+    assert await server_saw_disconnect(fake)
 
 
 async def test_long_stream(fake):

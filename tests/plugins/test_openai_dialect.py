@@ -12,7 +12,15 @@ from providers import errors
 from providers.contract import Attachment, ChatRequest, Message, TextDelta
 from providers.http import Timeouts
 from tests.fakes.openai_dialect import FakeOpenAI
-from tests.fakes.samples import assert_no_secret, collect, debug_logging, png_bytes
+from tests.fakes.samples import (
+    assert_no_secret,
+    cancel_after_first_text,
+    close_after_first_text,
+    collect,
+    debug_logging,
+    png_bytes,
+    server_saw_disconnect,
+)
 from tests.plugins.openai_support import FAST_RETRY, FLAVOURS, hello, make, make_direct
 
 pytestmark = pytest.mark.parametrize("name", list(FLAVOURS))
@@ -188,29 +196,14 @@ async def test_stall_longer_than_the_read_timeout_is_a_timeout(name, fake):
 
 async def test_aclose_closes_the_upstream_at_once(name, fake):
     fake.synthetic(500, delay=0.02)
-    stream = make(FLAVOURS[name], fake).stream(hello())
-    async for event in stream:
-        if isinstance(event, TextDelta):
-            break
-    await stream.aclose()
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await close_after_first_text(make(FLAVOURS[name], fake).stream(hello()))
+    assert await server_saw_disconnect(fake)
 
 
 async def test_cancelling_the_task_closes_the_upstream(name, fake):
     fake.synthetic(500, delay=0.02)
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in make(FLAVOURS[name], fake).stream(hello()):
-            if isinstance(event, TextDelta):
-                first.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(fake.disconnected.wait, 1.0)
+    await cancel_after_first_text(make(FLAVOURS[name], fake).stream(hello()))
+    assert await server_saw_disconnect(fake)
 
 
 async def test_long_stream_arrives_whole(name, fake):
