@@ -40,6 +40,7 @@ from providers.contract import (
 )
 from providers.manifest import Manifest
 from providers.redaction import REDACTED, redact
+from providers.transport import AiohttpTransport
 
 __all__ = [
     "HTTPProvider",
@@ -91,18 +92,32 @@ def get_client(base_url: str, timeouts: Timeouts) -> httpx.AsyncClient:
     followed, so a key never travels to a host it was not configured for.
     """
     loop = asyncio.get_running_loop()
+    _forget_closed_loops()
     per_loop = _clients.setdefault(loop, {})
     key = (_origin(base_url), timeouts)
     client = per_loop.get(key)
     if client is None or client.is_closed:
+        # As many idle connections may be kept as may be open: at a burst of N streams to one
+        # provider, a smaller keep-alive pool would open (and close) the difference every time.
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30)
         client = httpx.AsyncClient(
             timeout=timeouts.as_httpx(),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30),
+            transport=AiohttpTransport(limits=limits),
             trust_env=False,
         )
         per_loop[key] = client
     return client
+
+
+def _forget_closed_loops() -> None:
+    """Pools of event loops that were closed without ``close_clients`` (a test's loop, a finished
+    ``asyncio.run``): the pool keeps its loop alive, so it must be dropped by hand."""
+    for loop in [loop for loop in _clients if loop.is_closed()]:
+        for client in _clients.pop(loop).values():
+            transport = client._transport
+            if isinstance(transport, AiohttpTransport):
+                transport.abandon()
 
 
 async def close_clients() -> None:
