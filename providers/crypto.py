@@ -59,7 +59,14 @@ def generated_key(data_dir: Path) -> str:
                 "Back it up; set QTAP_ENCRYPTION_KEYS for production.",
                 path,
             )
-    return path.read_text().strip()
+    stat = path.stat()
+    return _read_key(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _read_key(path: str, mtime_ns: int, size: int) -> str:
+    # Every decryption needs the key: read the file once per version of it, not once per message sent.
+    return Path(path).read_text().strip()
 
 
 def configured_keys() -> list[str]:
