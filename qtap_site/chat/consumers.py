@@ -25,6 +25,8 @@ from qtap_site.chat.frames import (
     parse_frame,
 )
 from qtap_site.chat.models import chat_group_name
+from qtap_site.chat.send_queue import SendQueue
+from qtap_site.chat.sending import SendRequest
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -140,15 +142,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if isinstance(frame, Ping):
             await self.send_json({"type": "pong"})
         elif isinstance(frame, MessageSend):
-            await self.start(
-                received_at,
+            self.check_capacity()
+            send = SendRequest(
+                user_id=self.user_id,
+                chat_id=self.chat_id,
                 content=frame.content,
-                attachment_ids=list(frame.attachments),
+                attachment_ids=tuple(frame.attachments),
                 profile_id=frame.profile_id,
                 client_msg_id=frame.client_msg_id,
             )
+            prepared = await SendQueue.for_loop().prepare(send, received_at=received_at)
+            await runner.start_generation(prepared, received_at=received_at)
         elif isinstance(frame, MessageRegenerate):
-            await self.start(received_at, regenerate_id=frame.message_id, profile_id=frame.profile_id)
+            self.check_capacity()
+            prepared = await database_sync_to_async(services.prepare_generation)(
+                user_id=self.user_id, chat_id=self.chat_id, regenerate_id=frame.message_id, profile_id=frame.profile_id
+            )
+            await runner.start_generation(prepared, received_at=received_at)
         elif isinstance(frame, GenerationStop):
             await runner.stop_generation(self.chat_id, frame.message_id)
         elif isinstance(frame, ImageGenerate):
@@ -162,18 +172,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             await images.start_image_generation(prepared, frame.prompt)
 
-    async def start(self, received_at: float, **kwargs: Any) -> None:
-        # Cheap in-process refusals first; prepare_generation checks again against the database
-        # (other processes) inside its transaction.
+    def check_capacity(self) -> None:
+        # Cheap in-process refusals first; the send transaction checks again against the database
+        # (other processes).
         if runner.local_generation(self.chat_id) is not None:
-            raise services.Busy("A reply is already being generated in this chat. Stop it or wait for it to finish.")
+            raise services.Busy()
         limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
         if runner.running_count(self.user_id) >= limit:
-            raise services.RateLimited(f"You already have {limit} replies being generated; wait for one to finish.")
-        prepared = await database_sync_to_async(services.prepare_generation)(
-            user_id=self.user_id, chat_id=self.chat_id, **kwargs
-        )
-        await runner.start_generation(prepared, received_at=received_at)
+            raise services.RateLimited.at(limit)
 
     async def chat_relay(self, event: dict[str, Any]) -> None:
         """A frame for every tab through the channel layer (several processes), serialised once."""

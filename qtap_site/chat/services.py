@@ -8,6 +8,7 @@ Everything here is synchronous Django; the async runner (``qtap_site.chat.runner
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -54,9 +55,16 @@ class Forbidden(ChatServiceError):
 class Busy(ChatServiceError):
     code = "busy"
 
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "A reply is already being generated in this chat. Stop it or wait for it to end.")
+
 
 class RateLimited(ChatServiceError):
     code = "rate_limited"
+
+    @classmethod
+    def at(cls, limit: int) -> RateLimited:
+        return cls(f"You already have {limit} replies being generated; wait for one to finish.")
 
 
 def stale_after() -> timedelta:
@@ -64,7 +72,8 @@ def stale_after() -> timedelta:
     return timedelta(seconds=float(getattr(settings, "QTAP_GENERATION_STALE_SECONDS", 30)))
 
 
-def _live_streaming() -> Q:
+def live_streaming() -> Q:
+    """Messages being generated right now by a live process (its heartbeat is fresh)."""
     return Q(status=Message.Status.STREAMING, heartbeat_at__gte=timezone.now() - stale_after())
 
 
@@ -133,11 +142,16 @@ def active_branch(chat_id: int, *, leaf_id: int | None = None) -> list[int]:
     rows = dict(Message.objects.filter(chat_id=chat_id).order_by().values_list("id", "parent_id"))
     if not rows:
         return []
-    node: int | None = leaf_id if leaf_id is not None else max(rows)
+    return branch_to(rows, leaf_id if leaf_id is not None else max(rows))
+
+
+def branch_to(parents: Mapping[int, int | None], leaf_id: int) -> list[int]:
+    """Ids from the root to ``leaf_id``, given every message's parent (a cycle cannot loop forever)."""
+    node: int | None = leaf_id
     branch: list[int] = []
-    while node is not None and node in rows and len(branch) <= len(rows):
+    while node is not None and node in parents and len(branch) <= len(parents):
         branch.append(node)
-        node = rows[node]
+        node = parents[node]
     branch.reverse()
     return branch
 
@@ -172,7 +186,7 @@ def chat_state(*, user_id: int, chat_id: int) -> dict[str, Any]:
     messages = Message.objects.filter(pk__in=branch).prefetch_related("attachments")
     by_id = {m.pk: m for m in messages}
     tail = [message_dict(by_id[pk], list(by_id[pk].attachments.all())) for pk in branch if pk in by_id]
-    running = Message.objects.filter(chat_id=chat.pk).filter(_live_streaming()).order_by("-id").first()
+    running = Message.objects.filter(chat_id=chat.pk).filter(live_streaming()).order_by("-id").first()
     generation = None
     if running is not None:
         generation = {
@@ -234,13 +248,13 @@ def _check_capacity(user_id: int, chat: Chat) -> None:
     # One query answering one row: the chats of this user with a live generation (any process), and
     # whether this chat is one of them. Fetching the busy chats' ids instead cost a row per running
     # generation on every send: at 200 streams that was the largest part of the send transaction.
-    live = Message.objects.filter(_live_streaming(), chat__user_id=user_id).order_by()
+    live = Message.objects.filter(live_streaming(), chat__user_id=user_id).order_by()
     found = live.aggregate(chats=Count("chat_id", distinct=True), here=Count("pk", filter=Q(chat_id=chat.pk)))
     if found["here"]:
-        raise Busy("A reply is already being generated in this chat. Stop it or wait for it to finish.")
+        raise Busy()
     limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
     if found["chats"] >= limit:
-        raise RateLimited(f"You already have {limit} replies being generated; wait for one to finish.")
+        raise RateLimited.at(limit)
 
 
 def prepare_generation(
@@ -255,6 +269,19 @@ def prepare_generation(
 ) -> Prepared:
     """Save the user message (unless regenerating) and a "streaming" placeholder in one short
     transaction, then resolve the profile, plugin and key and build the request."""
+    if regenerate_id is None:
+        from qtap_site.chat.sending import SendRequest, prepare_sends
+
+        send = SendRequest(user_id, chat_id, content, tuple(attachment_ids), profile_id, client_msg_id)
+        outcome = prepare_sends([send])[0]
+        if isinstance(outcome, ChatServiceError):
+            raise outcome
+        return outcome
+    return _prepare_regeneration(user_id=user_id, chat_id=chat_id, profile_id=profile_id, regenerate_id=regenerate_id)
+
+
+def _prepare_regeneration(*, user_id: int, chat_id: int, profile_id: int | None, regenerate_id: int) -> Prepared:
+    """A sibling of an assistant message: a new placeholder under the same user message."""
     now = timezone.now()
     with transaction.atomic():
         # The chat's profile and key come in the same query; only the chat's row is locked (on
@@ -268,32 +295,13 @@ def prepare_generation(
         if chat is None:
             raise NotFound("That chat does not exist.")
         profile = _resolve_profile(user_id, chat, profile_id)
-        if regenerate_id is not None:
-            target = _first(Message.objects.filter(pk=regenerate_id, chat_id=chat.pk))
-            if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
-                raise NotFound("That assistant message does not exist in this chat.")
-            user_message = Message.objects.get(pk=target.parent_id)
-            new_attachments: list[Attachment] = list(user_message.attachments.all())
-            history = active_branch(chat.pk, leaf_id=user_message.pk)[:-1]
-        else:
-            new_attachments = list(Attachment.objects.filter(owner_id=user_id, pk__in=set(attachment_ids)))
-            if len(new_attachments) != len(set(attachment_ids)):
-                raise NotFound("One of the attachments does not exist.")
-            if not content.strip() and not new_attachments:
-                raise ChatServiceError("A message needs some text or an attachment.")
+        target = _first(Message.objects.filter(pk=regenerate_id, chat_id=chat.pk))
+        if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
+            raise NotFound("That assistant message does not exist in this chat.")
+        user_message = Message.objects.get(pk=target.parent_id)
+        attachments: list[Attachment] = list(user_message.attachments.all())
+        history = active_branch(chat.pk, leaf_id=user_message.pk)[:-1]
         _check_capacity(user_id, chat)
-        if regenerate_id is None:
-            branch = active_branch(chat.pk)
-            history = branch
-            user_message = Message.objects.create(
-                chat=chat,
-                parent_id=branch[-1] if branch else None,
-                role=Message.Role.USER,
-                content=content,
-                client_msg_id=client_msg_id or "",
-            )
-            if new_attachments:
-                user_message.attachments.set(new_attachments)
         assistant = Message.objects.create(
             chat=chat,
             parent=user_message,
@@ -306,33 +314,38 @@ def prepare_generation(
         updates: dict[str, Any] = {"updated_at": now}
         if profile is not None and chat.profile_id != profile.pk:
             updates["profile_id"] = profile.pk
-        if not chat.title and content.strip():
-            updates["title"] = " ".join(content.split())[:TITLE_LENGTH]
         Chat.objects.filter(pk=chat.pk).update(**updates)
 
     prepared = Prepared(
         chat_id=chat.pk,
         user_id=user_id,
         assistant_id=assistant.pk,
-        user_message=message_dict(user_message, new_attachments) if regenerate_id is None else None,
+        user_message=None,
         assistant_message=message_dict(assistant, []),
         profile_id=profile.pk if profile else None,
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",
     )
-    prepared.error = _resolve_provider(prepared, profile, chat, history, user_message, new_attachments)
+    prepared.error = resolve_provider(prepared, profile, chat, history, user_message, attachments)
     return prepared
 
 
-def _resolve_provider(
+def resolve_provider(
     prepared: Prepared,
     profile: ConnectionProfile | None,
     chat: Chat,
     history: list[int],
     user_message: Message,
     new_attachments: list[Attachment],
+    *,
+    enabled: dict[str, bool] | None = None,
+    messages: dict[int, Message] | None = None,
 ) -> tuple[str, str] | None:
-    """Fill in plugin, key and request; answer the (code, message) that stops this generation, if any."""
+    """Fill in plugin, key and request; answer the (code, message) that stops this generation, if any.
+
+    ``enabled`` (plugin name → enabled) and ``messages`` (the history's rows) may come preloaded
+    for many generations at once; what is missing is read here.
+    """
     if profile is None:
         return ("no_profile", "Choose a connection profile for this chat first.")
     try:
@@ -343,7 +356,10 @@ def _resolve_provider(
     config = manifest.provider_config
     prepared.plugin = manifest.name
     prepared.provider_name = manifest.provider_name or ""
-    if config is None or not _plugin_enabled(manifest.name):
+    is_enabled = enabled[manifest.name] if enabled is not None and manifest.name in enabled else None
+    if is_enabled is None:
+        is_enabled = _plugin_enabled(manifest.name)
+    if config is None or not is_enabled:
         return ("provider_unavailable", f"The provider {manifest.title} is disabled.")
     for attachment in new_attachments:
         problem = _attachment_problem(config, attachment)
@@ -358,7 +374,7 @@ def _resolve_provider(
     elif config.requires_api_key:
         return ("missing_api_key", f"The profile {profile.name!r} has no active API key for {config.display_name}.")
     prepared.base_url = profile.base_url or None
-    prepared.request = _build_request(profile, chat, history, user_message, new_attachments, config)
+    prepared.request = _build_request(profile, chat, history, user_message, new_attachments, config, rows=messages)
     return None
 
 
@@ -389,6 +405,7 @@ def _build_request(
     user_message: Message,
     new_attachments: list[Attachment],
     config: Any,
+    rows: dict[int, Message] | None = None,
 ) -> contract.ChatRequest:
     """System prompt, the complete messages of ``history`` (the branch before ``user_message``), then
     ``user_message``, with attachments as bytes.
@@ -396,8 +413,8 @@ def _build_request(
     Older attachments the provider cannot take are left out (their text stays): switching a chat to a
     text-only profile must not make the whole conversation unsendable.
     """
-    by_id: dict[int, Message] = {}
-    if history:
+    by_id: dict[int, Message] = rows if rows is not None else {}
+    if history and rows is None:
         by_id = {m.pk: m for m in Message.objects.filter(pk__in=history).prefetch_related("attachments")}
     turns = [(by_id[pk], list(by_id[pk].attachments.all())) for pk in history if pk in by_id]
     turns.append((user_message, new_attachments))
@@ -464,8 +481,9 @@ def _checkpoint_batch(items: list[dict[str, Any]]) -> None:
     """``checkpoint_message`` for every item, as one statement executed once per row."""
     quote = connection.ops.quote_name
     column = {
-        name: quote(Message._meta.get_field(name).column)
-        for name in ("content", "reasoning", "seq", "heartbeat_at", "id", "status")
+        field.name: quote(field.column)
+        for field in Message._meta.concrete_fields
+        if field.name in ("content", "reasoning", "seq", "heartbeat_at", "id", "status")
     }
     # Only quoted identifiers from the model are formatted in; every value is a parameter.
     table = quote(Message._meta.db_table)

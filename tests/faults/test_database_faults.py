@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from qtap_site.chat import services
+from qtap_site.chat import sending, services
 from qtap_site.chat.models import Message
 from tests.support.data import ChatSetup, chat_messages, db
 from tests.support.scripted_openai import Script, ScriptedOpenAI
@@ -97,7 +97,7 @@ async def test_a_failed_final_save_still_ends_the_generation_with_one_terminal_e
 async def test_the_database_down_when_a_message_is_sent_answers_an_error_and_keeps_the_socket(
     tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "prepare_generation", FailOnce(services.prepare_generation))
+    monkeypatch.setattr(sending, "prepare_sends", FailOnce(sending.prepare_sends))
     await tab.send({"type": "message.send", "content": "first try"})
     frame = await tab.expect(("error", "generation.error"), timeout=5)
     assert frame["message"]
