@@ -52,6 +52,11 @@ def _as_httpx_errors(request: httpx.Request, *, reading: bool) -> Iterator[None]
         raise httpx.PoolTimeout("no connection became free in time", request=request) from exc
 
 
+def _sum(*limits: float | None) -> float | None:
+    """None (no limit) if any part has none."""
+    return None if any(limit is None for limit in limits) else sum(limit for limit in limits if limit is not None)
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
@@ -121,7 +126,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
-                    connect=timeouts.get("pool"),
+                    # aiohttp's ``connect`` covers both waiting for a free slot of the pool and the
+                    # handshake, which httpx times separately: allow the two together.
+                    connect=_sum(timeouts.get("pool"), timeouts.get("connect")),
                     sock_connect=timeouts.get("connect"),
                     sock_read=timeouts.get("read"),
                 ),

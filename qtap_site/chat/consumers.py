@@ -181,6 +181,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if runner.running_count(self.user_id) >= limit:
             raise services.RateLimited.at(limit)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Before every handler, channels closes stale database connections, which is a trip to the
+        # database thread. A relayed frame never touches the database, and with several processes
+        # every delta reaches every tab this way: one trip per frame per tab, queued behind the
+        # database work of every generation, was most of the cost of a frame there.
+        if message["type"] == delivery.RELAY:
+            await self.chat_relay(message)
+        else:
+            await super().dispatch(message)
+
     async def chat_relay(self, event: dict[str, Any]) -> None:
         """A frame for every tab through the channel layer (several processes), serialised once."""
         await self.relay(event["frame"], event.get("message_id"), event.get("seq"))

@@ -9,7 +9,7 @@ transaction. Each send still gets its own answer: a refused one (someone else's 
 a missing attachment) is refused alone, and the others go ahead.
 
 ``qtap_site.chat.send_queue`` collects the batches; ``services.prepare_generation`` is the same path
-for a single send.
+for a single send, and for a regeneration (a new sibling of an assistant message), done one at a time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from providers.errors import UnknownProviderError
@@ -67,6 +68,94 @@ def prepare_sends(sends: list[SendRequest]) -> list[Outcome]:
     for item in accepted:
         outcomes[item.index] = _prepared(item, enabled, history)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+# ---- regeneration: one at a time (a rare, single action) ------------------------------------------
+
+
+def prepare_regeneration(
+    *, user_id: int, chat_id: int, profile_id: int | None, regenerate_id: int
+) -> services.Prepared:
+    """A sibling of an assistant message: a new placeholder under the same user message."""
+    now = timezone.now()
+    with transaction.atomic():
+        # The chat's profile and key come in the same query; only the chat's row is locked (on
+        # PostgreSQL a lock cannot reach the nullable side of the outer join).
+        chat = _first(
+            Chat.objects.select_for_update(of=("self",))
+            .select_related("profile__api_key")
+            .filter(pk=chat_id, user_id=user_id)
+            .order_by()
+        )
+        if chat is None:
+            raise services.NotFound("That chat does not exist.")
+        profile = _resolve_profile(user_id, chat, profile_id)
+        target = _first(Message.objects.filter(pk=regenerate_id, chat_id=chat.pk))
+        if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
+            raise services.NotFound("That assistant message does not exist in this chat.")
+        user_message = Message.objects.get(pk=target.parent_id)
+        attachments: list[Attachment] = list(user_message.attachments.all())
+        history = services.active_branch(chat.pk, leaf_id=user_message.pk)[:-1]
+        _check_capacity(user_id, chat)
+        assistant = Message.objects.create(
+            chat=chat,
+            parent=user_message,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            plugin=profile.plugin if profile else "",
+            model=profile.model if profile else "",
+            heartbeat_at=now,
+        )
+        updates: dict[str, Any] = {"updated_at": now}
+        if profile is not None and chat.profile_id != profile.pk:
+            updates["profile_id"] = profile.pk
+        Chat.objects.filter(pk=chat.pk).update(**updates)
+
+    prepared = services.Prepared(
+        chat_id=chat.pk,
+        user_id=user_id,
+        assistant_id=assistant.pk,
+        user_message=None,
+        assistant_message=services.message_dict(assistant, []),
+        profile_id=profile.pk if profile else None,
+        plugin=profile.plugin if profile else "",
+        model=profile.model if profile else "",
+    )
+    prepared.error = services.resolve_provider(prepared, profile, chat, history, user_message, attachments)
+    return prepared
+
+
+def _resolve_profile(user_id: int, chat: Chat, profile_id: int | None) -> ConnectionProfile | None:
+    profiles = ConnectionProfile.objects.filter(user_id=user_id).select_related("api_key").order_by()
+    if profile_id is None and chat.profile_id is not None:
+        profile_id = chat.profile_id
+        if chat.profile is not None and chat.profile.user_id == user_id:
+            return chat.profile  # came with the chat's row (select_related): no query
+        return _first(profiles.filter(pk=profile_id))
+    if profile_id is not None:
+        profile = _first(profiles.filter(pk=profile_id))
+        if profile is None:
+            raise services.NotFound("That connection profile does not exist.")
+        return profile
+    return profiles.filter(is_default=True).order_by("pk").first()
+
+
+def _first(queryset: Any) -> Any:
+    """The first row of a query whose order does not matter (``first()`` would add an ORDER BY)."""
+    return next(iter(queryset[:1]), None)
+
+
+def _check_capacity(user_id: int, chat: Chat) -> None:
+    # One query answering one row: the chats of this user with a live generation (any process), and
+    # whether this chat is one of them. Fetching the busy chats' ids instead cost a row per running
+    # generation on every send: at 200 streams that was the largest part of the send transaction.
+    live = Message.objects.filter(services.live_streaming(), chat__user_id=user_id).order_by()
+    found = live.aggregate(chats=Count("chat_id", distinct=True), here=Count("pk", filter=Q(chat_id=chat.pk)))
+    if found["here"]:
+        raise services.Busy()
+    limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
+    if found["chats"] >= limit:
+        raise services.RateLimited.at(limit)
 
 
 # ---- reads and checks, in bulk -------------------------------------------------------------------

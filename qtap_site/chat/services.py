@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -224,39 +224,6 @@ class Prepared:
     error: tuple[str, str] | None = None  # (generation.error code, message) found before any network
 
 
-def _resolve_profile(user_id: int, chat: Chat, profile_id: int | None) -> ConnectionProfile | None:
-    profiles = ConnectionProfile.objects.filter(user_id=user_id).select_related("api_key").order_by()
-    if profile_id is None and chat.profile_id is not None:
-        profile_id = chat.profile_id
-        if chat.profile is not None and chat.profile.user_id == user_id:
-            return chat.profile  # came with the chat's row (select_related): no query
-        return _first(profiles.filter(pk=profile_id))
-    if profile_id is not None:
-        profile = _first(profiles.filter(pk=profile_id))
-        if profile is None:
-            raise NotFound("That connection profile does not exist.")
-        return profile
-    return profiles.filter(is_default=True).order_by("pk").first()
-
-
-def _first(queryset: Any) -> Any:
-    """The first row of a query whose order does not matter (``first()`` would add an ORDER BY)."""
-    return next(iter(queryset[:1]), None)
-
-
-def _check_capacity(user_id: int, chat: Chat) -> None:
-    # One query answering one row: the chats of this user with a live generation (any process), and
-    # whether this chat is one of them. Fetching the busy chats' ids instead cost a row per running
-    # generation on every send: at 200 streams that was the largest part of the send transaction.
-    live = Message.objects.filter(live_streaming(), chat__user_id=user_id).order_by()
-    found = live.aggregate(chats=Count("chat_id", distinct=True), here=Count("pk", filter=Q(chat_id=chat.pk)))
-    if found["here"]:
-        raise Busy()
-    limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
-    if found["chats"] >= limit:
-        raise RateLimited.at(limit)
-
-
 def prepare_generation(
     *,
     user_id: int,
@@ -269,65 +236,17 @@ def prepare_generation(
 ) -> Prepared:
     """Save the user message (unless regenerating) and a "streaming" placeholder in one short
     transaction, then resolve the profile, plugin and key and build the request."""
-    if regenerate_id is None:
-        from qtap_site.chat.sending import SendRequest, prepare_sends
+    from qtap_site.chat import sending  # it builds on this module
 
-        send = SendRequest(user_id, chat_id, content, tuple(attachment_ids), profile_id, client_msg_id)
-        outcome = prepare_sends([send])[0]
-        if isinstance(outcome, ChatServiceError):
-            raise outcome
-        return outcome
-    return _prepare_regeneration(user_id=user_id, chat_id=chat_id, profile_id=profile_id, regenerate_id=regenerate_id)
-
-
-def _prepare_regeneration(*, user_id: int, chat_id: int, profile_id: int | None, regenerate_id: int) -> Prepared:
-    """A sibling of an assistant message: a new placeholder under the same user message."""
-    now = timezone.now()
-    with transaction.atomic():
-        # The chat's profile and key come in the same query; only the chat's row is locked (on
-        # PostgreSQL a lock cannot reach the nullable side of the outer join).
-        chat = _first(
-            Chat.objects.select_for_update(of=("self",))
-            .select_related("profile__api_key")
-            .filter(pk=chat_id, user_id=user_id)
-            .order_by()
+    if regenerate_id is not None:
+        return sending.prepare_regeneration(
+            user_id=user_id, chat_id=chat_id, profile_id=profile_id, regenerate_id=regenerate_id
         )
-        if chat is None:
-            raise NotFound("That chat does not exist.")
-        profile = _resolve_profile(user_id, chat, profile_id)
-        target = _first(Message.objects.filter(pk=regenerate_id, chat_id=chat.pk))
-        if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
-            raise NotFound("That assistant message does not exist in this chat.")
-        user_message = Message.objects.get(pk=target.parent_id)
-        attachments: list[Attachment] = list(user_message.attachments.all())
-        history = active_branch(chat.pk, leaf_id=user_message.pk)[:-1]
-        _check_capacity(user_id, chat)
-        assistant = Message.objects.create(
-            chat=chat,
-            parent=user_message,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING,
-            plugin=profile.plugin if profile else "",
-            model=profile.model if profile else "",
-            heartbeat_at=now,
-        )
-        updates: dict[str, Any] = {"updated_at": now}
-        if profile is not None and chat.profile_id != profile.pk:
-            updates["profile_id"] = profile.pk
-        Chat.objects.filter(pk=chat.pk).update(**updates)
-
-    prepared = Prepared(
-        chat_id=chat.pk,
-        user_id=user_id,
-        assistant_id=assistant.pk,
-        user_message=None,
-        assistant_message=message_dict(assistant, []),
-        profile_id=profile.pk if profile else None,
-        plugin=profile.plugin if profile else "",
-        model=profile.model if profile else "",
-    )
-    prepared.error = resolve_provider(prepared, profile, chat, history, user_message, attachments)
-    return prepared
+    send = sending.SendRequest(user_id, chat_id, content, tuple(attachment_ids), profile_id, client_msg_id)
+    outcome = sending.prepare_sends([send])[0]
+    if isinstance(outcome, ChatServiceError):
+        raise outcome
+    return outcome
 
 
 def resolve_provider(
