@@ -164,6 +164,9 @@ def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
         "selected_profile_id": selected,
         "image_profiles": image_profiles,
         "profile_info": _profile_info(profiles),
+        # After this long without a frame while a reply streams, the page reconnects: the process
+        # writing the reply may have died, and only a fresh chat.state can say so.
+        "silence_limit_s": int(services.stale_after().total_seconds()) + 5,
     }
     return render(request, "chat/chat.html", context)
 

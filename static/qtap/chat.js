@@ -14,6 +14,8 @@
   var profileInfo = JSON.parse(($("profile-info") || {}).textContent || "{}");
 
   var socket = null, retries = 0, closedForGood = false, pingTimer = null;
+  var lastFrameAt = Date.now();   // when the socket last brought news (pongs do not count)
+  var silenceLimit = Number(root.dataset.silenceLimit || 35) * 1000;
   var running = null;          // message id of the generation in progress
   var lastSeq = {};            // message id -> last seq applied (duplicates after a resume are dropped)
   var pendingFiles = [];       // File objects chosen but not sent yet
@@ -303,6 +305,7 @@
     socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
     socket.onopen = function () {
       retries = 0;
+      lastFrameAt = Date.now();
       setStatus("Connected");
       clearInterval(pingTimer);
       pingTimer = setInterval(function () { send({ type: "ping" }); }, 25000);
@@ -310,6 +313,7 @@
     socket.onmessage = function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (data.type !== "pong") lastFrameAt = Date.now();  // the keep-alive says nothing of the reply
       var handler = handlers[data.type];
       if (handler) handler(data);
     };
@@ -327,6 +331,18 @@
       setTimeout(connect, delay);
     };
   }
+
+  // A reply written by another server process reaches this tab through the channel layer; if that
+  // process dies, nothing more arrives, not even an error. After a silence longer than the server
+  // takes to call a reply stale, reconnect: the fresh chat.state shows it "interrupted" (or, if it
+  // is alive after all, resumes it where it was).
+  setInterval(function () {
+    if (running !== null && socket && socket.readyState === WebSocket.OPEN && Date.now() - lastFrameAt > silenceLimit) {
+      setStatus("No news of the reply — reconnecting…");
+      lastFrameAt = Date.now();
+      socket.close();
+    }
+  }, 1000);
 
   // ---- sending ----------------------------------------------------------------------------
 

@@ -45,8 +45,8 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server() -> Iterator[LiveServer]:
-    env = subprocess_env()
+def live_server(extra_env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    env = subprocess_env(extra_env)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server must keep Django's async-safety checks
     log = Path(tempfile.mkstemp(prefix="qtap-ui-", suffix=".log")[1])
     port = free_port()
