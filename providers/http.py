@@ -92,8 +92,10 @@ def get_client(base_url: str, timeouts: Timeouts) -> httpx.AsyncClient:
     followed, so a key never travels to a host it was not configured for.
     """
     loop = asyncio.get_running_loop()
-    _forget_closed_loops()
-    per_loop = _clients.setdefault(loop, {})
+    per_loop = _clients.get(loop)
+    if per_loop is None:
+        _forget_closed_loops()  # a new loop: the time to drop the pools of loops that are gone
+        per_loop = _clients[loop] = {}
     key = (_origin(base_url), timeouts)
     client = per_loop.get(key)
     if client is None or client.is_closed:
