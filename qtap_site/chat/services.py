@@ -88,6 +88,24 @@ def chat_create(
     return Chat.objects.create(user=user, profile=profile, title=title[:200], system_prompt=system_prompt)
 
 
+def chat_rename(chat: Chat, title: str) -> Chat:
+    chat.title = title.strip()[:200]
+    chat.save(update_fields=["title", "updated_at"])
+    return chat
+
+
+def chat_delete(chat: Chat) -> None:
+    """Delete the chat and its messages; a reply still being written for it is stopped, in whichever
+    process writes it, so that it does not keep the provider (and the user's quota) busy for nothing."""
+    from asgiref.sync import async_to_sync
+
+    from qtap_site.chat import runner  # the runner builds on this module
+
+    chat_id = chat.pk
+    chat.delete()
+    async_to_sync(runner.stop_generation)(chat_id)
+
+
 def chat_for_user(*, user_id: int, chat_id: int) -> Chat:
     """The chat, or ``NotFound`` (no such chat) / ``Forbidden`` (someone else's)."""
     chat = Chat.objects.filter(pk=chat_id).first()

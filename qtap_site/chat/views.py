@@ -186,10 +186,7 @@ def history(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def rename(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
-    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
-    title = request.POST.get("title", "").strip()[:200]
-    chat.title = title
-    chat.save(update_fields=["title", "updated_at"])
+    chat = services.chat_rename(get_object_or_404(Chat, pk=chat_id, user=request.user), request.POST.get("title", ""))
     if request.htmx:
         current = chat if request.htmx.current_url_abs_path == reverse("chat:detail", args=[chat.pk]) else None
         return render(request, "chat/index.html#chat-item", {"chat": chat, "current_chat": current})
@@ -201,7 +198,7 @@ def rename(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
 def delete(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
     chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
     page = reverse("chat:detail", args=[chat.pk])
-    chat.delete()
+    services.chat_delete(chat)
     if request.htmx:
         if request.htmx.current_url_abs_path == page:
             return HttpResponseClientRedirect(reverse("chat:index"))

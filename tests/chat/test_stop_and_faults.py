@@ -206,3 +206,25 @@ async def test_stop_through_the_control_group_reaches_the_owning_task(chat, cook
     message = await Message.objects.aget(pk=frames[-1]["message_id"])
     assert message.status == "cancelled"
     await comm.disconnect()
+
+
+async def test_deleting_a_chat_stops_the_reply_being_written_for_it(chat, cookie, fake, user):
+    from django.test import Client
+
+    fake.tokens = [f"d{i} " for i in range(400)]
+    fake.stream_delay = 0.02
+    comm, _ = await open_socket(chat.pk, cookie)
+    await send(comm, {"type": "message.send", "content": "Write a lot"})
+    await receive_until(comm, "generation.delta")
+
+    def delete_from_the_chat_list() -> int:
+        client = Client()
+        client.force_login(user)
+        return client.post(f"/chats/{chat.pk}/delete/").status_code
+
+    assert await database_sync_to_async(delete_from_the_chat_list)() == 302
+    frames = await receive_until(comm, *TERMINAL, timeout=3)
+    assert frames[-1]["type"] == "generation.finished" and frames[-1]["finish_reason"] == "cancelled"
+    await _wait_for(fake.disconnected.is_set, timeout=2)
+    assert not await Message.objects.filter(chat_id=chat.pk).aexists()
+    await comm.disconnect()
