@@ -120,26 +120,38 @@ def percentile(values: list[float], q: float) -> float:
 # ---- direct: httpx straight to the provider server -------------------------------------------------
 
 
+BODY = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+HEADERS = {"Authorization": f"Bearer {VALID_KEY}"}
+
+
+class Tally:
+    """Time to first token and tokens counted, from the JSON chunks of one stream."""
+
+    def __init__(self) -> None:
+        self.sent = time.perf_counter()
+        self.first: float | None = None
+        self.tokens = 0
+
+    def chunk(self, data: str | bytes) -> None:
+        for choice in json.loads(data).get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                if self.first is None:
+                    self.first = time.perf_counter()
+                self.tokens += text.count(TOKEN)
+
+    def result(self) -> tuple[float, int]:
+        return ((self.first or time.perf_counter()) - self.sent) * 1000, self.tokens
+
+
 async def direct_client(client: httpx.AsyncClient, base_url: str, start: asyncio.Event) -> tuple[float, int]:
-    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "go"}]}
     await start.wait()
-    sent = time.perf_counter()
-    first: float | None = None
-    tokens = 0
-    async with client.stream(
-        "POST", f"{base_url}/chat/completions", json=body, headers={"Authorization": f"Bearer {VALID_KEY}"}
-    ) as response:
+    tally = Tally()
+    async with client.stream("POST", f"{base_url}/chat/completions", json=BODY, headers=HEADERS) as response:
         async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    if first is None:
-                        first = time.perf_counter()
-                    tokens += text.count(TOKEN)
-    return ((first or time.perf_counter()) - sent) * 1000, tokens
+            if line.startswith("data: ") and line != "data: [DONE]":
+                tally.chunk(line[6:])
+    return tally.result()
 
 
 async def run_direct(base_url: str, n: int, cpu: CPU | None = None) -> tuple[list[tuple[float, int]], float]:
@@ -161,27 +173,17 @@ async def run_direct(base_url: str, n: int, cpu: CPU | None = None) -> tuple[lis
 
 
 async def aiohttp_client(session: Any, base_url: str, start: asyncio.Event) -> tuple[float, int]:
-    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "go"}]}
     await start.wait()
-    sent = time.perf_counter()
-    first: float | None = None
-    tokens = 0
+    tally = Tally()
     rest = b""
-    headers = {"Authorization": f"Bearer {VALID_KEY}"}
-    async with session.post(f"{base_url}/chat/completions", json=body, headers=headers) as response:
+    async with session.post(f"{base_url}/chat/completions", json=BODY, headers=HEADERS) as response:
         while chunk := await response.content.readany():
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
             for line in lines:
-                if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                    continue
-                for choice in json.loads(line[6:]).get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        if first is None:
-                            first = time.perf_counter()
-                        tokens += text.count(TOKEN)
-    return ((first or time.perf_counter()) - sent) * 1000, tokens
+                if line.startswith(b"data: ") and line != b"data: [DONE]":
+                    tally.chunk(line[6:])
+    return tally.result()
 
 
 async def run_direct_aiohttp(base_url: str, n: int) -> tuple[list[tuple[float, int]], float]:
