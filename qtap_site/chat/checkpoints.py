@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from qtap_site.chat import services
+from qtap_site.chat import saves
 
 IDLE_HEARTBEAT_S = 5.0  # a generation with no new text still beats this often (stale after 30 s)
 
@@ -58,7 +58,7 @@ async def _checkpoint_loop(generations: Mapping[int, Checkpointed]) -> None:
             if not due:
                 continue
             items = [{"message_id": gen.message_id, **_text(gen)} for gen in due]
-            saved = await database_sync_to_async(services.checkpoint_messages)(items)
+            saved = await database_sync_to_async(saves.checkpoint_messages)(items)
             for gen, item in zip(due, items, strict=True):
                 if item["message_id"] in saved:
                     gen.saved_seq, gen.saved_at = item["seq"], now

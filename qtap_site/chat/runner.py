@@ -25,7 +25,8 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
 from providers.factory import create_llm_provider
-from qtap_site.chat import checkpoints, services
+from qtap_site.chat import checkpoints, saves, services
+from qtap_site.chat.batching import FinalSaves
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
 from qtap_site.chat.pricing import message_cost
@@ -434,7 +435,7 @@ async def _save_final(**fields: Any) -> str:
     checkpoint and becomes "interrupted" once its heartbeat goes stale."""
     for attempt in range(1, FINAL_SAVE_ATTEMPTS + 1):
         try:
-            return str(await database_sync_to_async(services.finish_message)(**fields))
+            return await FinalSaves.for_loop().submit(fields)
         except Exception:
             if attempt == FINAL_SAVE_ATTEMPTS:
                 logger.exception("final save of message %s failed", fields.get("message_id"))
@@ -448,7 +449,7 @@ async def _save_interrupted(gen: RunningGeneration) -> None:
     snap = gen.snapshot()
     try:
         await asyncio.shield(
-            database_sync_to_async(services.checkpoint_message)(
+            database_sync_to_async(saves.checkpoint_message)(
                 message_id=gen.message_id, content=snap["content"], reasoning=snap["reasoning"], seq=snap["seq"]
             )
         )

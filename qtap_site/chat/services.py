@@ -1,5 +1,6 @@
-"""Chat services: creating chats, the state a tab receives on connect, and the database side of a
-generation (one short transaction before the upstream call, checkpoints, the final save).
+"""Chat services: creating, renaming and deleting chats, the state a tab receives on connect, and what
+a generation needs from the database before its upstream call (profile, plugin, key, request).
+Starting generations lives in ``qtap_site.chat.sending``; saving their text in ``qtap_site.chat.saves``.
 
 Everything here is synchronous Django; the async runner (``qtap_site.chat.runner``) calls it through
 ``database_sync_to_async`` so the per-token path never touches the database.
@@ -11,11 +12,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -377,94 +376,3 @@ def _build_request(
         top_p=params.get("top_p"),
         stop=tuple(params.get("stop") or ()),
     )
-
-
-def checkpoint_message(*, message_id: int, content: str, reasoning: str, seq: int) -> None:
-    """The once-a-second save of a running generation; also its heartbeat."""
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-        content=content, reasoning=reasoning, seq=seq, heartbeat_at=timezone.now()
-    )
-
-
-def checkpoint_messages(items: list[dict[str, Any]]) -> set[int]:
-    """Checkpoint several running generations in one call (one trip to the database thread); answers
-    the ids saved.
-
-    All rows go in one prepared statement run for each row (``executemany``): through the ORM every
-    row paid for building and compiling its UPDATE, which at 200 streams made checkpoints a large
-    share of the process's CPU. If the batch fails (a lock, a brief outage), each row is tried on its
-    own, so one failure costs only its own row.
-    """
-    if not items:
-        return set()
-    try:
-        with transaction.atomic():
-            _checkpoint_batch(items)
-        return {item["message_id"] for item in items}
-    except Exception:
-        logger.warning("checkpoint of %d messages failed; saving them one by one", len(items), exc_info=True)
-    saved = set()
-    for item in items:
-        try:
-            checkpoint_message(**item)
-        except Exception:
-            logger.warning("checkpoint of message %s failed", item.get("message_id"), exc_info=True)
-        else:
-            saved.add(item["message_id"])
-    return saved
-
-
-def _checkpoint_batch(items: list[dict[str, Any]]) -> None:
-    """``checkpoint_message`` for every item, as one statement executed once per row."""
-    quote = connection.ops.quote_name
-    column = {
-        field.name: quote(field.column)
-        for field in Message._meta.concrete_fields
-        if field.name in ("content", "reasoning", "seq", "heartbeat_at", "id", "status")
-    }
-    # Only quoted identifiers from the model are formatted in; every value is a parameter.
-    table = quote(Message._meta.db_table)
-    assignments = ", ".join(f"{column[name]} = %s" for name in ("content", "reasoning", "seq", "heartbeat_at"))
-    sql = f"UPDATE {table} SET {assignments} WHERE {column['id']} = %s AND {column['status']} = %s"  # noqa: S608
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    rows = [
-        (item["content"], item["reasoning"], item["seq"], now, item["message_id"], Message.Status.STREAMING.value)
-        for item in items
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
-def finish_message(
-    *,
-    message_id: int,
-    status: str,
-    content: str,
-    reasoning: str,
-    seq: int,
-    finish_reason: str = "",
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    cost: Decimal | float | None = None,
-    ttft_ms: int | None = None,
-    error_code: str = "",
-    error_message: str = "",
-) -> str:
-    """The final save of a generation; answers the rendered HTML of its text."""
-    now = timezone.now()
-    Message.objects.filter(pk=message_id).update(
-        status=status,
-        content=content,
-        reasoning=reasoning,
-        seq=seq,
-        finish_reason=finish_reason,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost=Decimal(str(cost)) if cost is not None else None,
-        ttft_ms=ttft_ms,
-        error_code=error_code,
-        error_message=error_message[:2000],
-        heartbeat_at=now,
-        updated_at=now,
-    )
-    return render_markdown(content)

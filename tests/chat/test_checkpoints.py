@@ -1,4 +1,4 @@
-"""Checkpoints of running generations: many rows in one statement, and a failure costs only its row."""
+"""Saving running generations: checkpoints and final saves in batches, and a failure costs only its row."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from qtap_site.chat import services
+from qtap_site.chat import saves
 from qtap_site.chat.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +28,7 @@ def test_a_batch_saves_the_running_rows_and_leaves_finished_ones_alone(chat: Any
     finished = _assistant(chat, Message.Status.COMPLETE, content="final text")
     before = timezone.now()
 
-    saved = services.checkpoint_messages(
+    saved = saves.checkpoint_messages(
         [
             {"message_id": first.pk, "content": "one", "reasoning": "", "seq": 3},
             {"message_id": second.pk, "content": "two", "reasoning": "why", "seq": 5},
@@ -50,7 +50,7 @@ def test_a_batch_saves_the_running_rows_and_leaves_finished_ones_alone(chat: Any
 def test_when_the_batch_fails_each_row_is_tried_alone(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     good = _assistant(chat, Message.Status.STREAMING)
     bad = _assistant(chat, Message.Status.STREAMING)
-    real = services.checkpoint_message
+    real = saves.checkpoint_message
 
     def broken_batch(items: list[dict[str, Any]]) -> None:
         raise OperationalError("database is locked")
@@ -60,9 +60,9 @@ def test_when_the_batch_fails_each_row_is_tried_alone(chat: Any, monkeypatch: py
             raise OperationalError("server closed the connection unexpectedly")
         real(**item)
 
-    monkeypatch.setattr(services, "_checkpoint_batch", broken_batch)
-    monkeypatch.setattr(services, "checkpoint_message", one)
-    saved = services.checkpoint_messages(
+    monkeypatch.setattr(saves, "_checkpoint_batch", broken_batch)
+    monkeypatch.setattr(saves, "checkpoint_message", one)
+    saved = saves.checkpoint_messages(
         [
             {"message_id": good.pk, "content": "kept", "reasoning": "", "seq": 2},
             {"message_id": bad.pk, "content": "lost", "reasoning": "", "seq": 2},
@@ -77,4 +77,80 @@ def test_when_the_batch_fails_each_row_is_tried_alone(chat: Any, monkeypatch: py
 
 def test_nothing_to_save_runs_no_statement(django_assert_num_queries: Any) -> None:
     with django_assert_num_queries(0):
-        assert services.checkpoint_messages([]) == set()
+        assert saves.checkpoint_messages([]) == set()
+
+
+def test_final_saves_of_a_batch_each_keep_their_own_figures(chat: Any) -> None:
+    done = _assistant(chat, Message.Status.STREAMING)
+    failed = _assistant(chat, Message.Status.STREAMING)
+
+    html = saves.finish_messages(
+        [
+            {
+                "message_id": done.pk,
+                "status": Message.Status.COMPLETE,
+                "content": "**bold** <script>alert(1)</script>",
+                "reasoning": "thought",
+                "seq": 4,
+                "finish_reason": "stop",
+                "input_tokens": 11,
+                "output_tokens": 4,
+                "cost": 0.000123,
+                "ttft_ms": 42,
+            },
+            {
+                "message_id": failed.pk,
+                "status": Message.Status.ERROR,
+                "content": "partial",
+                "reasoning": "",
+                "seq": 2,
+                "finish_reason": "error",
+                "error_code": "rate_limited",
+                "error_message": "x" * 5000,
+            },
+        ]
+    )
+
+    assert isinstance(html[0], str) and "<strong>bold</strong>" in html[0] and "<script" not in html[0]
+    done.refresh_from_db()
+    failed.refresh_from_db()
+    assert (done.status, done.content, done.seq, done.input_tokens, done.output_tokens, done.ttft_ms) == (
+        "complete",
+        "**bold** <script>alert(1)</script>",
+        4,
+        11,
+        4,
+        42,
+    )
+    assert done.cost is not None and float(done.cost) == pytest.approx(0.000123)
+    assert (failed.status, failed.error_code, len(failed.error_message)) == ("error", "rate_limited", 2000)
+    assert failed.cost is None and failed.input_tokens is None
+
+
+def test_when_a_batch_of_final_saves_fails_each_is_saved_alone(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = _assistant(chat, Message.Status.STREAMING)
+    bad = _assistant(chat, Message.Status.STREAMING)
+    real = saves.finish_message
+
+    def broken_batch(items: list[dict[str, Any]]) -> None:
+        raise OperationalError("database is locked")
+
+    def one(**item: Any) -> str:
+        if item["message_id"] == bad.pk:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**item)
+
+    monkeypatch.setattr(saves, "_finish_batch", broken_batch)
+    monkeypatch.setattr(saves, "finish_message", one)
+    results = saves.finish_messages(
+        [
+            {"message_id": good.pk, "status": "complete", "content": "kept", "reasoning": "", "seq": 1},
+            {"message_id": bad.pk, "status": "complete", "content": "lost", "reasoning": "", "seq": 1},
+        ]
+    )
+
+    assert isinstance(results[0], str) and isinstance(results[1], OperationalError)
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert (good.status, good.content) == ("complete", "kept")
+    assert (bad.status, bad.content) == ("streaming", "")

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from qtap_site.chat import runner, send_queue, sending, services
+from qtap_site.chat import runner, saves, send_queue, sending, services
 from qtap_site.chat.attachments import attachment_create
 from qtap_site.chat.models import Message
 from qtap_site.chat.services import chat_create
@@ -69,7 +69,7 @@ def test_each_send_of_a_batch_is_answered_on_its_own(user: Any, other_user: Any,
 def test_the_history_goes_with_each_send(user: Any, chat: Any) -> None:
     first = sending.prepare_sends(sends_to([chat], user, "one"))[0]
     assert isinstance(first, services.Prepared)
-    services.finish_message(message_id=first.assistant_id, status="complete", content="answer", reasoning="", seq=1)
+    saves.finish_message(message_id=first.assistant_id, status="complete", content="answer", reasoning="", seq=1)
 
     again = sending.prepare_sends(sends_to([chat], user, "two"))[0]
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from qtap_site.chat import sending, services
+from qtap_site.chat import saves, sending
 from qtap_site.chat.models import Message
 from tests.support.data import ChatSetup, chat_messages, db
 from tests.support.scripted_openai import Script, ScriptedOpenAI
@@ -58,10 +58,10 @@ async def test_a_failed_checkpoint_is_skipped_and_the_reply_completes(
 ) -> None:
     settings.QTAP_CHECKPOINT_INTERVAL = 0.1
     # The first round of checkpoints fails as a batch, then again for its row when saved on its own.
-    batch = FailOnce(services._checkpoint_batch)
-    checkpoint = FailOnce(services.checkpoint_message)
-    monkeypatch.setattr(services, "_checkpoint_batch", batch)
-    monkeypatch.setattr(services, "checkpoint_message", checkpoint)
+    batch = FailOnce(saves._checkpoint_batch)
+    checkpoint = FailOnce(saves.checkpoint_message)
+    monkeypatch.setattr(saves, "_checkpoint_batch", batch)
+    monkeypatch.setattr(saves, "checkpoint_message", checkpoint)
     script = Script(tokens=50, delay=0.02)  # about a second: several checkpoints
     scripted_openai.script = script
     await tab.send({"type": "message.send", "content": "write through the outage", "client_msg_id": "db-1"})
@@ -83,7 +83,9 @@ async def test_a_failed_checkpoint_is_skipped_and_the_reply_completes(
 async def test_a_failed_final_save_still_ends_the_generation_with_one_terminal_event(
     tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "finish_message", FailOnce(services.finish_message))
+    # The final save fails as a batch, then again on its own: the runner's retry must save it.
+    monkeypatch.setattr(saves, "_finish_batch", FailOnce(saves._finish_batch))
+    monkeypatch.setattr(saves, "finish_message", FailOnce(saves.finish_message))
     scripted_openai.script = Script(tokens=5)
     await tab.send({"type": "message.send", "content": "save me", "client_msg_id": "db-2"})
     generation = await tab.follow(timeout=3)
