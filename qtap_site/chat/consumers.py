@@ -187,7 +187,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # every delta reaches every tab this way: one trip per frame per tab, queued behind the
         # database work of every generation, was most of the cost of a frame there.
         if message["type"] == delivery.RELAY:
-            await self.chat_relay(message)
+            if message.get("origin") != delivery.PROCESS:  # this process's own frames came directly
+                await self.chat_relay(message)
         else:
             await super().dispatch(message)
 

@@ -1,7 +1,8 @@
 """Frames from the runner to the open tabs of a chat.
 
-With the in-memory channel layer (one process) frames go straight to the tabs registered here;
-otherwise through the chat's channel-layer group, serialised once for every tab of every process.
+The tabs of this process get frames straight from here, with no queue and no dispatch hop per tab.
+With several processes (Redis) each frame is also published once to the chat's channel-layer group,
+serialised once, for the tabs of the other processes; its copy coming back to this process is dropped.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -20,9 +22,14 @@ logger = logging.getLogger(__name__)
 RELAY = "chat.relay"  # the channel-layer event type consumers forward verbatim
 
 
-def relay_event(frame: dict[str, Any]) -> dict[str, Any]:
+# Frames published by this process come back to it through the layer (its tabs are in the group
+# too); they have been delivered directly already, so the copy is recognised by this mark and dropped.
+PROCESS = uuid.uuid4().hex
+
+
+def relay_event(frame: dict[str, Any], text: str | None = None) -> dict[str, Any]:
     """Wrap a client frame for the group: serialised once here, not once per tab."""
-    event = {"type": RELAY, "frame": json.dumps(frame, separators=(",", ":"))}
+    event = {"type": RELAY, "frame": text or json.dumps(frame, separators=(",", ":")), "origin": PROCESS}
     if "seq" in frame:
         event["message_id"] = frame["message_id"]
         event["seq"] = frame["seq"]
@@ -59,18 +66,19 @@ def single_process() -> bool:
 
 
 async def send_to_chat(chat_id: int, frame: dict[str, Any]) -> None:
-    """Publish a frame to every tab. A channel layer that is briefly down (Redis restarting) costs
-    frames, never the generation: a lost delta shows as a gap in ``seq`` (the terminal frame carries
-    the whole reply), and the terminal frame itself is retried for a few seconds."""
+    """Publish a frame to every tab: the tabs of this process directly, the others through the channel
+    layer. A channel layer that is briefly down (Redis restarting) costs remote tabs frames, never the
+    generation: a lost delta shows as a gap in ``seq`` (the terminal frame carries the whole reply),
+    and the terminal frame itself is retried for a few seconds."""
+    text = json.dumps(frame, separators=(",", ":"))
+    for tab in list(_tabs.get(chat_id, ())):
+        await tab.relay(text, frame.get("message_id"), frame.get("seq"))
     if single_process():
-        text = json.dumps(frame, separators=(",", ":"))
-        for tab in list(_tabs.get(chat_id, ())):
-            await tab.relay(text, frame.get("message_id"), frame.get("seq"))
         return
     attempts = 10 if frame.get("type") in TERMINAL_TYPES else 1
     for attempt in range(1, attempts + 1):
         try:
-            await get_channel_layer().group_send(chat_group_name(chat_id), relay_event(frame))
+            await get_channel_layer().group_send(chat_group_name(chat_id), relay_event(frame, text))
             return
         except Exception:
             if attempt == attempts:

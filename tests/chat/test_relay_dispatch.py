@@ -1,5 +1,6 @@
 """Frames relayed through the channel layer (several processes) reach the socket without a trip to
-the database thread; every other message still gets channels' stale-connection cleanup first."""
+the database thread, and a process's own frames are not delivered twice; every other message still
+gets channels' stale-connection cleanup first."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ async def test_relayed_frames_skip_the_database_thread(chat: Any, cookie: str, m
 
     monkeypatch.setattr(channels_consumer, "aclose_old_connections", counted)
     frames = [{"type": "generation.delta", "message_id": 7, "seq": seq, "text": f"t{seq}"} for seq in range(1, 6)]
-    for frame in frames:
-        await get_channel_layer().group_send(chat_group_name(chat.pk), relay_event(frame))
+    # A frame this process published itself was delivered directly; its copy from the layer is dropped.
+    await get_channel_layer().group_send(chat_group_name(chat.pk), relay_event({"type": "generation.delta"}))
+    for frame in frames:  # frames of a generation running in another process
+        await get_channel_layer().group_send(chat_group_name(chat.pk), {**relay_event(frame), "origin": "elsewhere"})
     received = [json.loads(await comm.receive_from(timeout=2)) for _ in frames]
     assert received == frames
     assert trips == []
