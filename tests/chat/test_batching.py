@@ -10,6 +10,9 @@ import pytest
 
 from qtap_site.chat.batching import DatabaseBatches
 
+# Batches run on Django's database thread, which closes stale connections around every call.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 class Doubling(DatabaseBatches[int, int]):
     """Doubles numbers, slowly; refuses negative ones; a 13 breaks the whole batch."""
