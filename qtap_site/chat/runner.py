@@ -359,6 +359,15 @@ async def _drain(gen: RunningGeneration) -> None:
     await _flush(gen)
 
 
+def _release(gen: RunningGeneration) -> None:
+    """The chat is free again: said before the terminal frame goes out, because a tab may answer it
+    with its next message at once (with several processes the frame's publish is awaited, and the
+    next message can arrive while this task still waits for it)."""
+    gen.streaming = False
+    if _running.get(gen.chat_id) is gen:
+        del _running[gen.chat_id]
+
+
 async def _finish(
     gen: RunningGeneration,
     prepared: services.Prepared,
@@ -382,6 +391,7 @@ async def _finish(
         cost=cost,
         ttft_ms=gen.ttft_ms,
     )
+    _release(gen)
     await send_to_chat(
         gen.chat_id,
         {
@@ -414,6 +424,7 @@ async def _fail(gen: RunningGeneration, code: str, message: str, *, retryable: b
         error_code=code,
         error_message=message,
     )
+    _release(gen)
     await send_to_chat(
         gen.chat_id,
         {
