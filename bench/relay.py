@@ -161,11 +161,7 @@ async def run_direct(base_url: str, n: int, cpu: CPU | None = None) -> tuple[lis
         start = asyncio.Event()
         tasks = [asyncio.create_task(direct_client(client, base_url, start)) for _ in range(n)]
         await asyncio.sleep(0.05)
-        with cpu or contextlib.nullcontext():
-            began = time.perf_counter()
-            start.set()
-            results = await asyncio.gather(*tasks)
-            wall = time.perf_counter() - began
+        results, wall = await _release(start, tasks, cpu)
     return results, wall
 
 
@@ -195,11 +191,17 @@ async def run_direct_aiohttp(base_url: str, n: int) -> tuple[list[tuple[float, i
         start = asyncio.Event()
         tasks = [asyncio.create_task(aiohttp_client(session, base_url, start)) for _ in range(n)]
         await asyncio.sleep(0.05)
+        results, wall = await _release(start, tasks, None)
+    return results, wall
+
+
+async def _release(start: asyncio.Event, tasks: list[asyncio.Task[Any]], cpu: CPU | None) -> tuple[list[Any], float]:
+    """Let every waiting client go at once; their results and the wall time until the last one ended."""
+    with cpu or contextlib.nullcontext():
         began = time.perf_counter()
         start.set()
         results = await asyncio.gather(*tasks)
-        wall = time.perf_counter() - began
-    return results, wall
+        return list(results), time.perf_counter() - began
 
 
 def _set(event: asyncio.Event) -> asyncio.Event:
@@ -265,11 +267,7 @@ async def run_ws(
     await all_ready
     await asyncio.sleep(0.2)
     # CPU is counted from the start signal: opening the sockets is not part of the relay.
-    with cpu or contextlib.nullcontext():
-        began = time.perf_counter()
-        start.set()
-        results = await asyncio.gather(*tasks)
-        wall = time.perf_counter() - began
+    results, wall = await _release(start, tasks, cpu)
     return list(results), wall
 
 

@@ -22,6 +22,22 @@ def _assistant(chat: Any, status: str, content: str = "") -> Message:
     )
 
 
+def break_batch_and_one_row(monkeypatch: pytest.MonkeyPatch, batch: str, single: str, bad_id: int) -> None:
+    """The batched statement always fails; saved alone, every row but ``bad_id`` succeeds."""
+    real = getattr(saves, single)
+
+    def broken_batch(items: list[dict[str, Any]]) -> None:
+        raise OperationalError("database is locked")
+
+    def one(**item: Any) -> Any:
+        if item["message_id"] == bad_id:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**item)
+
+    monkeypatch.setattr(saves, batch, broken_batch)
+    monkeypatch.setattr(saves, single, one)
+
+
 def test_a_batch_saves_the_running_rows_and_leaves_finished_ones_alone(chat: Any) -> None:
     first = _assistant(chat, Message.Status.STREAMING)
     second = _assistant(chat, Message.Status.STREAMING)
@@ -50,18 +66,7 @@ def test_a_batch_saves_the_running_rows_and_leaves_finished_ones_alone(chat: Any
 def test_when_the_batch_fails_each_row_is_tried_alone(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     good = _assistant(chat, Message.Status.STREAMING)
     bad = _assistant(chat, Message.Status.STREAMING)
-    real = saves.checkpoint_message
-
-    def broken_batch(items: list[dict[str, Any]]) -> None:
-        raise OperationalError("database is locked")
-
-    def one(**item: Any) -> None:
-        if item["message_id"] == bad.pk:
-            raise OperationalError("server closed the connection unexpectedly")
-        real(**item)
-
-    monkeypatch.setattr(saves, "_checkpoint_batch", broken_batch)
-    monkeypatch.setattr(saves, "checkpoint_message", one)
+    break_batch_and_one_row(monkeypatch, "_checkpoint_batch", "checkpoint_message", bad.pk)
     saved = saves.checkpoint_messages(
         [
             {"message_id": good.pk, "content": "kept", "reasoning": "", "seq": 2},
@@ -130,18 +135,7 @@ def test_final_saves_of_a_batch_each_keep_their_own_figures(chat: Any) -> None:
 def test_when_a_batch_of_final_saves_fails_each_is_saved_alone(chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     good = _assistant(chat, Message.Status.STREAMING)
     bad = _assistant(chat, Message.Status.STREAMING)
-    real = saves.finish_message
-
-    def broken_batch(items: list[dict[str, Any]]) -> None:
-        raise OperationalError("database is locked")
-
-    def one(**item: Any) -> str:
-        if item["message_id"] == bad.pk:
-            raise OperationalError("server closed the connection unexpectedly")
-        return real(**item)
-
-    monkeypatch.setattr(saves, "_finish_batch", broken_batch)
-    monkeypatch.setattr(saves, "finish_message", one)
+    break_batch_and_one_row(monkeypatch, "_finish_batch", "finish_message", bad.pk)
     results = saves.finish_messages(
         [
             {"message_id": good.pk, "status": "complete", "content": "kept", "reasoning": "", "seq": 1},
