@@ -1,6 +1,6 @@
 """A local Anthropic Messages API (PROTOCOLS.md §2) on a real loopback socket.
 
-``POST /v1/messages`` replays the recorded streams in ../shared/provider-fixtures byte for byte
+``POST /v1/messages`` replays the recorded streams in tests/fakes/recordings byte for byte
 (``anthropic_stream_text.sse`` by default, ``anthropic_stream_thinking.sse`` with
 ``fake.reply = "thinking"``), split at event boundaries so they arrive as a real stream does.
 ``fake.long_tokens = N`` serves a synthetic stream of N text deltas instead (benchmarks, stop tests),

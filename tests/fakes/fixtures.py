@@ -1,31 +1,19 @@
-"""Where the recorded provider responses live: ../shared/provider-fixtures beside the repository."""
+"""Where the recorded provider responses live: ``tests/fakes/recordings`` inside the repository.
+
+Only there, so a fresh clone has everything its tests read; README.md in that folder says where each
+recording came from.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _find_fixtures() -> Path:
-    """QTAP_PROVIDER_FIXTURES, else the nearest shared/provider-fixtures beside the repository or above it."""
-    if os.environ.get("QTAP_PROVIDER_FIXTURES"):
-        return Path(os.environ["QTAP_PROVIDER_FIXTURES"])
-    for folder in REPO.parents:
-        candidate = folder / "shared" / "provider-fixtures"
-        if candidate.is_dir():
-            return candidate
-    return REPO.parent / "shared" / "provider-fixtures"
-
-
-FIXTURES_DIR = _find_fixtures()
+FIXTURES_DIR = Path(__file__).resolve().parent / "recordings"
 
 
 def fixture_bytes(name: str) -> bytes:
+    """The recorded body ``name``, byte for byte as the service sent it."""
     path = FIXTURES_DIR / name
     if not path.is_file():
-        raise FileNotFoundError(
-            f"recorded fixture {name} not found in {FIXTURES_DIR}; set QTAP_PROVIDER_FIXTURES to the folder"
-        )
+        raise FileNotFoundError(f"recorded fixture {name} not found in {FIXTURES_DIR}")
     return path.read_bytes()

@@ -1,6 +1,6 @@
 """A local Gemini Generative Language API (PROTOCOLS.md §3) on a real loopback socket, under /v1beta.
 
-``GET /v1beta/models`` replays ../shared/provider-fixtures/gemini_models.json byte for byte as page 1;
+``GET /v1beta/models`` replays tests/fakes/recordings/gemini_models.json byte for byte as page 1;
 asking for its ``nextPageToken`` answers a small second page made up here (the recording has only
 page 1).
 

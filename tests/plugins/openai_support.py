@@ -11,7 +11,7 @@ from providers.http import RetryPolicy, Timeouts
 from providers.registry import registry
 from tests.fakes.openai_dialect import FakeOpenAI
 
-# What the recorded fixtures say (read by hand from ../shared/provider-fixtures).
+# What the recorded fixtures say (read by hand from tests/fakes/recordings).
 OPENAI_TEXT = "The result of \\( 1231 \\times 2331 \\) is \\( 2,869,461 \\)."
 OPENAI_USAGE = (87, 26)
 OPENROUTER_TEXT = "Pebbles and Skipper."
