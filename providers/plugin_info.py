@@ -101,12 +101,16 @@ def _failed_info(name: str, reg: Registry) -> dict[str, Any]:
     )
 
 
-def plugin_info(name: str, *, using: Registry | None = None) -> dict[str, Any]:
-    """One plugin, by plugin name, providerName, legacy name, or the name its failure is recorded under."""
+def plugin_info(name: str, *, using: Registry | None = None, stored_states: bool = True) -> dict[str, Any]:
+    """One plugin, by plugin name, providerName, legacy name, or the name its failure is recorded under.
+
+    ``stored_states=False`` reads no database: the plugin shows its manifest's ``enabledByDefault``."""
     reg = using or registry
     plugin = reg.find(name)
     if plugin is not None:
-        return _loaded_info(plugin.manifest.name, plugin_is_enabled(plugin.manifest.name, using=reg), reg)
+        manifest = plugin.manifest
+        enabled = plugin_is_enabled(manifest.name, using=reg) if stored_states else manifest.enabled_by_default
+        return _loaded_info(manifest.name, enabled, reg)
     if reg.failure(name) is not None:
         return _failed_info(name, reg)
     raise UnknownProviderError(name, sorted(reg.names()) + sorted(reg.failures()))
@@ -116,13 +120,17 @@ def has_capability(info: dict[str, Any], capability: str) -> bool:
     return bool(info["capabilities"].get(capability)) or capability in info["manifest_capabilities"]
 
 
-def all_plugin_info(*, capability: str | None = None, using: Registry | None = None) -> list[dict[str, Any]]:
+def all_plugin_info(
+    *, capability: str | None = None, using: Registry | None = None, stored_states: bool = True
+) -> list[dict[str, Any]]:
     """Loaded plugins (sorted by name), then failed ones; optionally only those with ``capability``
-    (chat, imageGeneration, embeddings, webSearch, or a manifest capability such as IMAGE_PROVIDER)."""
+    (chat, imageGeneration, embeddings, webSearch, or a manifest capability such as IMAGE_PROVIDER).
+
+    ``stored_states=False`` reads no database: each plugin shows its manifest's ``enabledByDefault``."""
     if capability is not None and capability not in CAPABILITY_CHOICES:
         raise ValueError(f"Unknown capability {capability!r}. Choose one of: {', '.join(CAPABILITY_CHOICES)}")
     reg = using or registry
-    states = plugin_enabled_states(using=reg)
+    states = plugin_enabled_states(using=reg, stored=stored_states)
     infos = [_loaded_info(name, states[name], reg) for name in sorted(states)]
     infos += [_failed_info(name, reg) for name in sorted(reg.failures())]
     if capability is not None:

@@ -7,6 +7,8 @@ by the next request of every process.
 
 from __future__ import annotations
 
+from django.db import DatabaseError, connections, router
+
 from providers.manifest import Manifest
 from providers.models import PluginState
 from providers.registry import Registry, registry
@@ -30,13 +32,33 @@ async def aplugin_is_enabled(name: str, *, using: Registry | None = None) -> boo
     return manifest.enabled_by_default if stored is None else bool(stored)
 
 
-def plugin_enabled_states(*, using: Registry | None = None) -> dict[str, bool]:
-    """Every loaded plugin's state in one query (for listings)."""
+def plugin_state_unavailable() -> str | None:
+    """Why enable/disable states can be neither read nor stored, in one line, or None when they can.
+
+    A database never migrated has no table for them; one that cannot be reached answers nothing. The
+    schema is asked rather than the table queried, so no failed query aborts a surrounding transaction.
+    """
+    connection = connections[router.db_for_write(PluginState)]
+    table = PluginState._meta.db_table
+    try:
+        with connection.cursor() as cursor:
+            present = table in connection.introspection.table_names(cursor)
+    except DatabaseError as exc:
+        lines = str(exc).strip().splitlines()
+        return f"the database cannot be reached: {lines[0] if lines else type(exc).__name__}"
+    return None if present else f"the database has no table {table} yet"
+
+
+def plugin_enabled_states(*, using: Registry | None = None, stored: bool = True) -> dict[str, bool]:
+    """Every loaded plugin's state in one query (for listings); with ``stored=False``, without the
+    database: each manifest's ``enabledByDefault`` (for a database that cannot tell)."""
     plugins = (using or registry).all()
-    stored = dict(
+    if not stored:
+        return {p.manifest.name: p.manifest.enabled_by_default for p in plugins}
+    stored_rows = dict(
         PluginState.objects.filter(name__in=[p.manifest.name for p in plugins]).values_list("name", "enabled")
     )
-    return {p.manifest.name: bool(stored.get(p.manifest.name, p.manifest.enabled_by_default)) for p in plugins}
+    return {p.manifest.name: bool(stored_rows.get(p.manifest.name, p.manifest.enabled_by_default)) for p in plugins}
 
 
 def plugin_set_enabled(*, name: str, enabled: bool, using: Registry | None = None) -> PluginState:

@@ -172,7 +172,4 @@ def test_subprocess_list_json_shows_the_eight_bundled_plugins(site_env):
     ]
 
 
-def test_subprocess_before_migrate_says_what_to_do(site_env):
-    result = manage("plugins", "list", env=site_env, check=False)
-    assert result.returncode != 0
-    assert "run `manage.py migrate`" in result.stderr
+# Before `migrate` (or with no database at all): tests/host/test_commands_unmigrated.py.

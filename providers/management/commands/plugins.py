@@ -1,4 +1,8 @@
-"""``manage.py plugins list|show|enable|disable``: inspect and switch provider plugins (SPEC §3.6)."""
+"""``manage.py plugins list|show|enable|disable``: inspect and switch provider plugins (SPEC §3.6).
+
+``list`` and ``show`` need no database: before ``migrate`` (or with none reachable) each plugin shows its
+manifest default and one line says so. ``enable`` / ``disable`` need it and say to migrate when it is not.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from django.db import DatabaseError
 
 from providers.errors import UnknownProviderError
 from providers.plugin_info import CAPABILITY_CHOICES, all_plugin_info, plugin_info
-from providers.plugin_state import plugin_set_enabled
+from providers.plugin_state import plugin_set_enabled, plugin_state_unavailable
 from providers.registry import registry
 
 _COLUMNS = (
@@ -40,11 +44,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
+        # Listing needs no database: without one that can tell, each plugin shows its manifest default.
+        unavailable = plugin_state_unavailable()
+        stored = unavailable is None
         try:
             if action == "list":
-                self._list(all_plugin_info(capability=options["capability"]), as_json=options["json"])
+                infos = all_plugin_info(capability=options["capability"], stored_states=stored)
+                self._list(infos, as_json=options["json"])
             elif action == "show":
-                self._show(plugin_info(options["name"]), as_json=options["json"])
+                self._show(plugin_info(options["name"], stored_states=stored), as_json=options["json"])
+            elif unavailable is not None:
+                canonical = registry.get(options["name"]).manifest.name  # an unknown name is named first
+                raise CommandError(f"Cannot {action} {canonical}: {unavailable}; run `manage.py migrate`.")
             else:
                 state = plugin_set_enabled(name=options["name"], enabled=action == "enable")
                 self.stdout.write(self.style.SUCCESS(f"{state.name} {action}d."))
@@ -55,6 +66,17 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Cannot read plugin states from the database ({reason}); run `manage.py migrate`."
             ) from None
+        if unavailable is not None:
+            self._state_unknown(unavailable, as_json=options.get("json", False))
+
+    def _state_unknown(self, reason: str, *, as_json: bool) -> None:
+        """One line under a listing read without the database; beside JSON it goes to stderr, so stdout
+        stays one JSON document."""
+        notice = (
+            f"Note: enable/disable state is unknown until `manage.py migrate` ({reason}); "
+            "each plugin shows its manifest default."
+        )
+        (self.stderr if as_json else self.stdout).write(self.style.WARNING(notice))
 
     def _unknown(self, exc: UnknownProviderError) -> str:
         failure = registry.failure(exc.name)
