@@ -1,10 +1,13 @@
-"""plugins/README.md documents every manifest field, every contract method and every error code.
+"""plugins/README.md documents every manifest field, every contract method and every error code, and
+README.md's Settings table every environment variable qtap_site/settings.py reads.
 
-Walks the real models and classes, so a new field or method fails this test until it is documented.
+Walks the real models, classes and settings source, so a new field, method or setting fails this test
+until it is documented.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import re
@@ -124,3 +127,87 @@ def test_the_openai_manifest_really_uses_every_key():
 
 def test_the_schema_regeneration_command_is_documented():
     assert "m.json_schema()" in TEXT and "> plugins/manifest.schema.json" in TEXT
+
+
+# ---- README.md's Settings table ----------------------------------------------------------------
+
+SITE_README = Path(settings.BASE_DIR) / "README.md"
+SETTINGS_SOURCE = Path(settings.BASE_DIR) / "qtap_site" / "settings.py"
+
+
+def _is_os_environ(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name)
+
+
+def _string(node: ast.expr | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _name_read(node: ast.AST, readers: set[str]) -> str | None:
+    """The variable ``node`` reads, if it is a read of the environment."""
+    if isinstance(node, ast.Call) and node.args:
+        func = node.func
+        by_reader = (isinstance(func, ast.Name) and func.id in readers) or (
+            isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in readers
+        )
+        by_os = isinstance(func, ast.Attribute) and (
+            _is_os_environ(func.value) or (func.attr == "getenv" and isinstance(func.value, ast.Name))
+        )
+        return _string(node.args[0]) if by_reader or by_os else None
+    if isinstance(node, ast.Subscript) and _is_os_environ(node.value):
+        return _string(node.slice)
+    if isinstance(node, ast.Compare) and any(_is_os_environ(c) for c in node.comparators):
+        return _string(node.left)
+    return None
+
+
+def environment_variables_read(source: str) -> set[str]:
+    """Every variable name the settings source reads: through an ``environ.Env()`` reader (``env("X")``,
+    ``env.str("X")``, ``env.int``, ``env.bool``, ``env.list``, ``env.db_url`` ... and the names declared in
+    ``environ.Env(X=(type, default))``), or through ``os.environ`` / ``os.getenv`` in any form."""
+    tree = ast.parse(source)
+    readers = {"env"}
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Attribute) and func.attr == "Env":
+                readers |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+                names |= {kw.arg for kw in node.value.keywords if kw.arg}
+    names |= {name for node in ast.walk(tree) if (name := _name_read(node, readers))}
+    return names
+
+
+def documented_settings() -> set[str]:
+    """The variables named in the first column of README.md's Settings table."""
+    section = SITE_README.read_text(encoding="utf-8").split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, flags=re.MULTILINE))
+
+
+SETTINGS_READ = environment_variables_read(SETTINGS_SOURCE.read_text(encoding="utf-8"))
+
+
+def test_the_settings_walk_finds_every_form_of_read():
+    source = """
+import os
+import environ
+reader = environ.Env(A_DECLARED=(bool, False))
+env = environ.Env()
+a = env("A_CALL"); b = env.str("A_STR"); c = env.int("A_INT", default=1); d = env.bool("A_BOOL")
+e = env.float("A_FLOAT"); f = env.list("A_LIST"); g = env.db_url("A_DB"); h = reader.json("A_OTHER_READER")
+i = os.environ["A_ITEM"]; j = os.environ.get("A_GET"); k = os.getenv("A_GETENV")
+if "A_IN" in os.environ: pass
+os.environ.setdefault("A_SETDEFAULT", "x")
+unrelated = {"key": "NOT_A_SETTING"}.get("NOT_A_SETTING_EITHER")
+"""
+    assert environment_variables_read(source) == {
+        "A_DECLARED", "A_CALL", "A_STR", "A_INT", "A_BOOL", "A_FLOAT", "A_LIST", "A_DB", "A_OTHER_READER",
+        "A_ITEM", "A_GET", "A_GETENV", "A_IN", "A_SETDEFAULT",
+    }  # fmt: skip
+    assert {"DATABASE_URL", "REDIS_URL", "QTAP_DATA_DIR", "QTAP_GENERATION_STALE_SECONDS"} <= SETTINGS_READ
+    assert {"DATABASE_URL", "QTAP_DATA_DIR"} <= documented_settings()
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS_READ))
+def test_every_setting_read_is_in_the_readme_settings_table(name):
+    assert name in documented_settings(), f"README.md's Settings table has no row for `{name}`"
