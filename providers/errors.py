@@ -102,6 +102,12 @@ class ProtocolError(ProviderError):
     code = "protocol"
 
 
+class UrlRefusedError(ProviderError):
+    """The outbound-URL policy (providers.urlpolicy) refused the host at the moment of the request."""
+
+    code = "url_refused"
+
+
 # ---- host errors -------------------------------------------------------------------------------
 
 

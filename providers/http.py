@@ -40,7 +40,7 @@ from providers.contract import (
 )
 from providers.manifest import Manifest
 from providers.redaction import REDACTED, redact
-from providers.transport import AiohttpTransport
+from providers.transport import AiohttpTransport, UrlRefused
 
 __all__ = [
     "HTTPProvider",
@@ -285,6 +285,8 @@ async def send_with_retries(
         request = build()
         try:
             response = await client.send(request, stream=True)
+        except UrlRefused as exc:
+            raise errors.UrlRefusedError(provider, str(exc)) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             error: errors.ProviderError = errors.ProviderConnectionError(
                 provider, f"cannot connect to {request.url.host}: {type(exc).__name__}"

@@ -269,6 +269,29 @@ def _checked_base_url(url: str | None) -> str | None:
         raise BaseUrlRefused(" ".join(exc.messages)) from None
 
 
+def _same_base(a: str, b: str) -> bool:
+    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+
+
+def key_destination_refusal(*, key: ApiKey, base_url: str | None, default: str | None) -> str | None:
+    """Why ``key`` may not be sent to ``base_url``, or None.
+
+    A stored key goes only to its plugin's default base URL or to the base URL of a saved profile of its
+    owner that uses it: a key is never sent somewhere its owner did not choose by saving a profile.
+    """
+    if not base_url or (default and _same_base(base_url, default)):
+        return None
+    for model_class in (ConnectionProfile, ImageProfile):
+        saved = model_class.objects.filter(user_id=key.user_id, api_key=key).values_list("base_url", flat=True)
+        if any(saved_url and _same_base(saved_url, base_url) for saved_url in saved):
+            return None
+    default_host = f" or to {default}" if default else ""
+    return (
+        f"The key {key.label!r} is sent only to the base URL of a saved profile that uses it{default_host}. "
+        f"Save the profile with {base_url} first, then test it or load its models."
+    )
+
+
 def _target(
     *, plugin_name: str, key: ApiKey | None, base_url: str | None, need_base_url_hint: str
 ) -> _Target | ConnectionTestResult:
@@ -299,6 +322,9 @@ def _target(
         if config.requires_api_key:
             return ConnectionTestResult(False, f"{config.display_name} needs an API key.", "missing_api_key")
         return _Target(plugin.manifest.name, None, url)
+    refusal = key_destination_refusal(key=key, base_url=url, default=config.base_url_default)
+    if refusal:
+        return ConnectionTestResult(False, refusal, "key_destination")
     if not key.is_active:
         return ConnectionTestResult(False, f"The API key {key.label!r} is disabled.", "key_disabled")
     try:
@@ -341,7 +367,7 @@ async def test_connection(
     Never raises for a provider problem: a failure comes back with the upstream's own message and the
     ProviderError code (``authentication``, ``connection``…), or one of ``provider_unavailable``,
     ``provider_disabled``, ``missing_api_key``, ``missing_base_url``, ``base_url_refused``, ``key_disabled``,
-    ``key_mismatch``, ``decryption``, ``not_supported``. The key never appears in the message.
+    ``key_mismatch``, ``key_destination``, ``decryption``, ``not_supported``. The key never appears in the message.
     """
     target_subject = subject or profile or api_key
     if target_subject is None:

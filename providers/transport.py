@@ -7,6 +7,11 @@ in pure Python (h11), then passes every chunk up through half a dozen async gene
 token that was the largest cost of the whole relay. aiohttp parses in C and hands over, in one piece,
 everything that has arrived since the last read, so the cost is paid per read instead of per token.
 
+Every request passes the outbound-URL policy (``providers.urlpolicy``) here, at the moment of use: its
+literal host before anything is sent, and every address a host name resolves to as the connection is
+made (``PolicyResolver``), so no plugin, image download or tool fetch can reach a refused address.
+A refusal is ``UrlRefused``, which the retry loop turns into a ProviderError that is never retried.
+
 What httpx callers rely on is kept: no redirects are followed, the body is not decompressed here
 (httpx decodes it), the connect/read/pool timeouts of each request apply, connections are kept
 alive and reused, and closing a response that was not read to the end closes its connection, which
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import socket
 import ssl
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +31,34 @@ from contextlib import contextmanager
 import aiohttp
 import certifi
 import httpx
+from aiohttp.abc import ResolveResult
 from yarl import URL
+
+from providers import urlpolicy
+
+
+class UrlRefused(httpx.TransportError):
+    """The outbound-URL policy refused this request's host or one of the addresses it resolves to."""
+
+
+class _AddressRefused(OSError):
+    """Raised inside aiohttp's connector (which only passes OSErrors on); becomes ``UrlRefused``."""
+
+
+class PolicyResolver(aiohttp.ThreadedResolver):
+    """The system resolver, refusing a name if any address it resolves to is refused by the policy."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await super().resolve(host, port, family)
+        policy = urlpolicy.current_policy()
+        for result in results:
+            address = urlpolicy.literal_address(result["host"])
+            problem = urlpolicy.address_problem(address, policy) if address is not None else None
+            if problem:
+                raise _AddressRefused(urlpolicy.describe_refusal(host, f"({address}) {problem}"))
+        return results
 
 
 @contextmanager
@@ -38,6 +71,8 @@ def _as_httpx_errors(request: httpx.Request, *, reading: bool) -> Iterator[None]
     except aiohttp.SocketTimeoutError as exc:
         raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
     except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, _AddressRefused):
+            raise UrlRefused(str(exc.os_error), request=request) from None
         raise httpx.ConnectError(str(exc), request=request) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
         raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
@@ -107,11 +142,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit=self._limits.max_connections or 0,
                 keepalive_timeout=self._limits.keepalive_expiry or 15,
                 ssl=ssl.create_default_context(cafile=certifi.where()),  # the trust store httpx uses
+                resolver=PolicyResolver(),
+                # Every new connection resolves afresh, so a policy or DNS change applies to it at once.
+                use_dns_cache=False,
             )
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False)
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        problem = urlpolicy.host_problem(request.url.host, urlpolicy.current_policy())
+        if problem:
+            raise UrlRefused(urlpolicy.describe_refusal(request.url.host, problem), request=request)
         timeouts = request.extensions.get("timeout", {})
         try:
             body = request.content

@@ -264,19 +264,23 @@ def provider_fields(request: HtmxHttpRequest, kind: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_POST
 async def model_options(request: HtmxHttpRequest) -> HttpResponse:
-    """htmx: the provider's live model list (cached by the provider layer) as <option>s of a datalist."""
-    key_id = request.GET.get("api_key", "")
+    """htmx: the provider's live model list (cached by the provider layer) as <option>s of a datalist.
+
+    A POST (so CSRF-checked): it may decrypt and use a stored key, which services send only to the plugin's
+    default base URL or to one of the owner's saved profiles that use that key.
+    """
+    key_id = request.POST.get("api_key", "")
     api_key = None
     if key_id.isdigit():
         api_key = await _owned(ApiKey, request, int(key_id))
     context: dict[str, Any] = {"models": [], "error": None}
     try:
         context["models"] = await services.list_models(
-            plugin=request.GET.get("plugin", ""),
+            plugin=request.POST.get("plugin", ""),
             api_key=api_key,
-            base_url=request.GET.get("base_url", "").strip() or None,
+            base_url=request.POST.get("base_url", "").strip() or None,
         )
     except ProviderError as exc:
         context["error"] = f"{exc.code}: {exc.message}"

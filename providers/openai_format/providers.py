@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, ClassVar
@@ -27,6 +26,7 @@ from providers.openai_format.mapping import (
     translate_error,
     usage_from,
 )
+from providers.transport import UrlRefused
 
 MAX_IMAGE_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
@@ -135,9 +135,11 @@ class OpenAIDialectImageProvider(OpenAIDialectProvider):
         """Fetch a generated image. The URL points at a storage host, so no Authorization goes with it."""
         if not url.startswith(("https://", "http://")):
             raise errors.ProtocolError(self.provider, "an image URL was not http(s)")
-        if _metadata_host(httpx.URL(url).host):
-            raise errors.ProtocolError(self.provider, "refusing to download an image from a link-local address")
-        client = get_client(url, self.timeouts)
+        try:
+            httpx.URL(url)
+        except httpx.InvalidURL:
+            raise errors.ProtocolError(self.provider, "an image URL was not a valid URL") from None
+        client = get_client(url, self.timeouts)  # its transport applies the outbound-URL policy
         try:
             async with client.stream("GET", url) as response:
                 if response.status_code >= 400:
@@ -151,6 +153,8 @@ class OpenAIDialectImageProvider(OpenAIDialectProvider):
                     if size > MAX_IMAGE_DOWNLOAD_BYTES:
                         raise errors.ProtocolError(self.provider, "a generated image was larger than 64 MB")
                     chunks.append(chunk)
+        except UrlRefused as exc:
+            raise errors.UrlRefusedError(self.provider, f"the generated image's URL was refused: {exc}") from None
         except httpx.TimeoutException:
             raise errors.ProviderTimeoutError(self.provider, "downloading a generated image timed out") from None
         except httpx.TransportError as exc:
@@ -162,13 +166,3 @@ class OpenAIDialectImageProvider(OpenAIDialectProvider):
 
 def _host(url: str) -> str:
     return re.sub(r"^[a-z]+://([^/]+).*$", r"\1", url)
-
-
-def _metadata_host(host: str) -> bool:
-    """Cloud-metadata and link-local hosts: an answer pointing there is never fetched (SSRF)."""
-    if host.lower() in ("metadata.google.internal", "metadata"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_link_local
-    except ValueError:
-        return False

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from providers import contract
+from providers import contract, urlpolicy
 from providers.errors import ProviderError, QtapProviderError, UnknownProviderError
 from providers.factory import create_image_provider
 from providers.models import ImageProfile
@@ -74,6 +74,11 @@ def prepare_image(
         return prepared
     params = {**(profile.parameters or {}), **{k: v for k, v in options.items() if v is not None}}
     prepared.base_url = profile.base_url or None
+    # The policy at use: a profile saved under an older policy, or before a DNS change, is judged now.
+    target = prepared.base_url or config.base_url_default
+    if target and (refusal := urlpolicy.refusal_at_use(target)):
+        prepared.error = ("url_refused", refusal)
+        return prepared
     prepared.request = contract.ImageRequest(
         prompt=prompt,
         model=profile.model,

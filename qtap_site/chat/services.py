@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from providers import contract
+from providers import contract, urlpolicy
 from providers.errors import UnknownProviderError
 from providers.models import ConnectionProfile
 from providers.registry import registry
@@ -310,6 +310,10 @@ def resolve_provider(
     elif config.requires_api_key:
         return ("missing_api_key", f"The profile {profile.name!r} has no active API key for {config.display_name}.")
     prepared.base_url = profile.base_url or None
+    # The policy at use: a profile saved under an older policy, or before a DNS change, is judged now.
+    target = prepared.base_url or config.base_url_default
+    if target and (refusal := urlpolicy.refusal_at_use(target)):
+        return ("url_refused", refusal)
     prepared.request = _build_request(profile, chat, history, user_message, new_attachments, config, rows=messages)
     return None
 

@@ -37,7 +37,8 @@ Faults:
 
 Other endpoints: ``GET {base}/models`` (openrouter_models.json byte for byte for "openrouter"),
 ``POST {base}/images/generations`` (``fake.image_mode = "b64" | "url"``; URLs point at the fake
-itself, ``GET /files/<name>``), ``GET {base}/api-key`` (xAI; ``fake.key_flags`` adds blocked flags),
+itself, ``GET /files/<name>``, or at ``fake.image_url`` when set), ``GET {base}/api-key`` (xAI;
+``fake.key_flags`` adds blocked flags),
 ``GET {base}/key`` (OpenRouter).
 """
 
@@ -99,6 +100,7 @@ class FakeOpenAI(FakeProvider):
         self.chunks: list[bytes] | None = None
         self.api_key: str | None = None
         self.image_mode = "b64"
+        self.image_url: str | None = None  # an image URL to answer with instead of the fake's own
         self.image_bytes = PNG_1X1
         self.key_flags: dict[str, bool] = {}
         self.model = "gpt-4o-mini" if flavour != "openrouter" else "openai/gpt-4o"
@@ -336,7 +338,8 @@ class FakeOpenAI(FakeProvider):
         items: list[dict[str, Any]] = []
         for index in range(count):
             if self.image_mode == "url":
-                item: dict[str, Any] = {"url": f"{self.origin}/files/generated-{index}.png"}
+                url = self.image_url or f"{self.origin}/files/generated-{index}.png"
+                item: dict[str, Any] = {"url": url}
             else:
                 item = {"b64_json": base64.b64encode(self.image_bytes).decode()}
             if str(body.get("model", "")).startswith(("dall-e-3", "grok-2-image")):

@@ -116,3 +116,53 @@ def test_policy_comes_from_settings(settings):
     settings.QTAP_BASE_URL_POLICY = "anything-goes"
     with pytest.raises(ValidationError, match="QTAP_BASE_URL_POLICY must be one of"):
         validate_base_url("http://127.0.0.1:1234/")
+
+
+# ---- at use: literal hosts judged without resolving them ------------------------------------------
+
+from providers.urlpolicy import host_problem, literal_address  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "host, address",
+    [
+        ("2852039166", "169.254.169.254"),  # decimal
+        ("0xa9fea9fe", "169.254.169.254"),  # hex
+        ("0251.0376.0251.0376", "169.254.169.254"),  # octal parts
+        ("169.254.43518", "169.254.169.254"),  # two parts
+        ("[::ffff:169.254.169.254]", "::ffff:a9fe:a9fe"),
+        ("127.1", "127.0.0.1"),
+    ],
+)
+def test_every_spelling_of_an_address_is_read_as_that_address(host: str, address: str) -> None:
+    assert str(literal_address(host)) == address
+
+
+@pytest.mark.parametrize("policy", ["allow-private", "public-only"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "169.254.169.254",
+        "2852039166",
+        "0xa9fea9fe",
+        "[::ffff:169.254.169.254]",
+        "64:ff9b::a9fe:a9fe",  # NAT64
+        "2002:a9fe:a9fe::1",  # 6to4
+        "metadata.google.internal.",
+        "METADATA.GOOG",
+        "[fe80::1]",
+    ],
+)
+def test_metadata_and_link_local_hosts_are_refused_in_every_spelling(policy: str, host: str) -> None:
+    assert host_problem(host, policy) is not None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "localhost", "api.localhost", "10.0.0.1", "[::1]"])
+def test_public_only_refuses_loopback_and_private_hosts_in_every_spelling(host: str) -> None:
+    assert host_problem(host, "public-only") is not None
+    assert host_problem(host, "allow-private") is None
+
+
+def test_names_are_left_to_the_resolver() -> None:
+    assert host_problem("api.openai.com", "public-only") is None
+    assert literal_address("api.openai.com") is None

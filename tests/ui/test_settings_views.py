@@ -106,18 +106,26 @@ def test_profile_test_reports_the_providers_own_reason(alice_client: Any, alice_
 def test_model_list_is_fetched_live_from_the_provider(alice_client: Any, alice_rows: dict[str, Any]) -> None:
     key = alice_rows["key"]
     with FakeOpenAI("openai") as fake:
-        url = f"/settings/models/?plugin=qtap-plugin-openai&api_key={key.pk}&base_url={fake.base_url}"
-        body = alice_client.get(url, headers={"HX-Request": "true"}).content.decode()
+        # The key goes only where a saved profile that uses it points.
+        profile = alice_rows["profile"]
+        profile.base_url = fake.base_url
+        profile.save()
+        form = {"plugin": "qtap-plugin-openai", "api_key": key.pk, "base_url": fake.base_url}
+        body = alice_client.htmx_post("/settings/models/", form).content.decode()
         assert '<option value="gpt-4o">' in body and '<option value="o3-mini">' in body
-        again = alice_client.get(url, headers={"HX-Request": "true"}).content.decode()
+        again = alice_client.htmx_post("/settings/models/", form).content.decode()
         assert '<option value="gpt-4o">' in again
         assert [r.path for r in fake.requests if r.path.endswith("/models")] == ["/v1/models"]  # cached
-    down = alice_client.get("/settings/models/?plugin=qtap-plugin-openai&api_key=&base_url=http://127.0.0.1:9/v1")
+    down = alice_client.htmx_post(
+        "/settings/models/", {"plugin": "qtap-plugin-openai", "api_key": "", "base_url": "http://127.0.0.1:9/v1"}
+    )
     assert "Could not load models" in down.content.decode()
 
 
 def test_model_list_with_another_users_key_is_404(mallory_client: Any, alice_rows: dict[str, Any]) -> None:
-    response = mallory_client.get(f"/settings/models/?plugin=qtap-plugin-openai&api_key={alice_rows['key'].pk}")
+    response = mallory_client.htmx_post(
+        "/settings/models/", {"plugin": "qtap-plugin-openai", "api_key": alice_rows["key"].pk}
+    )
     assert response.status_code == 404
 
 
