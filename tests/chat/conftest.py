@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from providers.registry import registry
-from providers.services import api_key_create, connection_profile_create
+from providers.services import api_key_create, connection_profile_create, image_profile_create
 from qtap_site.chat import runner
 from qtap_site.chat.services import chat_create
 from tests.chat.fake_openai import VALID_KEY, ChatFake
@@ -57,6 +57,14 @@ def profile(user, plugin, api_key, fake):
     return connection_profile_create(
         user=user, name="Test", plugin=PLUGIN_NAME, model=MODEL, api_key=api_key, base_url=fake.base_url
     )
+
+
+@pytest.fixture
+def image_profile(user, plugin, api_key, fake):
+    return image_profile_create(
+        user=user, name="Pictures", plugin=PLUGIN_NAME, model="dall-e-3", api_key=api_key, base_url=fake.base_url,
+        is_default=True,
+    )  # fmt: skip
 
 
 @pytest.fixture

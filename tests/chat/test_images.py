@@ -7,20 +7,11 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from providers.services import image_profile_create
 from qtap_site.chat.models import GeneratedImage
 from tests.chat.conftest import PLUGIN_NAME, open_socket, receive_until, send
 from tests.fakes.openai_dialect import PNG_1X1
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def image_profile(user, plugin, api_key, fake):
-    return image_profile_create(
-        user=user, name="Pictures", plugin=PLUGIN_NAME, model="dall-e-3", api_key=api_key, base_url=fake.base_url,
-        is_default=True,
-    )  # fmt: skip
 
 
 async def test_images_are_generated_saved_and_served(chat, cookie, fake, image_profile, user, other_user):

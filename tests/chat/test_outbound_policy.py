@@ -19,7 +19,6 @@ from channels.db import database_sync_to_async
 from providers import errors
 from providers.factory import create_image_provider
 from providers.http import Timeouts, close_clients, get_client
-from providers.services import image_profile_create
 from providers.transport import UrlRefused
 from qtap_site.chat.models import GeneratedImage, Message
 from tests.chat.conftest import PLUGIN_NAME, TERMINAL, open_socket, receive_until, send
@@ -61,14 +60,6 @@ async def test_the_same_profile_streams_under_the_default_policy(chat, cookie, f
     assert frames[-1]["type"] == "generation.finished"
     assert len(fake.chat_requests) == 1
     await comm.disconnect()
-
-
-@pytest.fixture
-def image_profile(user, plugin, api_key, fake):
-    return image_profile_create(
-        user=user, name="Pictures", plugin=PLUGIN_NAME, model="dall-e-3", api_key=api_key, base_url=fake.base_url,
-        is_default=True,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize("url", METADATA_SPELLINGS)
