@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,6 +50,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "axes",
     "providers",
     "qtap_site.chat",
 ]
@@ -61,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "qtap_site.urls"
@@ -137,6 +142,43 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Sign-in throttle (django-axes): covers every authenticate() with a password, the sign-in page and the admin's.
+# Its backend comes first so a locked-out sign-in is refused before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+_LOCK_BY_WORDS = {"account": "username", "address": "ip_address"}
+
+
+def _lockout_parameters(spec: str) -> list[str | list[str]]:
+    """``account,address`` (either one locks) or ``account+address`` (only the pair) into axes' parameters."""
+    parameters: list[str | list[str]] = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        words = [word.strip() for word in item.split("+")]
+        unknown = [word for word in words if word not in _LOCK_BY_WORDS]
+        if unknown:
+            raise ImproperlyConfigured(
+                f"QTAP_LOGIN_LOCK_BY: unknown {unknown[0]!r} (use account, address, account+address)"
+            )
+        mapped = [_LOCK_BY_WORDS[word] for word in words]
+        parameters.append(mapped[0] if len(mapped) == 1 else mapped)
+    if not parameters:
+        raise ImproperlyConfigured("QTAP_LOGIN_LOCK_BY is empty")
+    return parameters
+
+
+AXES_FAILURE_LIMIT = env.int("QTAP_LOGIN_FAILURE_LIMIT", default=5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("QTAP_LOGIN_FAILURE_LIMIT must be at least 1")
+# Minutes from the last failed try; 0 keeps the lock until an operator resets it.
+_COOLOFF_MINUTES = env.float("QTAP_LOGIN_COOLOFF_MINUTES", default=15.0)
+AXES_COOLOFF_TIME = timedelta(minutes=_COOLOFF_MINUTES) if _COOLOFF_MINUTES > 0 else None
+AXES_LOCKOUT_PARAMETERS = _lockout_parameters(env.str("QTAP_LOGIN_LOCK_BY", default="account,address"))
+AXES_LOCKOUT_CALLABLE = "qtap_site.signin.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no start-up banner on every manage.py command
 
 # ---- static and uploads ----------------------------------------------------------------------
 

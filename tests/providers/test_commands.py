@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.test import RequestFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +20,8 @@ def test_creates_the_first_superuser_and_says_how_to_sign_in():
     assert "http://127.0.0.1:8000/" in text
     password = re.search(r"password '([^']+)'", text).group(1)
     assert len(password) >= 12
-    user = authenticate(username="admin", password=password)
+    # The sign-in throttle's backend needs the request, as the sign-in page passes it.
+    user = authenticate(RequestFactory().post("/login/"), username="admin", password=password)
     assert user is not None and user.is_superuser and user.is_staff
 
     again = StringIO()
