@@ -1,5 +1,6 @@
 """``message.send`` frames of this process, prepared in batches on the database thread (see
-``qtap_site.chat.batching`` for how batches form, ``qtap_site.chat.sending`` for what one does).
+``qtap_site.chat.batching`` for how batches form, ``qtap_site.chat.sending`` for what one does). One
+send that breaks its batch fails alone: the batch's other sends are then prepared one by one.
 
 A tab that closes while its send is being prepared does not lose the reply: the generation starts
 anyway, like one whose tab closed a moment later.
@@ -21,7 +22,7 @@ class QueuedSend:
 
 class SendQueue(DatabaseBatches[QueuedSend, services.Prepared]):
     def run_batch(self, items: list[QueuedSend]) -> list[services.Prepared | Exception]:
-        return list(sending.prepare_sends([item.request for item in items]))
+        return sending.prepare_each([item.request for item in items])
 
     async def prepare(self, request: sending.SendRequest, *, received_at: float) -> services.Prepared:
         """The prepared generation, or the ``ChatServiceError`` that refused this send."""

@@ -6,7 +6,9 @@ that is about ten ORM statements, and under a burst (200 tabs pressing Enter tog
 queue on the database thread: the last one waited for all the others before its request left.
 Here a whole batch costs the same ten statements, each covering every send of the batch, in one
 transaction. Each send still gets its own answer: a refused one (someone else's chat, a busy chat,
-a missing attachment) is refused alone, and the others go ahead.
+a missing attachment) is refused alone, and the others go ahead; and a send that breaks the batch's
+statements (a value the database cannot take) fails alone too, because ``prepare_each`` then
+prepares every send of that batch on its own.
 
 ``qtap_site.chat.send_queue`` collects the batches; ``services.prepare_generation`` is the same path
 for a single send, and for a regeneration (a new sibling of an assistant message), done one at a time.
@@ -14,6 +16,7 @@ for a single send, and for a regeneration (a new sibling of an assistant message
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +31,8 @@ from providers.models import ConnectionProfile, PluginState
 from providers.registry import registry
 from qtap_site.chat import services
 from qtap_site.chat.models import Attachment, Chat, Message
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,16 +60,46 @@ class _Accepted:
 Outcome = services.Prepared | services.ChatServiceError
 
 
+def prepare_each(sends: list[SendRequest]) -> list[Outcome | Exception]:
+    """``prepare_sends`` for a batch of several people's sends, where a send's failure must be its own:
+    if the batch fails, each send is prepared again on its own, in its own transaction, and one that
+    still fails answers its own exception. The batch's transaction rolled back, so nothing is saved
+    twice. (A batch fails whole while the database is unavailable; then every send fails again, alone.)
+    """
+    try:
+        return list(prepare_sends(sends))
+    except Exception:
+        if len(sends) == 1:
+            raise
+        logger.warning("a batch of %d sends failed; preparing them one by one", len(sends), exc_info=True)
+    outcomes: list[Outcome | Exception] = []
+    for send in sends:
+        try:
+            outcomes.extend(prepare_sends([send]))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
 def prepare_sends(sends: list[SendRequest]) -> list[Outcome]:
-    """One outcome per send, in order: its ``Prepared`` generation, or the error that refused it."""
+    """One outcome per send, in order: its ``Prepared`` generation, or the error that refused it.
+
+    Raises only if the transaction failed, so nothing was saved. After it commits, a failure is
+    reported on the reply it concerns (``Prepared.error``), never raised: those rows exist.
+    """
     outcomes: list[Outcome | None] = [None] * len(sends)
     now = timezone.now()
     with transaction.atomic():
         accepted = _accept(sends, outcomes)
         if accepted:
             _save(accepted, now)
-    enabled = _plugin_states({a.profile.plugin for a in accepted if a.profile is not None})
-    history = _history_messages(accepted)
+    enabled: dict[str, bool] | None = None
+    history: dict[int, Message] | None = None
+    try:
+        enabled = _plugin_states({a.profile.plugin for a in accepted if a.profile is not None})
+        history = _history_messages(accepted)
+    except Exception:  # each send's provider call reads what it needs on its own instead
+        logger.warning("preloading the history of %d sends failed", len(accepted), exc_info=True)
     for item in accepted:
         outcomes[item.index] = _prepared(item, enabled, history)
     return [outcome for outcome in outcomes if outcome is not None]
@@ -337,7 +372,9 @@ def _history_messages(accepted: list[_Accepted]) -> dict[int, Message]:
     return {m.pk: m for m in Message.objects.filter(pk__in=ids).prefetch_related("attachments")}
 
 
-def _prepared(item: _Accepted, enabled: dict[str, bool], history: dict[int, Message]) -> services.Prepared:
+def _prepared(
+    item: _Accepted, enabled: dict[str, bool] | None, history: dict[int, Message] | None
+) -> services.Prepared:
     assert item.user_message is not None and item.assistant is not None
     profile = item.profile
     prepared = services.Prepared(
@@ -350,14 +387,18 @@ def _prepared(item: _Accepted, enabled: dict[str, bool], history: dict[int, Mess
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",
     )
-    prepared.error = services.resolve_provider(
-        prepared,
-        profile,
-        item.chat,
-        item.branch,
-        item.user_message,
-        item.attachments,
-        enabled=enabled,
-        messages=history,
-    )
+    try:
+        prepared.error = services.resolve_provider(
+            prepared,
+            profile,
+            item.chat,
+            item.branch,
+            item.user_message,
+            item.attachments,
+            enabled=enabled,
+            messages=history,
+        )
+    except Exception:  # its reply ends with this error; the batch's other replies go ahead
+        logger.exception("the provider call of message %s could not be prepared", item.assistant.pk)
+        prepared.error = ("internal", "The server could not prepare this reply; try again.")
     return prepared
