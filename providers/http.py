@@ -10,10 +10,12 @@ event order, logging, cancellation closing the upstream response).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 import weakref
@@ -216,24 +218,36 @@ def error_for_status(
     return errors.ProviderError(provider, message, **kwargs)
 
 
+def _seconds(value: str) -> float | None:
+    """A finite number of seconds, or None (``nan``, ``inf`` and text are no delay)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from retry-after-ms or retry-after (seconds or an HTTP date)."""
+    """Seconds to wait from retry-after-ms or retry-after (seconds or an HTTP date); None when neither
+    header holds one (a garbled value is ignored, never raised)."""
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        milliseconds = _seconds(value)
+        if milliseconds is not None:
+            return milliseconds / 1000.0
     value = headers.get("retry-after")
     if not value:
         return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
-        return max(float(value), 0.0)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(parsed.timestamp() - time.time(), 0.0)
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": a time in UTC, as HTTP dates always are
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return max(parsed.timestamp() - time.time(), 0.0)
 
 
 # ---- retries ------------------------------------------------------------------------------------
