@@ -24,25 +24,40 @@ def redact(text: str) -> str:
 
 
 def _redact_value(value: Any) -> Any:
+    """A copy of ``value`` with every string in it redacted; any other object becomes its redacted str()
+    (what "%s" would print), so nothing formats a key out of an object later."""
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, tuple):
-        return tuple(_redact_value(v) for v in value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, tuple | list):
+        return type(value)(_redact_value(v) for v in value)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
-    return value
+        return {_redact_value(k): _redact_value(v) for k, v in value.items()}
+    return redact(str(value))
 
 
 class RedactSecretsFilter(logging.Filter):
-    """A logging filter that strips auth header values and key-shaped strings from every record."""
+    """A logging filter that strips auth header values and key-shaped strings from every record.
+
+    The message is formatted here, with its args, and the whole text redacted: a key can arrive in the
+    message, in any arg (a str, a dict, a list, an exception, bytes, any object whose str() shows it) or in
+    the exception and stack text.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if record.args:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call (too few args...): the handler reports it, with nothing secret
+            record.msg = redact(str(record.msg))
             record.args = _redact_value(record.args)
+        else:
+            record.msg = redact(message)
+            record.args = ()
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

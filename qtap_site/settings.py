@@ -221,6 +221,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("QTAP_LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Named so that Django's default handlers on them (a console one when DEBUG, mail_admins, runserver's)
+        # are dropped: their records reach the root's handler, through the redaction filter, like all others.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": [], "level": "INFO"},
         "django.request": {"level": "ERROR"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
