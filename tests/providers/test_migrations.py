@@ -207,3 +207,61 @@ def test_rows_created_after_the_migration_reverse_to_legacy_names(migrator):
     Profile = legacy.apps.get_model("providers", "ConnectionProfile")
     assert dict(Profile.objects.values_list("name", "provider")) == {"g": "GAB_AI", "t": "qtap-plugin-thirdparty"}
     assert legacy.apps.get_model("providers", "ApiKey").objects.get().provider == "GAB_AI"
+
+
+def seed_key_shared_with_an_image_profile(apps) -> dict[str, int]:
+    """OpenRouter behind OPENAI_COMPATIBLE, whose key no other connection profile uses, but an image
+    profile (OpenAI-compatible image generation) does."""
+    User = apps.get_model("auth", "User")
+    ApiKey = apps.get_model("providers", "ApiKey")
+    ConnectionProfile = apps.get_model("providers", "ConnectionProfile")
+    ImageProfile = apps.get_model("providers", "ImageProfile")
+    carol = User.objects.create(username="carol")
+    key = ApiKey.objects.create(
+        user=carol, provider="OPENAI_COMPATIBLE", label="gateway", encrypted_secret="cipher-gateway", last4="eway"
+    )
+    chat = ConnectionProfile.objects.create(
+        user=carol, provider="OPENAI_COMPATIBLE", name="or-chat", model="m", api_key=key, base_url=OPENROUTER_URL
+    )
+    image = ImageProfile.objects.create(
+        user=carol, provider="OPENAI_COMPATIBLE", name="img-gateway", model="i", api_key=key, parameters={}
+    )
+    return {"key": key.pk, "chat": chat.pk, "image": image.pk}
+
+
+def test_a_moved_key_an_image_profile_also_uses_is_copied_and_the_original_kept(migrator):
+    old_state = migrator.apply_initial_migration(LEGACY)
+    ids = seed_key_shared_with_an_image_profile(old_state.apps)
+
+    state = migrator.apply_tested_migration(LATEST)
+    ApiKey = state.apps.get_model("providers", "ApiKey")
+    chat = state.apps.get_model("providers", "ConnectionProfile").objects.get(pk=ids["chat"])
+    image = state.apps.get_model("providers", "ImageProfile").objects.get(pk=ids["image"])
+
+    # The chat profile moved to OpenRouter, on a copy of the key.
+    assert (chat.plugin, chat.base_url) == ("qtap-plugin-openrouter", "")
+    assert chat.api_key_id != ids["key"]
+    assert chat.migrated_from == {"provider": "OPENAI_COMPATIBLE", "base_url": OPENROUTER_URL, "api_key": ids["key"]}
+    copy = ApiKey.objects.get(pk=chat.api_key_id)
+    assert (copy.plugin, copy.encrypted_secret, copy.last4, copy.label, copy.user_id) == (
+        "qtap-plugin-openrouter",
+        "cipher-gateway",
+        "eway",
+        "gateway",
+        chat.user_id,
+    )
+    assert copy.migrated_from == {"copy_of": ids["key"], "provider": "OPENAI_COMPATIBLE"}
+
+    # The image profile keeps the original, still an OpenAI-compatible key.
+    original = ApiKey.objects.get(pk=ids["key"])
+    assert image.api_key_id == original.pk
+    assert (image.plugin, original.plugin) == ("qtap-plugin-openai-compatible", "qtap-plugin-openai-compatible")
+    assert ApiKey.objects.count() == 2
+
+
+def test_a_key_shared_with_an_image_profile_reverses_exactly(migrator):
+    old_state = migrator.apply_initial_migration(LEGACY)
+    seed_key_shared_with_an_image_profile(old_state.apps)
+    before = snapshot(old_state.apps)
+    migrator.apply_tested_migration(LATEST)
+    assert snapshot(migrator.apply_tested_migration(LEGACY).apps) == before
