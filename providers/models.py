@@ -20,6 +20,7 @@ from providers.urlpolicy import validate_base_url
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from providers.contract import ProviderPlugin
+    from providers.manifest import Manifest
     from providers.parameters import _Strict
 
 ProfileStatus = Literal["ok", "provider unavailable", "provider disabled"]
@@ -37,15 +38,42 @@ def _unknown_plugin_message(name: str) -> str:
     return f"Unknown provider {name!r}. Available providers: {available}."
 
 
+class PluginStateManager(models.Manager["PluginState"]):
+    """The one answer to "is this plugin enabled?": a stored row, else the manifest's ``enabledByDefault``.
+
+    Read at the moment of use, never cached and never in ``AppConfig.ready()``, so an operator who
+    disables a plugin is obeyed by the next request of every process. Callers that judge many profiles
+    at once fetch ``enabled_states()`` once (one query) and pass it on.
+    """
+
+    def is_enabled(self, manifest: Manifest) -> bool:
+        stored = self.filter(name=manifest.name).values_list("enabled", flat=True).first()
+        return manifest.enabled_by_default if stored is None else bool(stored)
+
+    async def ais_enabled(self, manifest: Manifest) -> bool:
+        stored = await self.filter(name=manifest.name).values_list("enabled", flat=True).afirst()
+        return manifest.enabled_by_default if stored is None else bool(stored)
+
+    def enabled_states(self, manifests: list[Manifest] | None = None) -> dict[str, bool]:
+        """Every loaded plugin's state (or those of ``manifests``), by plugin name, in one query."""
+        if manifests is None:
+            manifests = [plugin.manifest for plugin in registry.all()]
+        stored = dict(self.filter(name__in=[m.name for m in manifests]).values_list("name", "enabled"))
+        return {m.name: bool(stored.get(m.name, m.enabled_by_default)) for m in manifests}
+
+
 class PluginState(models.Model):
     """Enable/disable of a plugin, kept in the database so it survives restarts and is shared by processes.
 
-    Read and written through providers.plugin_state; no row means the manifest's enabledByDefault.
+    Written through providers.plugin_state; read through ``PluginState.objects`` (no row means the
+    manifest's enabledByDefault).
     """
 
     name = models.CharField(max_length=100, unique=True)
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[PluginStateManager] = PluginStateManager()
 
     class Meta:
         ordering = ("name",)
@@ -55,15 +83,16 @@ class PluginState(models.Model):
         return f"{self.name} ({'enabled' if self.enabled else 'disabled'})"
 
 
-def plugin_status(name: str) -> ProfileStatus:
-    from providers.plugin_state import plugin_is_enabled  # it imports this module
-
+def plugin_status(name: str, enabled: dict[str, bool] | None = None) -> ProfileStatus:
+    """A profile's or key's plugin as a person sees it; ``enabled`` preloaded saves the query."""
     plugin = registry.find(name) if name else None
     if plugin is None:
         return "provider unavailable"
-    if not plugin_is_enabled(plugin.manifest.name):
-        return "provider disabled"
-    return "ok"
+    manifest = plugin.manifest
+    is_enabled = enabled[manifest.name] if enabled and manifest.name in enabled else None
+    if is_enabled is None:
+        is_enabled = PluginState.objects.is_enabled(manifest)
+    return "ok" if is_enabled else "provider disabled"
 
 
 class ApiKey(models.Model):

@@ -1,8 +1,7 @@
 """Whether a plugin is enabled: a database row overrides the manifest's ``enabledByDefault``.
 
-Read at the moment of use, never cached and never in ``AppConfig.ready()``: an operator who
-disables a plugin from the admin, the plugins page or ``manage.py plugins disable`` is obeyed
-by the next request of every process.
+Reading goes through ``PluginState.objects`` (the one enabled-check); these helpers take any of a
+plugin's names, and write the state under its canonical name.
 """
 
 from __future__ import annotations
@@ -21,15 +20,11 @@ def _manifest(name: str, using: Registry | None) -> Manifest:
 
 def plugin_is_enabled(name: str, *, using: Registry | None = None) -> bool:
     """``name`` may be a plugin name, a providerName or a legacy name."""
-    manifest = _manifest(name, using)
-    stored = PluginState.objects.filter(name=manifest.name).values_list("enabled", flat=True).first()
-    return manifest.enabled_by_default if stored is None else bool(stored)
+    return PluginState.objects.is_enabled(_manifest(name, using))
 
 
 async def aplugin_is_enabled(name: str, *, using: Registry | None = None) -> bool:
-    manifest = _manifest(name, using)
-    stored = await PluginState.objects.filter(name=manifest.name).values_list("enabled", flat=True).afirst()
-    return manifest.enabled_by_default if stored is None else bool(stored)
+    return await PluginState.objects.ais_enabled(_manifest(name, using))
 
 
 def plugin_state_unavailable() -> str | None:
@@ -52,13 +47,10 @@ def plugin_state_unavailable() -> str | None:
 def plugin_enabled_states(*, using: Registry | None = None, stored: bool = True) -> dict[str, bool]:
     """Every loaded plugin's state in one query (for listings); with ``stored=False``, without the
     database: each manifest's ``enabledByDefault`` (for a database that cannot tell)."""
-    plugins = (using or registry).all()
+    manifests = [plugin.manifest for plugin in (using or registry).all()]
     if not stored:
-        return {p.manifest.name: p.manifest.enabled_by_default for p in plugins}
-    stored_rows = dict(
-        PluginState.objects.filter(name__in=[p.manifest.name for p in plugins]).values_list("name", "enabled")
-    )
-    return {p.manifest.name: bool(stored_rows.get(p.manifest.name, p.manifest.enabled_by_default)) for p in plugins}
+        return {m.name: m.enabled_by_default for m in manifests}
+    return PluginState.objects.enabled_states(manifests)
 
 
 def plugin_set_enabled(*, name: str, enabled: bool, using: Registry | None = None) -> PluginState:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -17,14 +17,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from providers import crypto
+from providers.calls import Call, CallRefused, Capability, resolve_call, resolve_profile_call
 from providers.contract import ModelInfo
 from providers.errors import ProviderError, QtapProviderError, UnknownProviderError
 from providers.factory import create_llm_provider
-from providers.models import ApiKey, ConnectionProfile, ImageProfile, ProfileBase, canonical_plugin_name
+from providers.models import ApiKey, ConnectionProfile, ImageProfile, ProfileBase
 from providers.redaction import redact
 from providers.registry import registry
-from providers.urlpolicy import validate_base_url
 
 logger = logging.getLogger("qtap.providers")
 
@@ -253,99 +252,21 @@ class BaseUrlRefused(ValueError):
     """A base URL refused by providers.urlpolicy (the message says why)."""
 
 
-@dataclass(frozen=True)
-class _Target:
-    plugin: str
-    secret: str | None = field(repr=False)
-    base_url: str | None
-
-
-def _checked_base_url(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        return validate_base_url(url)
-    except ValidationError as exc:
-        raise BaseUrlRefused(" ".join(exc.messages)) from None
-
-
-def _same_base(a: str, b: str) -> bool:
-    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
-
-
-def key_destination_refusal(*, key: ApiKey, base_url: str | None, default: str | None) -> str | None:
-    """Why ``key`` may not be sent to ``base_url``, or None.
-
-    A stored key goes only to its plugin's default base URL or to the base URL of a saved profile of its
-    owner that uses it: a key is never sent somewhere its owner did not choose by saving a profile.
-    """
-    if not base_url or (default and _same_base(base_url, default)):
-        return None
-    for model_class in (ConnectionProfile, ImageProfile):
-        saved = model_class.objects.filter(user_id=key.user_id, api_key=key).values_list("base_url", flat=True)
-        if any(saved_url and _same_base(saved_url, base_url) for saved_url in saved):
-            return None
-    default_host = f" or to {default}" if default else ""
-    return (
-        f"The key {key.label!r} is sent only to the base URL of a saved profile that uses it{default_host}. "
-        f"Save the profile with {base_url} first, then test it or load its models."
-    )
-
-
-def _target(
-    *, plugin_name: str, key: ApiKey | None, base_url: str | None, need_base_url_hint: str
-) -> _Target | ConnectionTestResult:
-    """What a call needs (plugin, decrypted secret, base URL), or the reason it cannot be made. Sync: ORM."""
-    from providers.models import plugin_status
-
-    plugin = registry.find(plugin_name) if plugin_name else None
-    if plugin is None or plugin.manifest.provider_config is None:
-        return ConnectionTestResult(
-            False, f"Provider {plugin_name!r} is not available (its plugin is not loaded).", "provider_unavailable"
-        )
-    config = plugin.manifest.provider_config
-    if plugin_status(plugin.manifest.name) == "provider disabled":
-        return ConnectionTestResult(False, f"{config.display_name} is disabled.", "provider_disabled")
-    if key is not None and canonical_plugin_name(key.plugin) != plugin.manifest.name:
-        return ConnectionTestResult(
-            False, f"The API key {key.label!r} is for {key.plugin}, not {plugin.manifest.name}.", "key_mismatch"
-        )
-    try:
-        url = _checked_base_url(base_url)
-    except BaseUrlRefused as exc:
-        return ConnectionTestResult(False, str(exc), "base_url_refused")
-    if config.requires_base_url and not (url or config.base_url_default):
-        return ConnectionTestResult(
-            False, f"{config.display_name} needs a base URL{need_base_url_hint}.", "missing_base_url"
-        )
-    if key is None:
-        if config.requires_api_key:
-            return ConnectionTestResult(False, f"{config.display_name} needs an API key.", "missing_api_key")
-        return _Target(plugin.manifest.name, None, url)
-    refusal = key_destination_refusal(key=key, base_url=url, default=config.base_url_default)
-    if refusal:
-        return ConnectionTestResult(False, refusal, "key_destination")
-    if not key.is_active:
-        return ConnectionTestResult(False, f"The API key {key.label!r} is disabled.", "key_disabled")
-    try:
-        secret = key.get_secret()
-    except crypto.DecryptionError as exc:
-        return ConnectionTestResult(False, str(exc), "decryption")
-    return _Target(plugin.manifest.name, secret, url)
-
-
-def _subject_target(subject: ApiKey | ProfileBase, base_url: str | None) -> _Target | ConnectionTestResult:
+def _subject_call(subject: ApiKey | ProfileBase, base_url: str | None) -> Call:
+    """The call a connection test of ``subject`` makes: a profile's own key and base URL; a key alone at
+    ``base_url`` (where it may go, see ``providers.calls.key_destination_refusal``) or its plugin's default."""
     if isinstance(subject, ApiKey):
-        return _target(
-            plugin_name=subject.plugin,
+        return resolve_call(
+            plugin=subject.plugin,
             key=subject,
             base_url=base_url,
-            need_base_url_hint=": test a connection profile that uses this key",
+            missing_base_url_hint=": test a connection profile that uses this key",
         )
-    key = getattr(subject, "api_key", None) if subject.api_key_id else None
-    return _target(
-        plugin_name=subject.plugin, key=key, base_url=base_url or subject.base_url or None, need_base_url_hint=""
-    )
+    capability: Capability = "images" if isinstance(subject, ImageProfile) else "chat"
+    if base_url:
+        key = getattr(subject, "api_key", None) if subject.api_key_id else None
+        return resolve_call(plugin=subject.plugin, key=key, base_url=base_url, capability=capability)
+    return resolve_profile_call(subject, capability=capability)
 
 
 def _scrub(message: str, secret: str | None) -> str:
@@ -354,7 +275,7 @@ def _scrub(message: str, secret: str | None) -> str:
     return redact(message)
 
 
-@sensitive_variables("prepared", "target")
+@sensitive_variables("call")
 async def test_connection(
     subject: ApiKey | ProfileBase | None = None,
     *,
@@ -365,30 +286,30 @@ async def test_connection(
     """Ask the provider whether a key (or a profile's key and base URL) works.
 
     Never raises for a provider problem: a failure comes back with the upstream's own message and the
-    ProviderError code (``authentication``, ``connection``…), or one of ``provider_unavailable``,
-    ``provider_disabled``, ``missing_api_key``, ``missing_base_url``, ``base_url_refused``, ``key_disabled``,
-    ``key_mismatch``, ``key_destination``, ``decryption``, ``not_supported``. The key never appears in the message.
+    ProviderError code (``authentication``, ``connection``, ``url_refused``…), a refusal of
+    ``providers.calls.resolve_call`` (the same code and words a send or a model list gets), or
+    ``not_supported``. The key never appears in the message.
     """
     target_subject = subject or profile or api_key
     if target_subject is None:
         raise TypeError("test_connection needs an API key or a profile")
-    prepared = await sync_to_async(_subject_target, thread_sensitive=True)(target_subject, base_url)
-    if isinstance(prepared, ConnectionTestResult):
-        return prepared
-    target = prepared
     try:
-        provider = create_llm_provider(target.plugin, api_key=target.secret, base_url=target.base_url)
+        call = await sync_to_async(_subject_call, thread_sensitive=True)(target_subject, base_url)
+    except CallRefused as refused:
+        return ConnectionTestResult(False, refused.message, refused.code)
+    try:
+        provider = create_llm_provider(call.plugin, api_key=call.api_key, base_url=call.base_url)
     except (QtapProviderError, ValueError) as exc:
-        return ConnectionTestResult(False, _scrub(getattr(exc, "message", str(exc)), target.secret), _code(exc))
+        return ConnectionTestResult(False, _scrub(getattr(exc, "message", str(exc)), call.api_key), _code(exc))
     try:
         await provider.validate_key()
     except ProviderError as exc:
-        logger.info("connection test of %s failed: %s", target.plugin, exc.code)
-        return ConnectionTestResult(False, _scrub(exc.message, target.secret), exc.code)
+        logger.info("connection test of %s failed: %s", call.plugin, exc.code)
+        return ConnectionTestResult(False, _scrub(exc.message, call.api_key), exc.code)
     except NotImplementedError:
-        return ConnectionTestResult(False, f"{target.plugin} cannot test keys yet.", "not_supported")
+        return ConnectionTestResult(False, f"{call.plugin} cannot test keys yet.", "not_supported")
     except QtapProviderError as exc:
-        return ConnectionTestResult(False, _scrub(str(exc), target.secret), _code(exc))
+        return ConnectionTestResult(False, _scrub(str(exc), call.api_key), _code(exc))
     finally:
         await provider.aclose()
     return ConnectionTestResult(True, "Connection works.", "ok")
@@ -398,24 +319,22 @@ def _code(exc: BaseException) -> str:
     return str(getattr(exc, "code", "") or "error")
 
 
-@sensitive_variables("prepared", "target")
+@sensitive_variables("call")
 async def list_models(*, plugin: str, api_key: ApiKey | None = None, base_url: str | None = None) -> list[ModelInfo]:
     """The provider's live model list (cached by the provider layer).
 
     Raises the provider's ``ProviderError``; ``UnknownProviderError`` for a plugin that is not loaded;
     ``BaseUrlRefused`` / ``ValueError`` with a reason for anything that keeps the call from being made.
     """
-    prepared = await sync_to_async(_target, thread_sensitive=True)(
-        plugin_name=plugin, key=api_key, base_url=base_url, need_base_url_hint=""
-    )
-    if isinstance(prepared, ConnectionTestResult):
-        if prepared.code == "provider_unavailable":
-            raise UnknownProviderError(plugin, registry.names())
-        if prepared.code == "base_url_refused":
-            raise BaseUrlRefused(prepared.message)
-        raise ValueError(prepared.message)
-    target = prepared
-    provider = create_llm_provider(target.plugin, api_key=target.secret, base_url=target.base_url)
+    try:
+        call = await sync_to_async(resolve_call, thread_sensitive=True)(plugin=plugin, key=api_key, base_url=base_url)
+    except CallRefused as refused:
+        if refused.code == "provider_unavailable" and registry.find(plugin) is None:
+            raise UnknownProviderError(plugin, registry.names()) from None
+        if refused.code == "base_url_refused":
+            raise BaseUrlRefused(refused.message) from None
+        raise ValueError(refused.message) from None
+    provider = create_llm_provider(call.plugin, api_key=call.api_key, base_url=call.base_url)
     try:
         return await provider.list_models()
     finally:

@@ -13,11 +13,11 @@ from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from providers import contract, urlpolicy
-from providers.errors import ProviderError, QtapProviderError, UnknownProviderError
+from providers import contract
+from providers.calls import CallRefused, resolve_profile_call
+from providers.errors import ProviderError, QtapProviderError
 from providers.factory import create_image_provider
 from providers.models import ImageProfile
-from providers.registry import registry
 from qtap_site.chat import services
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Chat, GeneratedImage
@@ -57,28 +57,13 @@ def prepare_image(
         prepared.error = ("no_profile", "Create an image profile first.")
         return prepared
     try:
-        plugin = registry.get(profile.plugin)
-    except UnknownProviderError as exc:
-        prepared.error = ("provider_unavailable", str(exc))
+        call = resolve_profile_call(profile, capability="images")
+    except CallRefused as refused:
+        prepared.error = (refused.code, refused.message)
         return prepared
-    config = plugin.manifest.provider_config
-    prepared.plugin, prepared.model = plugin.manifest.name, profile.model
-    if config is None or not services._plugin_enabled(plugin.manifest.name):
-        prepared.error = ("provider_unavailable", f"The provider {plugin.manifest.title} is disabled.")
-        return prepared
-    key = profile.api_key
-    if key is not None and key.is_active:
-        prepared.api_key = key.get_secret()
-    elif config.requires_api_key:
-        prepared.error = ("missing_api_key", f"The image profile {profile.name!r} has no active API key.")
-        return prepared
+    prepared.plugin, prepared.model = call.plugin, profile.model
+    prepared.api_key, prepared.base_url = call.api_key, call.base_url
     params = {**(profile.parameters or {}), **{k: v for k, v in options.items() if v is not None}}
-    prepared.base_url = profile.base_url or None
-    # The policy at use: a profile saved under an older policy, or before a DNS change, is judged now.
-    target = prepared.base_url or config.base_url_default
-    if target and (refusal := urlpolicy.refusal_at_use(target)):
-        prepared.error = ("url_refused", refusal)
-        return prepared
     prepared.request = contract.ImageRequest(
         prompt=prompt,
         model=profile.model,

@@ -19,8 +19,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from providers import contract, urlpolicy
-from providers.errors import UnknownProviderError
+from providers import contract
+from providers.calls import CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile
 from providers.registry import registry
 from qtap_site.chat.attachments import attachment_bytes
@@ -285,45 +285,21 @@ def resolve_provider(
     if profile is None:
         return ("no_profile", "Choose a connection profile for this chat first.")
     try:
-        plugin = registry.get(profile.plugin)
-    except UnknownProviderError as exc:
-        return ("provider_unavailable", str(exc))
-    manifest = plugin.manifest
-    config = manifest.provider_config
-    prepared.plugin = manifest.name
-    prepared.provider_name = manifest.provider_name or ""
-    is_enabled = enabled[manifest.name] if enabled is not None and manifest.name in enabled else None
-    if is_enabled is None:
-        is_enabled = _plugin_enabled(manifest.name)
-    if config is None or not is_enabled:
-        return ("provider_unavailable", f"The provider {manifest.title} is disabled.")
+        call = resolve_profile_call(profile, enabled=enabled)
+    except CallRefused as refused:
+        found = registry.find(profile.plugin)
+        if found is not None:
+            prepared.plugin = found.manifest.name
+            prepared.provider_name = found.manifest.provider_name or ""
+        return (refused.code, refused.message)
+    prepared.plugin, prepared.provider_name = call.plugin, call.provider_name
     for attachment in new_attachments:
-        problem = _attachment_problem(config, attachment)
+        problem = _attachment_problem(call.config, attachment)
         if problem:
             return ("unsupported_attachment", problem)
-    key = profile.api_key
-    if key is not None and key.is_active:
-        try:
-            prepared.api_key = key.get_secret()
-        except Exception:  # a wrong encryption key: say so without the ciphertext
-            return ("missing_api_key", f"The API key {key.label!r} cannot be decrypted with the configured keys.")
-    elif config.requires_api_key:
-        return ("missing_api_key", f"The profile {profile.name!r} has no active API key for {config.display_name}.")
-    prepared.base_url = profile.base_url or None
-    # The policy at use: a profile saved under an older policy, or before a DNS change, is judged now.
-    target = prepared.base_url or config.base_url_default
-    if target and (refusal := urlpolicy.refusal_at_use(target)):
-        return ("url_refused", refusal)
-    prepared.request = _build_request(profile, chat, history, user_message, new_attachments, config, rows=messages)
+    prepared.api_key, prepared.base_url = call.api_key, call.base_url
+    prepared.request = _build_request(profile, chat, history, user_message, new_attachments, call.config, rows=messages)
     return None
-
-
-def _plugin_enabled(name: str) -> bool:
-    try:
-        from providers.plugin_state import plugin_is_enabled
-    except ImportError:  # pragma: no cover - the state module ships with providers
-        return True
-    return plugin_is_enabled(name)
 
 
 def _attachment_problem(config: Any, attachment: Attachment) -> str:

@@ -42,7 +42,7 @@ async def test_a_loopback_profile_stops_when_the_policy_becomes_public_only(chat
     await send(comm, {"type": "message.send", "content": "hello"})
     frames = await receive_until(comm, *TERMINAL)
     error = frames[-1]
-    assert error["type"] == "generation.error" and error["code"] == "url_refused"
+    assert error["type"] == "generation.error" and error["code"] == "base_url_refused"
     assert "loopback" in error["message"] and "public-only" in error["message"]
     assert fake.chat_requests == []  # nothing reached the provider
     # The user's message is kept; the reply is an error row, and the socket still works.

@@ -229,7 +229,7 @@ async def test_connection_reasons_without_a_call(user, keycheck):
     assert (await services.test_connection(key)).code == "key_disabled"
 
     await sync_to_async(PluginState.objects.create)(name=KEYCHECK, enabled=False)
-    assert (await services.test_connection(no_key)).code == "provider_disabled"
+    assert (await services.test_connection(no_key)).code == "provider_unavailable"
     assert keycheck.requests == []  # none of these reached the provider
 
 
