@@ -37,7 +37,10 @@ SECRET_KEY = env.str("QTAP_SECRET_KEY", default="") or _generated_secret(
 )
 DEBUG = env.bool("QTAP_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("QTAP_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-CSRF_TRUSTED_ORIGINS = env.list("QTAP_CSRF_TRUSTED_ORIGINS", default=[])
+# Full origins (https://chat.example.com) besides the site's own that may post its forms and open its
+# websocket (qtap_site/origins.py): the public origin of a TLS proxy in front of it, say.
+QTAP_TRUSTED_ORIGINS = env.list("QTAP_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = [*QTAP_TRUSTED_ORIGINS, *env.list("QTAP_CSRF_TRUSTED_ORIGINS", default=[])]
 
 INSTALLED_APPS = [
     "daphne",

@@ -19,6 +19,7 @@ from qtap_site.chat import runner
 from qtap_site.chat.services import chat_create
 from tests.chat.fake_openai import VALID_KEY, ChatFake
 
+HOST = b"127.0.0.1"
 ORIGIN = b"http://127.0.0.1"
 PLUGIN_NAME = "qtap-plugin-openai"
 MODEL = "gpt-4o-mini"
@@ -86,7 +87,7 @@ def cookie(user) -> str:
 def communicator(chat_id: int, cookie: str | None = None, *, origin: bytes = ORIGIN) -> WebsocketCommunicator:
     from qtap_site.asgi import application
 
-    headers = [(b"origin", origin)]
+    headers = [(b"host", HOST), (b"origin", origin)]  # a browser sends both; the origin check needs both
     if cookie:
         headers.append((b"cookie", f"sessionid={cookie}".encode()))
     return WebsocketCommunicator(application, f"/ws/chats/{chat_id}/", headers=headers)

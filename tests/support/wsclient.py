@@ -214,7 +214,8 @@ class InProcessTab(Tab):
 
         from qtap_site.asgi import application
 
-        headers = [(b"origin", origin.encode())]
+        # A browser sends the server's Host with the page's Origin; the origin check compares them.
+        headers = [(b"host", b"127.0.0.1"), (b"origin", origin.encode())]
         if cookie:
             headers.append((b"cookie", cookie.encode()))
         communicator = WebsocketCommunicator(application, f"/ws/chats/{chat_id}/", headers=headers)
