@@ -15,6 +15,9 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from qtap_site.origins import SameOriginValidator  # noqa: E402
 from qtap_site.routing import websocket_urlpatterns  # noqa: E402
+from qtap_site.websocket_limits import close_oversized_messages  # noqa: E402
+
+close_oversized_messages()  # a message over Daphne's 1 MiB cap: close frame 1009, not a dropped connection
 
 application = ProtocolTypeRouter(
     {
