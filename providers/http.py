@@ -18,7 +18,6 @@ import logging
 import math
 import random
 import time
-import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from providers.contract import (
     Usage,
     collect,
 )
+from providers.loops import PerLoop
 from providers.manifest import Manifest
 from providers.redaction import REDACTED, redact
 from providers.transport import AiohttpTransport, UrlRefused
@@ -77,9 +77,16 @@ class Timeouts:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, Timeouts], httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
+def _abandon_pools(clients: dict[tuple[str, Timeouts], httpx.AsyncClient]) -> None:
+    """The pools of an event loop that was closed without ``close_clients`` (a test's loop, a finished
+    ``asyncio.run``): nothing can be awaited on it any more, so they are dropped by hand."""
+    for client in clients.values():
+        transport = client._transport
+        if isinstance(transport, AiohttpTransport):
+            transport.abandon()
+
+
+_clients: PerLoop[dict[tuple[str, Timeouts], httpx.AsyncClient]] = PerLoop(lambda loop: {}, discard=_abandon_pools)
 
 
 def _origin(url: str) -> str:
@@ -93,11 +100,7 @@ def get_client(base_url: str, timeouts: Timeouts) -> httpx.AsyncClient:
     Reusing one client keeps TCP/TLS connections warm between requests. Redirects are never
     followed, so a key never travels to a host it was not configured for.
     """
-    loop = asyncio.get_running_loop()
-    per_loop = _clients.get(loop)
-    if per_loop is None:
-        _forget_closed_loops()  # a new loop: the time to drop the pools of loops that are gone
-        per_loop = _clients[loop] = {}
+    per_loop = _clients.get()
     key = (_origin(base_url), timeouts)
     client = per_loop.get(key)
     if client is None or client.is_closed:
@@ -114,20 +117,9 @@ def get_client(base_url: str, timeouts: Timeouts) -> httpx.AsyncClient:
     return client
 
 
-def _forget_closed_loops() -> None:
-    """Pools of event loops that were closed without ``close_clients`` (a test's loop, a finished
-    ``asyncio.run``): the pool keeps its loop alive, so it must be dropped by hand."""
-    for loop in [loop for loop in _clients if loop.is_closed()]:
-        for client in _clients.pop(loop).values():
-            transport = client._transport
-            if isinstance(transport, AiohttpTransport):
-                transport.abandon()
-
-
 async def close_clients() -> None:
     """Close the pooled clients of the running loop (shutdown, tests)."""
-    loop = asyncio.get_running_loop()
-    for client in _clients.pop(loop, {}).values():
+    for client in (_clients.pop() or {}).values():
         await client.aclose()
 
 

@@ -154,7 +154,12 @@ class OpenAIDialectImageProvider(OpenAIDialectProvider):
                         raise errors.ProtocolError(self.provider, "a generated image was larger than 64 MB")
                     chunks.append(chunk)
         except UrlRefused as exc:
-            raise errors.UrlRefusedError(self.provider, f"the generated image's URL was refused: {exc}") from None
+            # The provider's answer pointed somewhere qtap never fetches: an error in what it sent.
+            raise errors.ProtocolError(
+                self.provider,
+                f"refusing to download the generated image from a link-local, metadata or refused address: {exc}",
+                code=errors.UrlRefusedError.code,
+            ) from None
         except httpx.TimeoutException:
             raise errors.ProviderTimeoutError(self.provider, "downloading a generated image timed out") from None
         except httpx.TransportError as exc:

@@ -88,12 +88,12 @@ async def test_under_public_only_an_image_url_on_loopback_is_not_fetched(setting
         settings.QTAP_BASE_URL_POLICY = "public-only"
         provider = create_image_provider(PLUGIN_NAME, api_key="sk-test", base_url="https://api.openai.com/v1")
         try:
-            with pytest.raises(errors.UrlRefusedError) as refused:
+            with pytest.raises(errors.ProtocolError) as refused:
                 await provider._download(f"{internal.origin}/files/internal-report.png")
         finally:
             await provider.aclose()
             await close_clients()
-        assert "loopback" in refused.value.message
+        assert refused.value.code == "url_refused" and "loopback" in refused.value.message
         assert internal.requests == []
 
 
