@@ -13,12 +13,16 @@ VALID_KEY = "sk-test-chat-0123456789"
 
 
 class ChatFake(FakeOpenAI):
-    def __init__(self, tokens: list[str] | None = None, *, reasoning: list[str] | None = None) -> None:
-        super().__init__("openai")
+    def __init__(
+        self, tokens: list[str] | None = None, *, reasoning: list[str] | None = None, flavour: str = "openai"
+    ) -> None:
+        super().__init__(flavour)
         self.api_key = VALID_KEY
         self.tokens = tokens if tokens is not None else ["Hello", ", ", "world", "!"]
         self.reasoning = reasoning or []
         self.usage: tuple[int, int] | None = None  # default: 11 prompt tokens, one completion token per chunk
+        # The usage chunk's ``cost``, as OpenRouter reports it (flavour "openrouter"; None: its default 0.0001).
+        self.cost: float | None = None
         self.drop_after: int | None = None  # chunks sent before the connection is cut (the role chunk counts)
         self.no_finish = False  # end cleanly without finish_reason, usage or [DONE]
 
@@ -32,6 +36,7 @@ class ChatFake(FakeOpenAI):
             self.tokens,
             reasoning=self.reasoning,
             usage=(self.usage or (11, len(self.tokens))) if finished else None,
+            cost=self.cost,
             finish="stop" if finished else None,
             done=finished,
         )
