@@ -96,6 +96,8 @@ def plugin_status(name: str, enabled: dict[str, bool] | None = None) -> ProfileS
 
 
 class ApiKey(models.Model):
+    known_status: ProfileStatus | None = None  # set for many rows at once by selectors.with_statuses
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     plugin = models.CharField(max_length=100, db_index=True)
     label = models.CharField(max_length=100)
@@ -140,7 +142,7 @@ class ApiKey(models.Model):
 
     @property
     def status(self) -> ProfileStatus:
-        return plugin_status(self.plugin)
+        return self.known_status or plugin_status(self.plugin)
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
@@ -157,6 +159,8 @@ class ApiKey(models.Model):
 
 class ProfileBase(models.Model):
     """What connection and image profiles share: a plugin, a key, a base URL, a model and parameters."""
+
+    known_status: ProfileStatus | None = None  # set for many rows at once by selectors.with_statuses
 
     name = models.CharField(max_length=100)
     plugin = models.CharField(max_length=100, db_index=True)
@@ -200,8 +204,12 @@ class ProfileBase(models.Model):
 
     @property
     def status(self) -> ProfileStatus:
-        """One of "ok", "provider unavailable" (plugin missing or failed) or "provider disabled" (switched off)."""
-        return plugin_status(self.plugin)
+        """One of "ok", "provider unavailable" (plugin missing or failed) or "provider disabled" (switched off).
+
+        Pages that list many rows set ``known_status`` for all of them in one query
+        (``providers.selectors.with_statuses``); a row on its own asks the database.
+        """
+        return self.known_status or plugin_status(self.plugin)
 
     @property
     def effective_base_url(self) -> str | None:

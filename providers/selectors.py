@@ -7,11 +7,14 @@ raise the model's ``DoesNotExist`` for both (views answer 404, e.g. with ``get_o
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 
-from providers.models import ApiKey, ConnectionProfile, ImageProfile, PluginState
+from providers.models import ApiKey, ConnectionProfile, ImageProfile, PluginState, plugin_status
+
+Row = TypeVar("Row", ApiKey, ConnectionProfile, ImageProfile)
 
 
 def api_keys_for(user: Any, *, plugin: str | None = None, active_only: bool = False) -> QuerySet[ApiKey]:
@@ -57,3 +60,12 @@ def default_image_profile_for(user: Any) -> ImageProfile | None:
 def plugin_states() -> dict[str, bool]:
     """Stored switches by plugin name (plugins without a row follow their manifest)."""
     return dict(PluginState.objects.values_list("name", "enabled"))
+
+
+def with_statuses(rows: Iterable[Row]) -> list[Row]:
+    """``rows`` with each one's plugin ``status`` known, from one query whatever their number."""
+    listed = list(rows)
+    enabled = PluginState.objects.enabled_states()
+    for row in listed:
+        row.known_status = plugin_status(row.plugin, enabled)
+    return listed
