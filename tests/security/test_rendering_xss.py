@@ -9,8 +9,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qtap_site.chat.rendering import ALLOWED_TAGS, render_markdown
+from qtap_site.chat.rendering import render_markdown
 
+# The audit's own lists, on purpose not the renderer's allowlist: a tag or attribute added to that list
+# must still fail here when it can run script, load a resource, submit, embed or restyle the page.
+FORBIDDEN_TAGS = {
+    # script and its containers
+    "script", "noscript", "template", "style", "link", "meta", "base", "head", "html", "body", "title",
+    # other documents and plugins
+    "iframe", "frame", "frameset", "object", "embed", "applet", "portal", "param",
+    # resources loaded from a URL (a remote image tells its host who reads the reply, and when)
+    "img", "image", "picture", "source", "video", "audio", "track", "input", "svg", "math", "canvas",
+    # forms and interactive widgets that act on the page
+    "form", "button", "select", "option", "textarea", "label", "fieldset", "output", "dialog", "details",
+    "marquee", "xmp", "plaintext", "noembed", "listing", "isindex", "keygen", "slot",
+}  # fmt: skip
+# Attributes that run script, load a URL, change where a form goes or name a DOM node (clobbering the
+# page's own ids, such as #prompt or #messages).
+FORBIDDEN_ATTRIBUTES = {
+    "srcdoc", "src", "srcset", "action", "formaction", "form", "data", "codebase", "dynsrc", "lowsrc",
+    "background", "poster", "ping", "xmlns", "xlink:href", "id", "name", "http-equiv", "autofocus", "target",
+}  # fmt: skip
 SAFE_SCHEMES = ("http:", "https:", "mailto:")
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "background", "poster", "data"}
 
@@ -58,6 +77,10 @@ CORPUS = [
     "<style>body{background:url(javascript:alert(1))}</style>",
     "<template><script>alert(1)</script></template>",
     "<x-custom onpointerenter=alert(1)>custom</x-custom>",
+    '<a id="prompt" name="messages" href="https://ok.example">clobber</a>',
+    '<a href="https://ok.example" target="_top" ping="https://tracker.example">away</a>',
+    '<iframe srcdoc="<script>alert(1)</script>" src="https://ok.example"></iframe>',
+    "<video poster=https://tracker.example/p.png><source src=https://tracker.example/v.mp4></video>",
 ]
 
 
@@ -71,11 +94,13 @@ class Audit(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
-        if tag not in ALLOWED_TAGS:
+        if tag in FORBIDDEN_TAGS or "-" in tag or ":" in tag:  # custom elements and namespaced tags too
             self.problems.append(f"tag <{tag}>")
         for name, value in attrs:
             if name.startswith("on"):
                 self.problems.append(f"event handler {name} on <{tag}>")
+            if name in FORBIDDEN_ATTRIBUTES:
+                self.problems.append(f"attribute {name} on <{tag}>")
             if name == "style" and value and ("url(" in value.lower() or "expression" in value.lower()):
                 self.problems.append(f"style with a URL on <{tag}>: {value!r}")
             if name in URL_ATTRIBUTES and value is not None:
@@ -103,7 +128,29 @@ def test_the_audit_catches_what_it_looks_for() -> None:
     """The control: the same audit on unsanitised HTML finds every kind of problem."""
     parser = Audit()
     parser.feed('<script></script><a href="java script:x" onclick="y">a</a><img src="data:x">')
-    assert len(parser.problems) == 5  # script tag, img tag, bad href, onclick, data: src
+    assert parser.problems == [
+        "tag <script>",
+        "href='java script:x' on <a>",
+        "event handler onclick on <a>",
+        "tag <img>",
+        "attribute src on <img>",
+        "src='data:x' on <img>",
+    ]
+    # What a plain https URL cannot make safe: a tracking image, a frame, a custom element, a DOM id.
+    parser = Audit()
+    parser.feed(
+        '<img src="https://tracker.example/p.png"><iframe src="https://ok.example"></iframe>'
+        '<x-widget>w</x-widget><p id="prompt">p</p><td style="background:url(https://x.example)">t</td>'
+    )
+    assert parser.problems == [
+        "tag <img>",
+        "attribute src on <img>",
+        "tag <iframe>",
+        "attribute src on <iframe>",
+        "tag <x-widget>",
+        "attribute id on <p>",
+        "style with a URL on <td>: 'background:url(https://x.example)'",
+    ]
 
 
 def test_safe_markdown_survives() -> None:
