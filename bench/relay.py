@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import CPU, percentile  # noqa: E402
 from tests.chat.fake_openai import VALID_KEY  # noqa: E402
 from tests.chat.live_site import Daphne, provision, site_env  # noqa: E402
 
@@ -79,42 +80,6 @@ while True:
     fake.requests.clear()  # keep memory flat over a long run
     time.sleep(1)
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), so that results taken on a busy
-    machine can still be compared: CPU per token does not depend on what else is running."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CPU:
-    """CPU seconds spent by the site, the provider server and this (client) process over a block."""
-
-    def __init__(self, site_pid: int, server_pid: int) -> None:
-        self.pids = {"site": site_pid, "upstream": server_pid}
-        self.used: dict[str, float] = {"site": 0.0, "upstream": 0.0, "client": 0.0}
-
-    def __enter__(self) -> CPU:  # blocks add up: one CPU may count several rounds
-        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        self.start_client = time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for name, pid in self.pids.items():
-            self.used[name] += cpu_seconds(pid) - self.start[name]
-        self.used["client"] += time.process_time() - self.start_client
-
-    def per_token_us(self, tokens: int) -> dict[str, float]:
-        return {name: round(seconds / max(tokens, 1) * 1e6, 1) for name, seconds in self.used.items()}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 # ---- direct: httpx straight to the provider server -------------------------------------------------
@@ -275,7 +240,7 @@ def ws_summary(results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
     summary = _summary([r["ttft_ms"] for r in results], sum(r["tokens"] for r in results), wall)
     summary["seq_gaps"] = sum(r["gaps"] for r in results)
     summary["frames_per_stream_mean"] = round(statistics.mean(r["frames"] for r in results), 1)
-    summary["server_ttft_ms_p50"] = round(percentile([float(r["server_ttft_ms"]) for r in results], 50), 2)
+    summary["server_ttft_ms_p50"] = percentile([float(r["server_ttft_ms"]) for r in results], 50)
     return summary
 
 
@@ -289,8 +254,8 @@ def rounds(n: int) -> int:
 def _summary(ttfts: list[float], tokens: int, wall: float) -> dict[str, Any]:
     expected = TOKENS * len(ttfts)
     return {
-        "ttft_ms_p50": round(percentile(ttfts, 50), 2),
-        "ttft_ms_p99": round(percentile(ttfts, 99), 2),
+        "ttft_ms_p50": percentile(ttfts, 50),
+        "ttft_ms_p99": percentile(ttfts, 99),
         "tokens_per_s": round(tokens / wall, 1),
         "tokens_received": tokens,
         "tokens_lost": expected - tokens,
@@ -316,8 +281,8 @@ async def measure(
         aiohttp_results: list[tuple[float, int]] = []
         relayed_results: list[dict[str, Any]] = []
         direct_wall = relayed_wall = aiohttp_wall = 0.0
-        direct_cpu = CPU(daphne.process.pid, server_pid)
-        relay_cpu = CPU(daphne.process.pid, server_pid)
+        direct_cpu = CPU(site=daphne.process.pid, upstream=server_pid)
+        relay_cpu = CPU(site=daphne.process.pid, upstream=server_pid)
         for _ in range(rounds(n)):
             ids, chat_ids = chat_ids[:n], chat_ids[n:]
             results, wall = await run_direct(base_url, n, direct_cpu)
