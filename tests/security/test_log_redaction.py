@@ -136,7 +136,9 @@ def test_every_handler_the_settings_leave_redacts(tmp_path: Path) -> None:
     """Whatever handler a record reaches (Django's defaults stay on the "django" logger unless LOGGING
     replaces them), it passes the redaction filter first. In a fresh process: this one's test servers
     bring handlers of their own."""
-    env = {**os.environ, "QTAP_DATA_DIR": str(tmp_path)}  # the suite's DJANGO_SETTINGS_MODULE
+    # The suite's DJANGO_SETTINGS_MODULE, on a database of its own (logging does not depend on which).
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["QTAP_DATA_DIR"] = str(tmp_path)
     for debug in ("0", "1"):
         shown = subprocess.run(
             [sys.executable, "-c", UNFILTERED_HANDLERS],

@@ -191,7 +191,7 @@ SHOW_SETTINGS = (
 
 
 def settings_with(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QTAP_LOGIN_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QTAP_LOGIN_") and k != "DATABASE_URL"}
     env.update({"DJANGO_SETTINGS_MODULE": "qtap_site.settings", "QTAP_DATA_DIR": str(tmp_path), **variables})
     return subprocess.run(
         [sys.executable, "-c", SHOW_SETTINGS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
