@@ -100,15 +100,22 @@ def test_sign_in_add_key_and_create_a_profile(
     page.locator("#id_api_key").select_option(label=f"my openai key (…{SECRET[-4:]})")
     page.get_by_text("Custom Base URL").click()
     page.locator("#id_base_url").fill(fake.base_url)
+    # A stored key goes to a custom base URL only once a saved profile points it there.
     page.get_by_role("button", name="Load models").click()
-    page.get_by_text("3 models loaded.").wait_for(timeout=TIMEOUT)
-    options = page.locator("#model-options option").evaluate_all("els => els.map(e => e.value)")
-    assert sorted(options) == ["gpt-4o", "gpt-4o-mini", "o3-mini"]
+    page.get_by_text("saved profile that uses it").wait_for(timeout=TIMEOUT)
+    assert not [r for r in fake.requests if r.path.endswith("/models")]
     page.get_by_label("Model", exact=True).fill("gpt-4o")
     page.get_by_label("Use as my default").check()
     shot("profile-form")
     page.get_by_role("button", name="Save profile").click()
     page.wait_for_url(qtap_server.url("/settings/profiles/"))
+    saved = ConnectionProfile.objects.get(user=alice)
+    page.goto(qtap_server.url(f"/settings/profiles/{saved.pk}/"))
+    page.get_by_role("button", name="Load models").click()
+    page.get_by_text("3 models loaded.").wait_for(timeout=TIMEOUT)
+    options = page.locator("#model-options option").evaluate_all("els => els.map(e => e.value)")
+    assert sorted(options) == ["gpt-4o", "gpt-4o-mini", "o3-mini"]
+    page.goto(qtap_server.url("/settings/profiles/"))
     page.get_by_role("button", name="Test connection").click()
     page.get_by_text("Connection works.").wait_for(timeout=TIMEOUT)
     shot("profile-tested")
