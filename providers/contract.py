@@ -2,7 +2,7 @@
 
 This is the module plugin authors read. It holds only dataclasses and protocols:
 no Django, no network. Plugins import from here, from ``providers.errors`` and from
-the shared helpers in ``providers.http`` and ``providers.openai_format``.
+the shared helpers in ``providers.base``, ``providers.http`` and ``providers.openai_format``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,23 @@
-"""Errors every provider raises, and the host's own errors.
+"""Errors every provider raises, the host's own errors, and how an upstream failure becomes one.
 
 A provider translates each upstream failure into one ``ProviderError`` subclass, keeping the
 upstream's own message and never the key. ``code`` is stable: the websocket protocol sends it.
+``extract_error``, ``error_for_status`` and ``parse_retry_after`` are that translation's shared part
+(a tolerant reading of any error body, the default status mapping, the retry-after headers).
+
+Imports only the standard library: plugins, the contract and every other module of providers import it.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 
 class QtapProviderError(Exception):
@@ -147,3 +160,122 @@ class PluginLoadError(QtapProviderError):
 
 class AlreadyRegistered(QtapProviderError):
     code = "already_registered"
+
+
+# ---- translating an upstream failure -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpstreamError:
+    message: str
+    code: str | None = None  # the upstream's own code/type/status string, when it gave one
+
+
+def extract_error(body: bytes | str | Any) -> UpstreamError:
+    """Read an error body of any common shape: {"error": {...}}, {"error": "..."}, {"message": ...}, text."""
+    data: Any = body
+    if isinstance(body, bytes | str):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        try:
+            data = json.loads(text)
+        except ValueError:
+            text = text.strip()
+            return UpstreamError(text[:500] or "no error message")
+    if isinstance(data, list) and data:
+        data = data[0]
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict):
+            message = inner.get("message") or data.get("message") or json.dumps(inner)[:500]
+            code = inner.get("code") or inner.get("status") or inner.get("type")
+            # A numeric code only repeats the HTTP status; a string status (Gemini) or type
+            # (llama.cpp's "exceed_context_size_error") says more.
+            if isinstance(code, int):
+                for named in (inner.get("status"), inner.get("type")):
+                    if isinstance(named, str) and named:
+                        code = named
+                        break
+            return UpstreamError(str(message), None if code is None else str(code))
+        if isinstance(inner, str):
+            code = data.get("code")
+            return UpstreamError(inner, None if code is None else str(code))
+    return UpstreamError(str(data)[:500])
+
+
+_CONTEXT_HINTS = (
+    "context_length",
+    "context length",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "exceed_context_size",
+    "context window",
+)
+
+
+def error_for_status(
+    provider: str,
+    status: int,
+    upstream: UpstreamError,
+    *,
+    retry_after: float | None = None,
+) -> ProviderError:
+    """The default HTTP status → ProviderError mapping; plugins handle their quirks first."""
+    message, code = upstream.message, (upstream.code or "").lower()
+    lowered = f"{message} {code}".lower()
+    kwargs: dict[str, Any] = {"status": status, "retry_after": retry_after}
+    if status == 400 and any(hint in lowered for hint in _CONTEXT_HINTS):
+        return ContextLengthError(provider, message, **kwargs)
+    if status in (400, 413, 422):
+        return InvalidRequestError(provider, message, **kwargs)
+    if status == 401:
+        return AuthenticationError(provider, message, **kwargs)
+    if status == 402:
+        return QuotaExceededError(provider, message, **kwargs)
+    if status == 403:
+        return PermissionDeniedError(provider, message, **kwargs)
+    if status == 404:
+        return ModelNotFoundError(provider, message, **kwargs)
+    if status == 408:
+        return ProviderTimeoutError(provider, message, **kwargs)
+    if status == 429:
+        if "insufficient_quota" in lowered:
+            return QuotaExceededError(provider, message, **kwargs)
+        return RateLimitError(provider, message, **kwargs)
+    if status == 529 or (status == 503 and "overload" in lowered):
+        return OverloadedError(provider, message, **kwargs)
+    if status >= 500 or status == 409:
+        return ProviderUnavailableError(provider, message, **kwargs)
+    return ProviderError(provider, message, **kwargs)
+
+
+def _seconds(value: str) -> float | None:
+    """A finite number of seconds, or None (``nan``, ``inf`` and text are no delay)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from retry-after-ms or retry-after (seconds or an HTTP date); None when neither
+    header holds one (a garbled value is ignored, never raised)."""
+    value = headers.get("retry-after-ms")
+    if value:
+        milliseconds = _seconds(value)
+        if milliseconds is not None:
+            return milliseconds / 1000.0
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": a time in UTC, as HTTP dates always are
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return max(parsed.timestamp() - time.time(), 0.0)

@@ -25,7 +25,7 @@ from providers.contract import (
     TextDelta,
     Usage,
 )
-from providers.http import UpstreamError, error_for_status, extract_error, parse_retry_after
+from providers.errors import UpstreamError, error_for_status, extract_error, parse_retry_after
 
 # OpenAI's reasoning models reject ``max_tokens`` and want ``max_completion_tokens``.
 _REASONING_MODEL = re.compile(r"^(?:openai/)?(?:o\d|gpt-5)(?:[-.:]|$)", re.IGNORECASE)

@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 import httpx
 
 from providers import errors
+from providers.base import HTTPProvider
+from providers.clients import get_client
 from providers.contract import ChatRequest, Finish, GeneratedImage, ImageRequest, ModelInfo, StreamEvent, Usage
-from providers.http import HTTPProvider, drain, get_client, iter_sse
 from providers.openai_format.mapping import (
     Dialect,
     build_chat_body,
@@ -26,6 +27,7 @@ from providers.openai_format.mapping import (
     translate_error,
     usage_from,
 )
+from providers.streams import drain, iter_sse
 from providers.transport import UrlRefused
 
 MAX_IMAGE_DOWNLOAD_BYTES = 64 * 1024 * 1024

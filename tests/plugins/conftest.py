@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from providers.http import close_clients, model_cache
+from providers.base import model_cache
+from providers.http import close_clients
 
 
 @pytest.fixture(autouse=True)

@@ -74,7 +74,7 @@ async def test_models_carry_prices_per_million_tokens_and_context(fake):
 
 
 async def test_model_list_is_served_stale_when_a_refresh_fails(fake, monkeypatch):
-    from providers.http import model_cache
+    from providers.base import model_cache
 
     provider = make(ROUTER, fake)
     first = await provider.list_models()

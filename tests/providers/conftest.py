@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from cryptography.fernet import Fernet
 
+from providers.base import HTTPProvider
 from providers.contract import LLMProvider, ProviderPlugin
-from providers.http import HTTPProvider
 from providers.manifest import parse_manifest
 from providers.registry import registry
 from tests.fakes.server import FakeProvider, Receive, RecordedRequest, Send, respond

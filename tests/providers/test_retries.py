@@ -1,4 +1,4 @@
-"""Retries before the first byte (providers.http.send_with_retries): how long they wait and whether they
+"""Retries before the first byte (providers.retries.send_with_retries): how long they wait and whether they
 happen, as retry-after, retry-after-ms and x-should-retry say, within the policy's cap.
 
 The upstream is an httpx.MockTransport answering a script of responses; asyncio.sleep is replaced by a
@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from providers import errors
-from providers.http import RetryPolicy, error_for_status, extract_error, parse_retry_after, send_with_retries
+from providers.errors import error_for_status, extract_error, parse_retry_after
+from providers.retries import RetryPolicy, send_with_retries
 
 POLICY = RetryPolicy(max_retries=2, max_retry_after=60.0, backoff_base=0.5, backoff_max=8.0)
 URL = "https://api.example.test/v1/chat"
@@ -54,7 +55,7 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     async def record(delay: float) -> None:
         recorded.append(delay)
 
-    monkeypatch.setattr("providers.http.asyncio.sleep", record)
+    monkeypatch.setattr("providers.retries.asyncio.sleep", record)
     yield recorded
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from providers import errors
+from providers.base import HTTPProvider
 from providers.contract import (
     ChatRequest,
     Finish,
@@ -25,7 +26,8 @@ from providers.contract import (
     TextDelta,
     Usage,
 )
-from providers.http import HTTPProvider, extract_error, iter_sse, parse_retry_after, sse_json
+from providers.errors import extract_error, parse_retry_after
+from providers.http import iter_sse, sse_json
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from httpx_sse import ServerSentEvent

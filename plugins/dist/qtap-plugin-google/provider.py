@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from providers import errors
+from providers.base import HTTPProvider
 from providers.contract import (
     ChatRequest,
     Finish,
@@ -30,7 +31,8 @@ from providers.contract import (
     TextDelta,
     Usage,
 )
-from providers.http import HTTPProvider, error_for_status, extract_error, iter_sse, parse_retry_after, sse_json
+from providers.errors import error_for_status, extract_error, parse_retry_after
+from providers.http import iter_sse, sse_json
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from providers.manifest import Manifest

@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from providers import errors
+from providers.base import HTTPProvider
 from providers.contract import (
     ChatRequest,
     Finish,
@@ -22,7 +23,8 @@ from providers.contract import (
     TextDelta,
     Usage,
 )
-from providers.http import HTTPProvider, error_for_status, extract_error, iter_ndjson, parse_retry_after
+from providers.errors import error_for_status, extract_error, parse_retry_after
+from providers.http import iter_ndjson
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from providers.manifest import Manifest
