@@ -3,16 +3,18 @@
 This is the module plugin authors read. It holds only dataclasses and protocols:
 no Django, no network. Plugins import from here, from ``providers.errors`` and from
 the shared helpers in ``providers.base``, ``providers.http`` and ``providers.openai_format``.
+
+Imports nothing of qtap's but ``providers.errors``: the manifest model, the loader and the registry
+are the host's side and import this module, never the other way round.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from providers.manifest import Manifest
+from providers.errors import CapabilityNotSupportedError
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "other"]
@@ -171,21 +173,23 @@ async def collect(events: AsyncIterator[StreamEvent], model: str | None = None) 
     return ChatResult(text="".join(text), finish_reason=finish, usage=usage, model=model, reasoning="".join(reasoning))
 
 
-class ProviderPlugin:
+ManifestT = TypeVar("ManifestT")
+
+
+class ProviderPlugin(Generic[ManifestT]):
     """Base class of every plugin's exported ``plugin`` object.
 
-    ``manifest`` is set by the loader after the manifest validated. Subclasses override
-    ``create_provider`` and, when the manifest declares image generation, ``create_image_provider``.
+    ``manifest`` is set by the loader after the manifest validated (the host's
+    ``providers.manifest.Manifest``, which the host names as ``ProviderPlugin[Manifest]``). Subclasses
+    override ``create_provider`` and, when the manifest declares image generation, ``create_image_provider``.
     """
 
-    manifest: Manifest
+    manifest: ManifestT
 
     def create_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> LLMProvider:
         raise NotImplementedError(f"{type(self).__name__} does not implement create_provider()")
 
     def create_image_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> ImageProvider:
-        from providers.errors import CapabilityNotSupportedError
-
         raise CapabilityNotSupportedError(f"{self.name} does not generate images")
 
     @property

@@ -76,7 +76,7 @@ def _ensure_namespace() -> None:
         sys.modules[MODULE_PREFIX] = module
 
 
-def import_plugin(directory: Path, manifest: Manifest) -> ProviderPlugin:
+def import_plugin(directory: Path, manifest: Manifest) -> ProviderPlugin[Manifest]:
     """Import ``directory/__init__.py`` as a package and return its ``plugin`` object, checked."""
     init = directory / "__init__.py"
     if not init.is_file():
@@ -112,7 +112,7 @@ def _forget_modules(name: str) -> None:
         del sys.modules[key]
 
 
-def cross_check(plugin: ProviderPlugin) -> None:
+def cross_check(plugin: ProviderPlugin[Manifest]) -> None:
     manifest = plugin.manifest
     config = manifest.provider_config
     if config and config.capabilities.chat and type(plugin).create_provider is ProviderPlugin.create_provider:

@@ -137,7 +137,7 @@ class ApiKey(models.Model):
         return crypto.decrypt(self.encrypted_secret)
 
     @property
-    def plugin_object(self) -> ProviderPlugin | None:
+    def plugin_object(self) -> ProviderPlugin[Manifest] | None:
         return registry.find(self.plugin) if self.plugin else None
 
     @property
@@ -195,7 +195,7 @@ class ProfileBase(models.Model):
             super().save(*args, **kwargs)
 
     @property
-    def plugin_object(self) -> ProviderPlugin | None:
+    def plugin_object(self) -> ProviderPlugin[Manifest] | None:
         return registry.find(self.plugin) if self.plugin else None
 
     @property
@@ -220,7 +220,7 @@ class ProfileBase(models.Model):
         config = plugin.manifest.provider_config if plugin else None
         return config.base_url_default if config else None
 
-    def _check_plugin(self, plugin: ProviderPlugin) -> list[str]:
+    def _check_plugin(self, plugin: ProviderPlugin[Manifest]) -> list[str]:
         if plugin.manifest.provider_config is None:
             return [f"{plugin.manifest.name} is not a chat provider."]
         return []
@@ -308,7 +308,7 @@ class ImageProfile(ProfileBase):
             )
         ]
 
-    def _check_plugin(self, plugin: ProviderPlugin) -> list[str]:
+    def _check_plugin(self, plugin: ProviderPlugin[Manifest]) -> list[str]:
         config = plugin.manifest.provider_config
         if config is None or not config.capabilities.image_generation:
             return [f"{plugin.manifest.name} does not generate images."]

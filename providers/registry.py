@@ -35,7 +35,7 @@ class Failure:
 
 class Registry:
     def __init__(self) -> None:
-        self._plugins: dict[str, ProviderPlugin] = {}
+        self._plugins: dict[str, ProviderPlugin[Manifest]] = {}
         self._sources: dict[str, str] = {}
         self._paths: dict[str, Path] = {}
         self._failures: dict[str, Failure] = {}
@@ -43,7 +43,7 @@ class Registry:
 
     # -- registration ---------------------------------------------------------------------------
 
-    def register(self, plugin: ProviderPlugin, *, source: str = "bundled", path: Path | None = None) -> None:
+    def register(self, plugin: ProviderPlugin[Manifest], *, source: str = "bundled", path: Path | None = None) -> None:
         manifest = plugin.manifest
         with self._lock:
             if manifest.name in self._plugins:
@@ -86,7 +86,7 @@ class Registry:
 
     # -- lookup -------------------------------------------------------------------------------
 
-    def _resolve(self, name_or_provider: str) -> ProviderPlugin:
+    def _resolve(self, name_or_provider: str) -> ProviderPlugin[Manifest]:
         plugin = self._plugins.get(name_or_provider)
         if plugin is not None:
             return plugin
@@ -97,18 +97,18 @@ class Registry:
                 return candidate
         raise UnknownProviderError(name_or_provider, sorted(self._plugins))
 
-    def get(self, name_or_provider: str) -> ProviderPlugin:
+    def get(self, name_or_provider: str) -> ProviderPlugin[Manifest]:
         """A plugin by its name (qtap-plugin-openai), providerName (OPENAI) or a legacy name."""
         with self._lock:
             return self._resolve(name_or_provider)
 
-    def find(self, name_or_provider: str) -> ProviderPlugin | None:
+    def find(self, name_or_provider: str) -> ProviderPlugin[Manifest] | None:
         try:
             return self.get(name_or_provider)
         except UnknownProviderError:
             return None
 
-    def all(self) -> list[ProviderPlugin]:
+    def all(self) -> list[ProviderPlugin[Manifest]]:
         with self._lock:
             return list(self._plugins.values())
 
@@ -128,7 +128,7 @@ class Registry:
         with self._lock:
             return wanted in self._paths.values()
 
-    def by_capability(self, capability: str) -> list[ProviderPlugin]:
+    def by_capability(self, capability: str) -> list[ProviderPlugin[Manifest]]:
         """Plugins whose manifest declares ``capability``: a providerConfig capability
         (chat, imageGeneration, embeddings, webSearch) or a manifest capability (IMAGE_PROVIDER…)."""
         attr = _CAPABILITY_ATTRS.get(capability)
@@ -151,7 +151,7 @@ class Registry:
             return self._failures.get(name)
 
     @contextmanager
-    def temporarily(self, *plugins: ProviderPlugin, source: str = "local") -> Iterator[Registry]:
+    def temporarily(self, *plugins: ProviderPlugin[Manifest], source: str = "local") -> Iterator[Registry]:
         """Register ``plugins`` for the duration of a block (tests), then restore the previous state."""
         with self._lock:
             saved = (dict(self._plugins), dict(self._sources), dict(self._paths), dict(self._failures))
@@ -163,7 +163,7 @@ class Registry:
             with self._lock:
                 self._plugins, self._sources, self._paths, self._failures = saved
 
-    def __iter__(self) -> Iterator[ProviderPlugin]:
+    def __iter__(self) -> Iterator[ProviderPlugin[Manifest]]:
         return iter(self.all())
 
     def __len__(self) -> int:
