@@ -10,15 +10,17 @@ are the host's side and import this module, never the other way round.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from providers.errors import CapabilityNotSupportedError
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "other"]
 FINISH_REASONS: tuple[str, ...] = ("stop", "length", "content_filter", "tool_calls", "other")
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,24 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Message:
+    """One turn. ``provider_state`` is what this plugin attached to an assistant turn it produced (signed
+    thinking, encrypted reasoning, thought signatures…), handed back unchanged; qtap gives a plugin only
+    its own state and never shows it."""
+
     role: Role
     content: str
     attachments: tuple[Attachment, ...] = ()
+    provider_state: Any = None
+
+
+@dataclass(frozen=True)
+class ReasoningOptions:
+    """How hard a reasoning model thinks: an ``effort`` level or a ``budget_tokens`` budget (a plugin maps
+    them to its provider's own knob), and whether its reasoning (or a summary) is returned."""
+
+    effort: ReasoningEffort | None = None
+    budget_tokens: int | None = None
+    summary: bool = True
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,9 @@ class ChatRequest:
     max_tokens: int | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    reasoning: ReasoningOptions | None = None
+    # Profile parameters a plugin declares for itself (``prompt_caching``, ``api``…), by name.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def system_prompt(self) -> str:
@@ -77,9 +97,23 @@ class ReasoningDelta:
 
 @dataclass(frozen=True)
 class Usage:
+    """Token counts as the provider reports them (None where it does not). ``input_tokens`` counts every
+    input token, cached ones included; ``cost`` is the provider's own figure where it reports one."""
+
     input_tokens: int | None
     output_tokens: int | None
     cost: float | None = None
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderState:
+    """Opaque, JSON-serialisable state to hand back with this turn on the next request (at most one per
+    stream, before ``Finish``)."""
+
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -87,7 +121,7 @@ class Finish:
     reason: FinishReason
 
 
-StreamEvent = TextDelta | ReasoningDelta | Usage | Finish
+StreamEvent = TextDelta | ReasoningDelta | Usage | ProviderState | Finish
 
 
 @dataclass(frozen=True)
@@ -97,6 +131,7 @@ class ChatResult:
     usage: Usage | None
     model: str | None
     reasoning: str = ""
+    provider_state: Any = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +195,7 @@ async def collect(events: AsyncIterator[StreamEvent], model: str | None = None) 
     text: list[str] = []
     reasoning: list[str] = []
     usage: Usage | None = None
+    state: Any = None
     finish = "other"
     async for event in events:
         if isinstance(event, TextDelta):
@@ -168,9 +204,18 @@ async def collect(events: AsyncIterator[StreamEvent], model: str | None = None) 
             reasoning.append(event.text)
         elif isinstance(event, Usage):
             usage = event
+        elif isinstance(event, ProviderState):
+            state = event.value
         elif isinstance(event, Finish):
             finish = event.reason
-    return ChatResult(text="".join(text), finish_reason=finish, usage=usage, model=model, reasoning="".join(reasoning))
+    return ChatResult(
+        text="".join(text),
+        finish_reason=finish,
+        usage=usage,
+        model=model,
+        reasoning="".join(reasoning),
+        provider_state=state,
+    )
 
 
 ManifestT = TypeVar("ManifestT")
