@@ -13,18 +13,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from qtap_site.chat import delivery, images, runner, services
-from qtap_site.chat.frames import (
-    FrameError,
-    GenerationStop,
-    ImageGenerate,
-    MessageRegenerate,
-    MessageSend,
-    Ping,
-    error_frame,
-    parse_frame,
-)
+from qtap_site.chat import delivery, images, protocol, runner, services
 from qtap_site.chat.models import chat_group_name
+from qtap_site.chat.protocol import GenerationStop, ImageGenerate, MessageRegenerate, MessageSend, Ping
 from qtap_site.chat.send_queue import SendQueue
 from qtap_site.chat.sending import SendRequest
 
@@ -63,10 +54,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             _recovered = True
         try:
             state = await database_sync_to_async(services.chat_state)(user_id=self.user_id, chat_id=self.chat_id)
-        except services.Forbidden:
+        except protocol.Forbidden:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        except services.NotFound:
+        except protocol.NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.group = chat_group_name(self.chat_id)
@@ -98,7 +89,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if state["generation"] is not None:
             self.resume_seq[state["generation"]["message_id"]] = state["generation"]["seq"]
         pending, self.early = self.early, []
-        await self.send_json({"type": "chat.state", **state})
+        await self.send_json(protocol.chat_state(state))
         while pending:  # frames may keep arriving while these go out: keep their order
             for text, message_id, seq in pending:
                 await self.deliver(text, message_id, seq)
@@ -126,21 +117,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         received_at = time.monotonic()
         try:
-            frame = parse_frame(text_data, max_bytes=int(settings.QTAP_MAX_FRAME_BYTES))
+            frame = protocol.parse_frame(text_data, max_bytes=int(settings.QTAP_MAX_FRAME_BYTES))
             await self.dispatch_frame(frame, received_at)
-        except FrameError as exc:
-            await self.send_json(exc.frame())
-        except services.ChatServiceError as exc:
-            await self.send_json(error_frame(exc.code, exc.message))
+        except protocol.ChatServiceError as exc:
+            await self.send_json(protocol.error(exc.code, exc.message))
         except Exception:
             # A server-side failure (the database unavailable…): the frame did nothing (its
             # transaction rolled back); say so and keep the socket open.
             logger.exception("frame of chat %s failed", self.chat_id)
-            await self.send_json(error_frame("internal", "The server could not handle that; try again."))
+            await self.send_json(protocol.error(protocol.INTERNAL, "The server could not handle that; try again."))
 
     async def dispatch_frame(self, frame: Any, received_at: float) -> None:
         if isinstance(frame, Ping):
-            await self.send_json({"type": "pong"})
+            await self.send_json(protocol.pong())
         elif isinstance(frame, MessageSend):
             self.check_capacity()
             send = SendRequest(
@@ -176,10 +165,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Cheap in-process refusals first; the send transaction checks again against the database
         # (other processes).
         if runner.local_generation(self.chat_id) is not None:
-            raise services.Busy()
+            raise protocol.Busy()
         limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
         if runner.running_count(self.user_id) >= limit:
-            raise services.RateLimited.at(limit)
+            raise protocol.RateLimited.at(limit)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Before every handler, channels closes stale database connections, which is a trip to the

@@ -18,7 +18,7 @@ from providers.calls import CallRefused, resolve_profile_call
 from providers.errors import ProviderError, QtapProviderError
 from providers.factory import create_image_provider
 from providers.models import ImageProfile
-from qtap_site.chat import services
+from qtap_site.chat import protocol
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Chat, GeneratedImage
 
@@ -44,17 +44,17 @@ def prepare_image(
 ) -> PreparedImage:
     chat = Chat.objects.filter(pk=chat_id, user_id=user_id).first()
     if chat is None:
-        raise services.NotFound("That chat does not exist.")
+        raise protocol.NotFound("That chat does not exist.")
     profiles = ImageProfile.objects.filter(user_id=user_id).select_related("api_key")
     if image_profile_id is not None:
         profile = profiles.filter(pk=image_profile_id).first()
         if profile is None:
-            raise services.NotFound("That image profile does not exist.")
+            raise protocol.NotFound("That image profile does not exist.")
     else:
         profile = profiles.filter(is_default=True).first() or profiles.first()
     prepared = PreparedImage(chat_id=chat.pk)
     if profile is None:
-        prepared.error = ("no_profile", "Create an image profile first.")
+        prepared.error = (protocol.NO_PROFILE, "Create an image profile first.")
         return prepared
     try:
         call = resolve_profile_call(profile, capability="images")
@@ -115,12 +115,9 @@ async def start_image_generation(prepared: PreparedImage, prompt: str) -> str:
 async def _run(prepared: PreparedImage, prompt: str, request_id: str) -> None:
     chat_id = prepared.chat_id
     try:
-        await send_to_chat(chat_id, {"type": "image.started", "request_id": request_id, "prompt": prompt})
+        await send_to_chat(chat_id, protocol.image_started(request_id, prompt))
         if prepared.error is not None:
-            code, message = prepared.error
-            await send_to_chat(
-                chat_id, {"type": "image.error", "request_id": request_id, "code": code, "message": message}
-            )
+            await send_to_chat(chat_id, protocol.image_error(request_id, *prepared.error))
             return
         assert prepared.request is not None
         try:
@@ -130,28 +127,16 @@ async def _run(prepared: PreparedImage, prompt: str, request_id: str) -> None:
                 chat_id=chat_id, prompt=prompt, plugin=prepared.plugin, model=prepared.model, images=images
             )
         except ProviderError as exc:
-            await send_to_chat(
-                chat_id, {"type": "image.error", "request_id": request_id, "code": exc.code, "message": exc.message}
-            )
+            await send_to_chat(chat_id, protocol.image_error(request_id, exc.code, exc.message))
             return
         except QtapProviderError as exc:
-            code = getattr(exc, "code", "provider_unavailable")
-            await send_to_chat(
-                chat_id, {"type": "image.error", "request_id": request_id, "code": code, "message": str(exc)}
-            )
+            code = getattr(exc, "code", protocol.PROVIDER_UNAVAILABLE)
+            await send_to_chat(chat_id, protocol.image_error(request_id, code, str(exc)))
             return
         except Exception:
             logger.exception("image generation in chat %s failed", chat_id)
-            await send_to_chat(
-                chat_id,
-                {
-                    "type": "image.error",
-                    "request_id": request_id,
-                    "code": "internal",
-                    "message": "Image generation failed.",
-                },
-            )
+            await send_to_chat(chat_id, protocol.image_error(request_id, protocol.INTERNAL, "Image generation failed."))
             return
-        await send_to_chat(chat_id, {"type": "image.finished", "request_id": request_id, "images": payload})
+        await send_to_chat(chat_id, protocol.image_finished(request_id, payload))
     except Exception:
         logger.exception("image generation in chat %s could not report its end", chat_id)

@@ -1,18 +1,146 @@
-"""Client → server websocket frames, validated with pydantic, and the protocol's error frame.
+"""The websocket protocol of a chat (SPEC §5), both ways, in one place: the client frames (validated
+with pydantic), the server frames (built by the functions below and nowhere else), the error codes, and
+the ``ChatServiceError`` family that refuses a request. Whether an error is worth retrying is said once,
+by its exception class (``providers.errors`` for providers, the classes here for the chat): ``RETRYABLE``
+is built from those classes, and live frames and saved messages both answer from it.
 
-A frame that fails here never reaches a service: the consumer answers ``error`` and stays open.
+A client frame that fails here never reaches a service: the consumer answers ``error`` and stays open.
 A value the database could not store or look up is refused here, naming its field, rather than
 failing later inside a shared send batch: text must be whole Unicode (JSON can spell a lone
 surrogate, ``"\\ud800"``, which no UTF-8 column takes) and an id must fit a 64-bit key.
+
+Owns: frame shapes and names, error codes, refusal exceptions. Imports nothing of the chat app (it is
+the first room after ``models``); ``providers.errors`` for the provider error classes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
+
+Frame = dict[str, Any]
+
+# ---- error codes ---------------------------------------------------------------------------------
+
+# ``error`` frames: a client frame refused; the socket stays open.
+BAD_REQUEST = "bad_request"
+TOO_LARGE = "too_large"
+NOT_FOUND = "not_found"
+FORBIDDEN = "forbidden"
+BUSY = "busy"
+RATE_LIMITED = "rate_limited"
+INTERNAL = "internal"
+# ``generation.error``: a ProviderError's own code (providers.errors), a refusal of
+# ``providers.calls.resolve_call`` (missing_api_key, provider_unavailable, base_url_refused, …), or one of these.
+NO_PROFILE = "no_profile"
+UNSUPPORTED_ATTACHMENT = "unsupported_attachment"
+PROVIDER_UNAVAILABLE = "provider_unavailable"
+
+
+class ChatServiceError(Exception):
+    """A refused request; ``code`` is the protocol's error code, ``retryable`` whether the same request
+    may succeed later."""
+
+    code = BAD_REQUEST
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class FrameError(ChatServiceError):
+    """A bad client frame (``bad_request``, ``too_large``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def frame(self) -> Frame:
+        return error(self.code, self.message)
+
+
+class NotFound(ChatServiceError):
+    code = NOT_FOUND
+
+
+class Forbidden(ChatServiceError):
+    code = FORBIDDEN
+
+
+class Busy(ChatServiceError):
+    code = BUSY
+    retryable = True
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "A reply is already being generated in this chat. Stop it or wait for it to end.")
+
+
+class RateLimited(ChatServiceError):
+    code = RATE_LIMITED
+    retryable = True
+
+    @classmethod
+    def at(cls, limit: int) -> RateLimited:
+        return cls(f"You already have {limit} replies being generated; wait for one to finish.")
+
+
+class InternalError(ChatServiceError):
+    """The server failed, not the request: the same request may well work next time."""
+
+    code = INTERNAL
+    retryable = True
+
+
+def _family(root: type) -> Iterator[type]:
+    yield root
+    for sub in root.__subclasses__():
+        yield from _family(sub)
+
+
+def _retryable_by_code() -> Mapping[str, bool]:
+    """Every error class of ``providers.errors`` and of this module (not a plugin's own subclasses)."""
+    table: dict[str, bool] = {}
+    for cls in [*_family(QtapProviderError), *_family(ChatServiceError)]:
+        code = getattr(cls, "code", None)
+        if cls.__module__ not in (QtapProviderError.__module__, __name__) or not isinstance(code, str):
+            continue
+        flag = bool(getattr(cls, "default_retryable", getattr(cls, "retryable", False)))
+        if table.setdefault(code, flag) != flag:
+            raise TypeError(f"error classes disagree whether {code!r} is retryable")
+    return MappingProxyType(table)
+
+
+# Error code → worth retrying, from the exception classes (a message saved with an error code answers
+# from here, a live error from its exception, which is the same class).
+RETRYABLE: Mapping[str, bool] = _retryable_by_code()
+
+
+def is_retryable(code: str) -> bool:
+    return RETRYABLE.get(code, False)
+
+
+def failure(exc: BaseException) -> tuple[str, str, bool]:
+    """The ``generation.error`` (code, message, retryable) of a generation that ended with ``exc``."""
+    if isinstance(exc, ProviderError):
+        return exc.code, exc.message, exc.retryable
+    if isinstance(exc, UnsupportedAttachmentError):
+        return UNSUPPORTED_ATTACHMENT, str(exc), is_retryable(UNSUPPORTED_ATTACHMENT)
+    if isinstance(exc, QtapProviderError):
+        return PROVIDER_UNAVAILABLE, str(exc), is_retryable(PROVIDER_UNAVAILABLE)
+    if isinstance(exc, ChatServiceError):
+        return exc.code, exc.message, exc.retryable
+    return INTERNAL, "The reply failed because of an internal error.", InternalError.retryable
+
+
+# ---- client → server -----------------------------------------------------------------------------
 
 MAX_ATTACHMENTS = 20
 MAX_ID = 2**63 - 1  # the largest key of a 64-bit integer column (SQLite INTEGER, PostgreSQL bigint)
@@ -81,48 +209,32 @@ _adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
 FRAME_TYPES = ("message.send", "generation.stop", "message.regenerate", "image.generate", "ping")
 
 
-class FrameError(Exception):
-    """A bad client frame; ``code`` is the protocol's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def frame(self) -> dict[str, str]:
-        return error_frame(self.code, self.message)
-
-
-def error_frame(code: str, message: str) -> dict[str, str]:
-    return {"type": "error", "code": code, "message": message}
-
-
 def parse_frame(text: str | None, *, max_bytes: int) -> Any:
     """Parse one text frame into its model, raising ``FrameError`` with the protocol's code."""
     if text is None:
-        raise FrameError("bad_request", "Frames must be JSON text, not binary.")
+        raise FrameError(BAD_REQUEST, "Frames must be JSON text, not binary.")
     # Measured on the raw text, before parsing: a huge frame costs nothing to refuse.
     if len(text) > max_bytes or len(text.encode("utf-8")) > max_bytes:
-        raise FrameError("too_large", f"Frame is larger than {max_bytes} bytes.")
+        raise FrameError(TOO_LARGE, f"Frame is larger than {max_bytes} bytes.")
     try:
         data = json.loads(text)
     except ValueError:
-        raise FrameError("bad_request", "Frame is not valid JSON.") from None
+        raise FrameError(BAD_REQUEST, "Frame is not valid JSON.") from None
     except RecursionError:
-        raise FrameError("bad_request", "Frame is nested too deeply to parse.") from None
+        raise FrameError(BAD_REQUEST, "Frame is nested too deeply to parse.") from None
     if not isinstance(data, dict):
-        raise FrameError("bad_request", "Frame must be a JSON object with a 'type'.")
+        raise FrameError(BAD_REQUEST, "Frame must be a JSON object with a 'type'.")
     kind = data.get("type")
     if not isinstance(kind, str):
-        raise FrameError("bad_request", "Frame has no 'type'.")
+        raise FrameError(BAD_REQUEST, "Frame has no 'type'.")
     if kind not in FRAME_TYPES:
-        raise FrameError("bad_request", f"Unknown frame type {kind[:50]!r}. Known: {', '.join(FRAME_TYPES)}.")
+        raise FrameError(BAD_REQUEST, f"Unknown frame type {kind[:50]!r}. Known: {', '.join(FRAME_TYPES)}.")
     try:
         return _adapter.validate_python(data)
     except ValidationError as exc:
-        raise FrameError("bad_request", _describe(exc)) from None
+        raise FrameError(BAD_REQUEST, _describe(exc)) from None
     except RecursionError:
-        raise FrameError("bad_request", "Frame is nested too deeply to validate.") from None
+        raise FrameError(BAD_REQUEST, "Frame is nested too deeply to validate.") from None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -131,3 +243,82 @@ def _describe(exc: ValidationError) -> str:
         location = ".".join(str(part) for part in error["loc"][1:]) or "frame"
         problems.append(f"{location}: {error['msg']}")
     return "Invalid frame: " + "; ".join(problems)
+
+
+# ---- server → client -----------------------------------------------------------------------------
+
+
+def error(code: str, message: str) -> Frame:
+    return {"type": "error", "code": code, "message": message}
+
+
+def pong() -> Frame:
+    return {"type": "pong"}
+
+
+def chat_state(state: Mapping[str, Any]) -> Frame:
+    """``state``: ``{chat, messages_tail, generation}`` (``services.chat_state``)."""
+    return {"type": "chat.state", **state}
+
+
+def message_created(message: Mapping[str, Any]) -> Frame:
+    return {"type": "message.created", "message": message}
+
+
+def generation_started(*, message_id: int, profile_id: int | None, plugin: str, model: str) -> Frame:
+    return {
+        "type": "generation.started",
+        "message_id": message_id,
+        "profile_id": profile_id,
+        "plugin": plugin,
+        "model": model,
+    }
+
+
+def generation_delta(message_id: int, seq: int, text: str, *, reasoning: bool = False) -> Frame:
+    kind = "generation.reasoning" if reasoning else "generation.delta"
+    return {"type": kind, "message_id": message_id, "seq": seq, "text": text}
+
+
+def generation_finished(
+    *,
+    message_id: int,
+    finish_reason: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cost: float | None,
+    ttft_ms: int | None,
+    html: str,
+) -> Frame:
+    """``html``: the reply's text as sanitised HTML (rendering.render_markdown)."""
+    return {
+        "type": "generation.finished",
+        "message_id": message_id,
+        "finish_reason": finish_reason,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "cost": cost,
+        "ttft_ms": ttft_ms,
+        "html": html,
+    }
+
+
+def generation_error(*, message_id: int, code: str, message: str, retryable: bool) -> Frame:
+    return {
+        "type": "generation.error",
+        "message_id": message_id,
+        "code": code,
+        "message": message,
+        "retryable": retryable,
+    }
+
+
+def image_started(request_id: str, prompt: str) -> Frame:
+    return {"type": "image.started", "request_id": request_id, "prompt": prompt}
+
+
+def image_finished(request_id: str, images: list[dict[str, Any]]) -> Frame:
+    return {"type": "image.finished", "request_id": request_id, "images": images}
+
+
+def image_error(request_id: str, code: str, message: str) -> Frame:
+    return {"type": "image.error", "request_id": request_id, "code": code, "message": message}

@@ -23,9 +23,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from providers import contract
-from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
+from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.chat import checkpoints, saves, services
+from qtap_site.chat import checkpoints, protocol, saves, services
 from qtap_site.chat.batching import FinalSaves
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
@@ -179,25 +179,26 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
             listener = await ControlListener.get()
             await layer.group_add(control_group_name(gen.chat_id), listener.channel)
             if prepared.user_message is not None:
-                await send_to_chat(gen.chat_id, {"type": "message.created", "message": prepared.user_message})
-            await send_to_chat(gen.chat_id, {"type": "message.created", "message": prepared.assistant_message})
+                await send_to_chat(gen.chat_id, protocol.message_created(prepared.user_message))
+            await send_to_chat(gen.chat_id, protocol.message_created(prepared.assistant_message))
             if prepared.error is not None:
                 code, message = prepared.error
-                await _fail(gen, code, message, retryable=False)
+                await _fail(gen, code, message, retryable=protocol.is_retryable(code))
                 return
             await send_to_chat(
                 gen.chat_id,
-                {
-                    "type": "generation.started",
-                    "message_id": gen.message_id,
-                    "profile_id": prepared.profile_id,
-                    "plugin": prepared.plugin,
-                    "model": prepared.model,
-                },
+                protocol.generation_started(
+                    message_id=gen.message_id,
+                    profile_id=prepared.profile_id,
+                    plugin=prepared.plugin,
+                    model=prepared.model,
+                ),
             )
             gen.streaming = True
             checkpoints.ensure_running(_running)
             usage, finish = await _stream(gen, prepared)
+            if finish is None:
+                raise ProtocolError(prepared.plugin, "The provider ended the stream before finishing the reply.")
         except asyncio.CancelledError:
             gen.streaming = False
             if gen.stop_requested:
@@ -206,23 +207,13 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
             # The loop is shutting down: keep the text; recovery marks the row "interrupted".
             await _save_interrupted(gen)
             raise
-        except ProviderError as exc:
-            await _fail(gen, exc.code, exc.message, retryable=exc.retryable)
-            return
-        except UnsupportedAttachmentError as exc:
-            await _fail(gen, "unsupported_attachment", str(exc), retryable=False)
-            return
-        except QtapProviderError as exc:
-            await _fail(gen, "provider_unavailable", str(exc), retryable=False)
-            return
-        except Exception:
-            logger.exception("generation %s failed", gen.message_id)
-            await _fail(gen, "internal", "The reply failed because of an internal error.", retryable=True)
+        except Exception as exc:
+            if not isinstance(exc, QtapProviderError):
+                logger.exception("generation %s failed", gen.message_id)
+            code, message, retryable = protocol.failure(exc)
+            await _fail(gen, code, message, retryable=retryable)
             return
         gen.streaming = False
-        if finish is None:
-            await _fail(gen, "protocol", "The provider ended the stream before finishing the reply.", retryable=True)
-            return
         await _finish(gen, prepared, finish.reason, usage, status=Message.Status.COMPLETE)
     except Exception:
         # Only reached if sending the terminal event itself failed (a broken channel layer).
@@ -326,14 +317,7 @@ async def _flush(gen: RunningGeneration) -> None:
         for kind, text in _runs(batch):
             gen.seq += 1
             (gen.content if kind == "text" else gen.reasoning).append(text)
-            frames.append(
-                {
-                    "type": "generation.delta" if kind == "text" else "generation.reasoning",
-                    "message_id": gen.message_id,
-                    "seq": gen.seq,
-                    "text": text,
-                }
-            )
+            frames.append(protocol.generation_delta(gen.message_id, gen.seq, text, reasoning=kind != "text"))
         if gen.ttft_ms is None:
             gen.ttft_ms = round((time.monotonic() - gen.received_at) * 1000)
         for frame in frames:
@@ -394,18 +378,15 @@ async def _finish(
     _release(gen)
     await send_to_chat(
         gen.chat_id,
-        {
-            "type": "generation.finished",
-            "message_id": gen.message_id,
-            "finish_reason": finish_reason,
-            "usage": {
-                "input_tokens": usage.input_tokens if usage else None,
-                "output_tokens": usage.output_tokens if usage else None,
-            },
-            "cost": float(cost) if cost is not None else None,
-            "ttft_ms": gen.ttft_ms,
-            "html": html,
-        },
+        protocol.generation_finished(
+            message_id=gen.message_id,
+            finish_reason=finish_reason,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            cost=float(cost) if cost is not None else None,
+            ttft_ms=gen.ttft_ms,
+            html=html,
+        ),
     )
 
 
@@ -427,13 +408,7 @@ async def _fail(gen: RunningGeneration, code: str, message: str, *, retryable: b
     _release(gen)
     await send_to_chat(
         gen.chat_id,
-        {
-            "type": "generation.error",
-            "message_id": gen.message_id,
-            "code": code,
-            "message": message,
-            "retryable": retryable,
-        },
+        protocol.generation_error(message_id=gen.message_id, code=code, message=message, retryable=retryable),
     )
 
 

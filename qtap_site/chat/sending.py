@@ -29,7 +29,7 @@ from django.utils import timezone
 from providers.errors import UnknownProviderError
 from providers.models import ConnectionProfile, PluginState
 from providers.registry import registry
-from qtap_site.chat import services
+from qtap_site.chat import protocol, services
 from qtap_site.chat.models import Attachment, Chat, Message
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class _Accepted:
     assistant: Message | None = None
 
 
-Outcome = services.Prepared | services.ChatServiceError
+Outcome = services.Prepared | protocol.ChatServiceError
 
 
 def prepare_each(sends: list[SendRequest]) -> list[Outcome | Exception]:
@@ -123,11 +123,11 @@ def prepare_regeneration(
             .order_by()
         )
         if chat is None:
-            raise services.NotFound("That chat does not exist.")
+            raise protocol.NotFound("That chat does not exist.")
         profile = _resolve_profile(user_id, chat, profile_id)
         target = _first(Message.objects.filter(pk=regenerate_id, chat_id=chat.pk))
         if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
-            raise services.NotFound("That assistant message does not exist in this chat.")
+            raise protocol.NotFound("That assistant message does not exist in this chat.")
         user_message = Message.objects.get(pk=target.parent_id)
         attachments: list[Attachment] = list(user_message.attachments.all())
         history = services.active_branch(chat.pk, leaf_id=user_message.pk)[:-1]
@@ -170,7 +170,7 @@ def _resolve_profile(user_id: int, chat: Chat, profile_id: int | None) -> Connec
     if profile_id is not None:
         profile = _first(profiles.filter(pk=profile_id))
         if profile is None:
-            raise services.NotFound("That connection profile does not exist.")
+            raise protocol.NotFound("That connection profile does not exist.")
         return profile
     return profiles.filter(is_default=True).order_by("pk").first()
 
@@ -187,10 +187,10 @@ def _check_capacity(user_id: int, chat: Chat) -> None:
     live = Message.objects.filter(services.live_streaming(), chat__user_id=user_id).order_by()
     found = live.aggregate(chats=Count("chat_id", distinct=True), here=Count("pk", filter=Q(chat_id=chat.pk)))
     if found["here"]:
-        raise services.Busy()
+        raise protocol.Busy()
     limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
     if found["chats"] >= limit:
-        raise services.RateLimited.at(limit)
+        raise protocol.RateLimited.at(limit)
 
 
 # ---- reads and checks, in bulk -------------------------------------------------------------------
@@ -217,19 +217,19 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
         try:
             chat = chats.get(send.chat_id)
             if chat is None or chat.user_id != send.user_id:
-                raise services.NotFound("That chat does not exist.")
+                raise protocol.NotFound("That chat does not exist.")
             profile = _profile_for(send, chat, profiles)
             files = [attachments[pk] for pk in dict.fromkeys(send.attachment_ids) if pk in attachments]
             if len(files) != len(set(send.attachment_ids)) or any(a.owner_id != send.user_id for a in files):
-                raise services.NotFound("One of the attachments does not exist.")
+                raise protocol.NotFound("One of the attachments does not exist.")
             if not send.content.strip() and not files:
-                raise services.ChatServiceError("A message needs some text or an attachment.")
+                raise protocol.ChatServiceError("A message needs some text or an attachment.")
             user_busy = busy[send.user_id]
             if chat.pk in user_busy:
-                raise services.Busy()
+                raise protocol.Busy()
             if len(user_busy) >= limit:
-                raise services.RateLimited.at(limit)
-        except services.ChatServiceError as exc:
+                raise protocol.RateLimited.at(limit)
+        except protocol.ChatServiceError as exc:
             outcomes[index] = exc
             continue
         user_busy.add(chat.pk)  # a second send to this chat in the same batch is busy
@@ -258,7 +258,7 @@ def _profile_for(send: SendRequest, chat: Chat, profiles: dict[Any, ConnectionPr
     if send.profile_id is not None:
         profile = profiles.get(send.profile_id)
         if profile is None or profile.user_id != send.user_id:
-            raise services.NotFound("That connection profile does not exist.")
+            raise protocol.NotFound("That connection profile does not exist.")
         return profile
     if chat.profile_id is not None:
         if chat.profile is not None and chat.profile.user_id == send.user_id:

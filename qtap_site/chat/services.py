@@ -25,45 +25,13 @@ from providers.models import ConnectionProfile
 from providers.registry import registry
 from qtap_site.chat.attachments import attachment_bytes
 from qtap_site.chat.models import Attachment, Chat, Message
+from qtap_site.chat.protocol import ChatServiceError, Forbidden, NotFound
 from qtap_site.chat.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
 
 TAIL_LENGTH = 50
 TITLE_LENGTH = 80
-
-
-class ChatServiceError(Exception):
-    """A refused request; ``code`` is the websocket protocol's error code."""
-
-    code = "bad_request"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFound(ChatServiceError):
-    code = "not_found"
-
-
-class Forbidden(ChatServiceError):
-    code = "forbidden"
-
-
-class Busy(ChatServiceError):
-    code = "busy"
-
-    def __init__(self, message: str = "") -> None:
-        super().__init__(message or "A reply is already being generated in this chat. Stop it or wait for it to end.")
-
-
-class RateLimited(ChatServiceError):
-    code = "rate_limited"
-
-    @classmethod
-    def at(cls, limit: int) -> RateLimited:
-        return cls(f"You already have {limit} replies being generated; wait for one to finish.")
 
 
 def stale_after() -> timedelta:

@@ -20,7 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from providers.models import ConnectionProfile, ImageProfile
-from qtap_site.chat import services
+from qtap_site.chat import protocol, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
 from qtap_site.chat.rendering import render_markdown
 
@@ -30,10 +30,6 @@ class HtmxHttpRequest(HttpRequest):
 
     htmx: HtmxDetails
     user: User
-
-
-# Error codes worth a "Retry" button on a message loaded from history (a live error carries its own flag).
-RETRYABLE_CODES = frozenset({"rate_limited", "overloaded", "unavailable", "timeout", "connection", "protocol"})
 
 
 def _chats(request: HtmxHttpRequest) -> Any:
@@ -107,7 +103,7 @@ def timeline(
                 # History is rendered from Markdown and sanitised here; live text is only ever text nodes.
                 "html": _message_html(message.content) if message.role == Message.Role.ASSISTANT else "",
                 "attachments": _attachment_entries(message),
-                "retryable": message.error_code in RETRYABLE_CODES,
+                "retryable": protocol.is_retryable(message.error_code),
             }
         )
     images = GeneratedImage.objects.filter(chat=chat)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from providers.errors import ManifestError
 from providers.manifest import Manifest, parse_manifest
-from qtap_site.chat.frames import FRAME_TYPES, FrameError, parse_frame
+from qtap_site.chat.protocol import FRAME_TYPES, FrameError, parse_frame
 from qtap_site.chat.runner import _running
 from tests.support.wsclient import InProcessTab
 
