@@ -1,4 +1,7 @@
-"""System checks of the plugin host (ids providers.E0xx / providers.W0xx)."""
+"""System checks of the plugin host (ids providers.E0xx / providers.W0xx).
+
+Imported by ``ProvidersConfig.ready()`` (so after the models); imports crypto, models and the registry.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections, router
 from django.db.models import Count
 
+from providers.crypto import InvalidEncryptionKeys, build_multifernet
+from providers.models import ConnectionProfile, ImageProfile
 from providers.registry import registry
 
 
 @register(Tags.security)
 def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from providers.crypto import InvalidEncryptionKeys, build_multifernet
-
     if not settings.QTAP_ENCRYPTION_KEYS:
         return []
     try:
@@ -52,8 +55,6 @@ def check_profile_plugins(app_configs: Any = None, databases: Any = None, **kwar
     A database check, so Django runs it only when databases are asked for (``check --database``,
     ``migrate``); tables that do not exist yet (before the first migrate) are skipped.
     """
-    from providers.models import ConnectionProfile, ImageProfile
-
     messages: list[CheckMessage] = []
     for alias in databases or ():
         tables = set(connections[alias].introspection.table_names())
