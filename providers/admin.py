@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from providers import services
 from providers.forms import ApiKeyForm, ConnectionProfileForm, ImageProfileForm, plugin_choices
 from providers.models import ApiKey, ConnectionProfile, ImageProfile, PluginState, ProfileBase
 from providers.registry import registry
@@ -85,8 +86,17 @@ class ApiKeyAdmin(_NoSecretLookups, _TestConnectionAction, admin.ModelAdmin):
 
     @admin.action(description="Disable selected keys")
     def disable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        count = queryset.update(is_active=False)
-        self.message_user(request, f"Disabled {count} key(s).", messages.SUCCESS)
+        keys = list(queryset)
+        for key in keys:
+            services.api_key_set_active(api_key=key, is_active=False)
+        self.message_user(request, f"Disabled {len(keys)} key(s).", messages.SUCCESS)
+
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        services.api_key_delete(api_key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for key in queryset:
+            services.api_key_delete(api_key=key)
 
     @method_decorator(sensitive_post_parameters("secret"))
     def changeform_view(
@@ -99,8 +109,9 @@ class ApiKeyAdmin(_NoSecretLookups, _TestConnectionAction, admin.ModelAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        for warning in getattr(form, "warnings", ()):
+        # ``obj`` is the key the form validated (new or stored); the services encrypt its secret and save it.
+        key = services.api_key_update(api_key=obj, secret=form.cleaned_data.get("secret") or None)
+        for warning in key.warnings:
             self.message_user(request, warning, messages.WARNING)
 
 
@@ -133,6 +144,16 @@ class _ProfileAdmin(_NoSecretLookups, _TestConnectionAction, admin.ModelAdmin):
     @admin.display(description="Status")
     def status(self, obj: ProfileBase) -> str:
         return obj.status
+
+    def save_model(self, request: HttpRequest, obj: ProfileBase, form: forms.ModelForm, change: bool) -> None:
+        services.profile_update(profile=obj)  # the profile the form validated, new or stored
+
+    def delete_model(self, request: HttpRequest, obj: ProfileBase) -> None:
+        services.profile_delete(profile=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for profile in queryset:
+            services.profile_delete(profile=profile)
 
 
 @admin.register(ConnectionProfile)

@@ -1,8 +1,10 @@
-"""Forms for API keys and profiles, shared by the settings pages and the admin.
+"""Forms for API keys and profiles, shared by the settings pages and the admin: they validate, and
+``providers.services`` writes (a form's ``save()`` calls the same services the views and the admin call).
 
 The secret is write-only: a ``PasswordInput(render_value=False)`` that is never filled back in, and an
-empty secret on edit keeps the stored one. Plugin choices come from the registry when the form is built
-(never ``choices=`` on the model), labelled with each manifest's displayName.
+empty secret on edit keeps the stored one; the form holds it in clear and never encrypts it. Plugin
+choices come from the registry when the form is built (never ``choices=`` on the model), labelled with
+each manifest's displayName. Imports the models, the parameter schemas, the registry and the services.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.views.decorators.debug import sensitive_variables
 
+from providers import services
 from providers.models import ApiKey, ConnectionProfile, ImageProfile
 from providers.parameters import ChatParameters, ImageParameters, validate_parameters
 from providers.registry import registry
@@ -76,15 +79,23 @@ class ApiKeyForm(forms.ModelForm):
         secret = cleaned.get("secret")
         if secret:
             try:
-                secret = clean_secret(secret)
+                cleaned["secret"] = secret = clean_secret(secret)
             except ValidationError as exc:
                 self.add_error("secret", exc.message_dict["secret"])
                 return cleaned
-            self.instance.set_secret(secret)
             warning = api_key_pattern_warning(plugin=cleaned.get("plugin") or self.instance.plugin, secret=secret)
             if warning:
                 self.warnings.append(warning)
         return cleaned
+
+    @sensitive_variables("secret")
+    def save(self, commit: bool = True) -> ApiKey:
+        """The validated key written by ``services.api_key_update`` (which creates a new one, encrypting
+        its secret); with ``commit=False`` the unsaved instance, without its secret."""
+        key = super().save(commit=False)  # validates first, as ModelForm.save does
+        if not commit:
+            return key
+        return services.api_key_update(api_key=key, secret=self.cleaned_data.get("secret") or None)
 
 
 def _chat_parameter_fields() -> dict[str, forms.Field]:
@@ -191,9 +202,12 @@ class _ProfileForm(forms.ModelForm):
             for line in exc.args:
                 name = str(line).split(":", 1)[0].split(".", 1)[0]
                 self.add_error(name if name in self.fields else None, str(line))
-        if self.instance.pk is not None and {"plugin", "base_url"} & set(self.changed_data):
-            self.instance.migrated_from = None  # the legacy migration's record no longer describes this row
         return cleaned
+
+    def save(self, commit: bool = True) -> Any:
+        """The validated profile written by ``services.profile_update`` (which creates a new one)."""
+        profile = super().save(commit=False)  # validates first, as ModelForm.save does
+        return services.profile_update(profile=profile) if commit else profile
 
 
 class ConnectionProfileForm(_ProfileForm):

@@ -15,6 +15,9 @@ from typing import Any
 
 import httpx
 
+from providers import services
+from providers.models import ConnectionProfile
+
 PROFILE_NAME = "Local SmolLM2"
 MODEL_ALIAS = "SmolLM2-135M-Instruct"
 PLUGIN = "qtap-plugin-openai-compatible"
@@ -97,14 +100,9 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 def ensure_profile(*, user: Any, url: str, model: str = MODEL_ALIAS) -> tuple[Any, bool]:
     """Create or update the user's "Local SmolLM2" profile; returns (profile, created)."""
-    from providers import services
-    from providers.models import ConnectionProfile
-
     existing = ConnectionProfile.objects.filter(user=user, name=PROFILE_NAME).first()
     if existing is not None:
-        profile = services.connection_profile_update(
-            profile=existing, plugin=PLUGIN, model=model, base_url=url, api_key=None
-        )
+        profile = services.profile_update(profile=existing, plugin=PLUGIN, model=model, base_url=url, api_key=None)
         return profile, False
     has_default = ConnectionProfile.objects.filter(user=user, is_default=True).exists()
     profile = services.connection_profile_create(

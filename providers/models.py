@@ -7,14 +7,16 @@ new plugin needs no migration, and a profile whose plugin is gone keeps its valu
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, router, transaction
 
 from providers import crypto
 from providers.parameters import ChatParameters, ImageParameters, validate_parameters
+from providers.reasoning import parameter_problems
 from providers.registry import registry
 from providers.urlpolicy import validate_base_url
 
@@ -97,6 +99,7 @@ def plugin_status(name: str, enabled: dict[str, bool] | None = None) -> ProfileS
 
 class ApiKey(models.Model):
     known_status: ProfileStatus | None = None  # set for many rows at once by selectors.with_statuses
+    warnings: list[str]  # set by providers.services when it writes the key: remarks that did not refuse it
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     plugin = models.CharField(max_length=100, db_index=True)
@@ -144,17 +147,25 @@ class ApiKey(models.Model):
     def status(self) -> ProfileStatus:
         return self.known_status or plugin_status(self.plugin)
 
-    def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
-        plugin = registry.find(self.plugin) if self.plugin else None
-        if self.plugin and plugin is None:
-            errors.setdefault("plugin", []).append(_unknown_plugin_message(self.plugin))
-        elif plugin is not None:
-            self.plugin = plugin.manifest.name
-        if not self.encrypted_secret:
-            errors.setdefault("__all__", []).append("Enter the secret of this API key.")
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """The fields' own checks, and a stored secret unless ``encrypted_secret`` is excluded: a form
+        takes the secret in clear and excludes it (the services encrypt it when they write the key)."""
+        errors: dict[str, Any] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if "encrypted_secret" not in (exclude or ()) and not self.encrypted_secret:
+            errors.setdefault(NON_FIELD_ERRORS, []).append("Enter the secret of this API key.")
         if errors:
             raise ValidationError(errors)
+
+    def clean(self) -> None:
+        plugin = registry.find(self.plugin) if self.plugin else None
+        if self.plugin and plugin is None:
+            raise ValidationError({"plugin": _unknown_plugin_message(self.plugin)})
+        if plugin is not None:
+            self.plugin = plugin.manifest.name
 
 
 class ProfileBase(models.Model):
@@ -270,6 +281,10 @@ class ProfileBase(models.Model):
         except ValueError as exc:
             for message in exc.args:
                 add("parameters", str(message))
+        else:
+            if config is not None and self.parameters_schema is ChatParameters:
+                for message in parameter_problems(config, self.model, self.parameters):
+                    add("parameters", message)
 
         if errors:
             raise ValidationError(errors)

@@ -1,7 +1,9 @@
-"""Writing API keys and profiles, and testing connections.
+"""Writing API keys and profiles, and testing connections: the one write path for keys and profiles.
 
 Every function is keyword-only, validates with ``full_clean()`` and raises ``ValidationError`` with
-a message a person can act on. Views, the admin and commands call these; none repeat their rules.
+a message a person can act on. Views, the admin, the forms' ``save()`` and commands call these; none
+repeat their rules. Imports the models, ``providers.calls``, the factory and the registry; nothing
+imports it but those callers.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from providers import crypto
 from providers.calls import Call, CallRefused, Capability, resolve_call, resolve_profile_call
 from providers.contract import ModelInfo
 from providers.errors import ProviderError, QtapProviderError, UnknownProviderError
@@ -27,7 +29,7 @@ from providers.registry import registry
 
 logger = logging.getLogger("qtap.providers")
 
-Profile = TypeVar("Profile", ConnectionProfile, ImageProfile)
+Profile = TypeVar("Profile", bound=ProfileBase)
 MAX_SECRET_LENGTH = 4096
 _PROFILE_FIELDS = ("name", "plugin", "model", "api_key", "base_url", "parameters", "is_default")
 
@@ -65,38 +67,39 @@ def api_key_pattern_warning(*, plugin: str, secret: str) -> str | None:
 
 
 @sensitive_variables("secret")
-def api_key_create(*, user: Any, plugin: str, label: str, secret: str, is_active: bool = True) -> ApiKey:
-    """Store a new key, encrypted. The returned key's ``warnings`` lists non-blocking remarks."""
-    secret = clean_secret(secret)
-    key = ApiKey(user=user, plugin=(plugin or "").strip(), label=(label or "").strip(), is_active=is_active)
-    key.set_secret(secret)
+def _write_key(key: ApiKey, secret: str | None) -> ApiKey:
+    """Encrypt ``secret`` into ``key`` (when given), validate and save it; ``key.warnings`` lists remarks."""
+    if secret is not None:
+        secret = clean_secret(secret)
+        key.set_secret(secret)
     key.full_clean()
     key.save()
-    warning = api_key_pattern_warning(plugin=key.plugin, secret=secret)
-    key.warnings = [warning] if warning else []  # type: ignore[attr-defined]
+    warning = api_key_pattern_warning(plugin=key.plugin, secret=secret) if secret is not None else None
+    key.warnings = [warning] if warning else []
     return key
+
+
+@sensitive_variables("secret")
+def api_key_create(*, user: Any, plugin: str, label: str, secret: str, is_active: bool = True) -> ApiKey:
+    """Store a new key, encrypted. The returned key's ``warnings`` lists non-blocking remarks."""
+    key = ApiKey(user=user, plugin=(plugin or "").strip(), label=(label or "").strip(), is_active=is_active)
+    return _write_key(key, secret or "")
 
 
 @sensitive_variables("secret")
 def api_key_update(
     *, api_key: ApiKey, label: str | None = None, secret: str | None = None, is_active: bool | None = None
 ) -> ApiKey:
-    """Change the label, replace the secret (when given, non-empty) or switch the key on or off."""
-    warnings: list[str] = []
+    """Change the label, replace the secret (when given, non-empty) or switch the key on or off.
+
+    ``api_key`` may also be a new key a form has built (the admin's add form): it is then created, with
+    ``secret``.
+    """
     if label is not None:
         api_key.label = label.strip()
     if is_active is not None:
         api_key.is_active = is_active
-    if secret:
-        secret = clean_secret(secret)
-        api_key.set_secret(secret)
-        warning = api_key_pattern_warning(plugin=api_key.plugin, secret=secret)
-        if warning:
-            warnings.append(warning)
-    api_key.full_clean()
-    api_key.save()
-    api_key.warnings = warnings  # type: ignore[attr-defined]
-    return api_key
+    return _write_key(api_key, secret or None)
 
 
 def api_key_set_active(*, api_key: ApiKey, is_active: bool) -> ApiKey:
@@ -105,17 +108,28 @@ def api_key_set_active(*, api_key: ApiKey, is_active: bool) -> ApiKey:
     return api_key
 
 
-def api_key_disable(*, api_key: ApiKey) -> ApiKey:
-    return api_key_set_active(api_key=api_key, is_active=False)
-
-
 def api_key_delete(*, api_key: ApiKey) -> None:
     """Delete the key; the profiles that used it stay, without a key (their api_key becomes empty)."""
     api_key.delete()
 
 
-def api_key_mark_used(*, api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+def api_keys_rotate() -> tuple[int, list[int]]:
+    """Re-encrypt every stored key with the newest encryption key; (how many were, ids no key opens).
+
+    A secret that no configured key opens is left as it is; every other key is still rotated.
+    """
+    rotated = 0
+    failed: list[int] = []
+    with transaction.atomic():
+        for key in ApiKey.objects.select_for_update().only("pk", "encrypted_secret").order_by("pk"):
+            try:
+                key.encrypted_secret = crypto.rotate(key.encrypted_secret)
+            except crypto.DecryptionError:
+                failed.append(key.pk)
+                continue
+            key.save(update_fields=["encrypted_secret"])
+            rotated += 1
+    return rotated, failed
 
 
 # ---- profiles -----------------------------------------------------------------------------------
@@ -202,40 +216,36 @@ def image_profile_create(
 
 
 def profile_update(*, profile: Profile, **changes: Any) -> Profile:
-    """Change any of name, plugin, model, api_key, base_url, parameters, is_default."""
+    """Change any of name, plugin, model, api_key, base_url, parameters, is_default, and save.
+
+    ``profile`` may already carry changes (a form applies what it validated to its instance) or be a new
+    profile a form has built (the admin's add form): it is then created. When its plugin or base URL
+    differs from the stored row's, the legacy migration's ``migrated_from`` record no longer describes
+    it and is cleared; this is the one place that clears it.
+    """
     unknown = set(changes) - set(_PROFILE_FIELDS)
     if unknown:
         raise TypeError(f"cannot update {', '.join(sorted(unknown))} on a {profile.kind}")
-    before = (profile.plugin, profile.base_url)
     for name, value in changes.items():
         setattr(profile, name, value.strip() if isinstance(value, str) else value)
-    if (profile.plugin, profile.base_url) != before:
-        # The legacy migration's record no longer describes this row.
+    stored = None
+    if profile.pk is not None:
+        stored = type(profile)._default_manager.filter(pk=profile.pk).values_list("plugin", "base_url").first()
+    if stored is not None and (profile.plugin, profile.base_url) != stored:
         profile.migrated_from = None
     return _save_profile(profile)
-
-
-def connection_profile_update(*, profile: ConnectionProfile, **changes: Any) -> ConnectionProfile:
-    return profile_update(profile=profile, **changes)
-
-
-def image_profile_update(*, profile: ImageProfile, **changes: Any) -> ImageProfile:
-    return profile_update(profile=profile, **changes)
 
 
 def profile_delete(*, profile: ProfileBase) -> None:
     profile.delete()
 
 
-def set_default_profile(*, profile: Profile) -> Profile:
+def profile_make_default(*, profile: Profile) -> Profile:
     """Make ``profile`` its user's default (of its kind); the previous default is unset (in ``save``)."""
     with transaction.atomic():
         profile.is_default = True
         profile.save(update_fields=["is_default", "updated_at"])
     return profile
-
-
-profile_make_default = set_default_profile
 
 
 # ---- talking to the provider: connection test, model list -----------------------------------------

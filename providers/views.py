@@ -79,12 +79,19 @@ def _keys_context(request: HtmxHttpRequest, form: Any) -> dict[str, Any]:
 def keys(request: HtmxHttpRequest) -> HttpResponse:
     form = forms.ApiKeyForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        data = form.cleaned_data
+        key = services.api_key_create(
+            user=request.user,
+            plugin=data["plugin"],
+            label=data["label"],
+            secret=data["secret"],
+            is_active=data["is_active"],
+        )
         if request.htmx:
             context = _keys_context(request, forms.ApiKeyForm(user=request.user))
-            context["saved_warnings"] = form.warnings
+            context["saved_warnings"] = key.warnings
             return render(request, "providers/keys.html#key-section", context)
-        for warning in form.warnings:
+        for warning in key.warnings:
             messages.warning(request, warning)
         return redirect("providers:keys")
     if request.htmx and request.method == "POST":
@@ -188,7 +195,7 @@ def _fields_context(request: HtmxHttpRequest, kind: str, plugin: str, form: Any 
 def _profile_form(request: HtmxHttpRequest, kind: str, instance: Any | None) -> HttpResponse:
     form = _form_class(kind)(request.POST or None, instance=instance, user=request.user)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        services.profile_update(profile=form.instance)  # the instance the form validated, new or stored
         return redirect(PROFILE_KINDS[kind]["list"])
     plugin = form["plugin"].value() or (instance.plugin if instance else "")
     context = {
@@ -240,7 +247,7 @@ def profile_delete(request: HtmxHttpRequest, kind: str, profile_id: int) -> Http
 @require_POST
 def profile_make_default(request: HtmxHttpRequest, kind: str, profile_id: int) -> HttpResponse:
     profile = get_object_or_404(_kind_model(kind), pk=profile_id, user=request.user)
-    services.set_default_profile(profile=profile)
+    services.profile_make_default(profile=profile)
     target = reverse(PROFILE_KINDS[kind]["list"])
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
 

@@ -67,7 +67,7 @@ def test_api_key_update_disable_delete(user):
     key.refresh_from_db()
     assert key.get_secret() == "sk-second-secret-2222" and key.last4 == "2222"
 
-    services.api_key_disable(api_key=key)
+    services.api_key_set_active(api_key=key, is_active=False)
     key.refresh_from_db()
     assert key.is_active is False
 
@@ -110,23 +110,23 @@ def test_connection_profile_create_validates_and_normalises(user):
 def test_profile_update_and_set_default(user):
     a = services.connection_profile_create(user=user, name="a", plugin="qtap-plugin-openai", model="m", is_default=True)
     b = services.connection_profile_create(user=user, name="b", plugin="qtap-plugin-openai", model="m")
-    services.set_default_profile(profile=b)
+    services.profile_make_default(profile=b)
     a.refresh_from_db()
     assert (a.is_default, b.is_default) == (False, True)
     assert selectors.default_profile_for(user) == b
 
     ConnectionProfile.objects.filter(pk=a.pk).update(migrated_from={"provider": "OPENAI_COMPATIBLE"})
     a.refresh_from_db()
-    services.connection_profile_update(profile=a, base_url="http://127.0.0.1:9/v1", parameters={"top_p": 0.5})
+    services.profile_update(profile=a, base_url="http://127.0.0.1:9/v1", parameters={"top_p": 0.5})
     a.refresh_from_db()
     assert (a.base_url, a.parameters, a.migrated_from) == ("http://127.0.0.1:9/v1", {"top_p": 0.5}, None)
 
     with pytest.raises(ValidationError):
-        services.connection_profile_update(profile=a, parameters={"top_p": 3})
+        services.profile_update(profile=a, parameters={"top_p": 3})
     a.refresh_from_db()
     assert a.parameters == {"top_p": 0.5}  # nothing lost on a refused update
     with pytest.raises(TypeError, match="user"):
-        services.connection_profile_update(profile=a, user=None)
+        services.profile_update(profile=a, user=None)
 
 
 def test_image_profile_create(user):
@@ -162,7 +162,7 @@ def test_selectors_are_scoped_to_their_user(user, other_user):
         selectors.get_image_profile_for(user, their_image.pk)
     assert selectors.default_profile_for(other_user) == their_profile
     assert list(selectors.api_keys_for(user, plugin="qtap-plugin-anthropic")) == []
-    services.api_key_disable(api_key=mine)
+    services.api_key_set_active(api_key=mine, is_active=False)
     assert list(selectors.api_keys_for(user, active_only=True)) == []
 
 
@@ -225,7 +225,7 @@ async def test_connection_reasons_without_a_call(user, keycheck):
     assert result.code == "base_url_refused" and "metadata" in result.message
 
     key = await sync_to_async(services.api_key_create)(user=user, plugin=KEYCHECK, label="k", secret=GOOD_KEY)
-    await sync_to_async(services.api_key_disable)(api_key=key)
+    await sync_to_async(services.api_key_set_active)(api_key=key, is_active=False)
     assert (await services.test_connection(key)).code == "key_disabled"
 
     await sync_to_async(PluginState.objects.create)(name=KEYCHECK, enabled=False)

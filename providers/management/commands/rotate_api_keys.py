@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from providers import crypto
-from providers.models import ApiKey
+from providers import crypto, services
 
 
 class Command(BaseCommand):
@@ -29,18 +27,7 @@ class Command(BaseCommand):
         except crypto.InvalidEncryptionKeys as exc:
             raise CommandError(f"QTAP_ENCRYPTION_KEYS is invalid: {exc}") from None
 
-        rotated = 0
-        failed: list[int] = []
-        with transaction.atomic():
-            for key in ApiKey.objects.select_for_update().only("pk", "encrypted_secret").order_by("pk"):
-                try:
-                    key.encrypted_secret = crypto.rotate(key.encrypted_secret)
-                except crypto.DecryptionError:
-                    failed.append(key.pk)
-                    continue
-                key.save(update_fields=["encrypted_secret"])
-                rotated += 1
-
+        rotated, failed = services.api_keys_rotate()
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted {rotated} API key(s) with the newest encryption key."))
         if failed:
             ids = ", ".join(str(pk) for pk in failed)
