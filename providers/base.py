@@ -36,6 +36,7 @@ from providers.contract import (
 )
 from providers.errors import error_for_status, extract_error, parse_retry_after
 from providers.manifest import Manifest
+from providers.reasoning import reasoning_problem
 from providers.redaction import REDACTED, redact
 from providers.retries import RetryPolicy, send_with_retries
 from providers.streams import drain
@@ -215,6 +216,8 @@ class HTTPProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         self.check_attachments(request)
+        if problem := reasoning_problem(self.config, request.model, request.reasoning):
+            raise errors.InvalidRequestError(self.provider, problem)
         started = time.monotonic()
         self.logger.debug(
             "request model=%s host=%s messages=%d attachments=%d temperature=%s max_tokens=%s top_p=%s stop=%d",

@@ -57,6 +57,48 @@ class AttachmentSupport(_Strict):
         return self
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+SamplingParameter = Literal["temperature", "top_p", "stop"]
+Api = Literal["responses", "chat_completions"]
+
+
+class BudgetRange(_Strict):
+    min: int = Field(ge=0)
+    max: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BudgetRange:
+        if self.min > self.max:
+            raise ValueError("budgetTokens.min is larger than budgetTokens.max")
+        return self
+
+
+class ReasoningRule(_Strict):
+    """The reasoning knob a model takes: effort levels, a token budget, or both (the plugin maps them)."""
+
+    efforts: tuple[ReasoningEffort, ...] = ()
+    budget_tokens: BudgetRange | None = None
+    summary: bool = False
+
+
+class ModelRule(_Strict):
+    """What the models whose id matches ``match`` (a regular expression, searched) take."""
+
+    match: str = Field(min_length=1)
+    tools: bool = True
+    reasoning: ReasoningRule | None = None
+    refused_parameters: tuple[SamplingParameter, ...] = ()
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"modelRules match is not a valid regular expression: {exc}") from exc
+        return value
+
+
 class ProviderConfig(_Strict):
     provider_name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     display_name: str = Field(min_length=1)
@@ -73,6 +115,10 @@ class ProviderConfig(_Strict):
     capabilities: ProviderCapabilities = ProviderCapabilities()
     attachment_support: AttachmentSupport = AttachmentSupport()
     legacy_names: tuple[str, ...] = ()
+    # Per-model rules, first match wins; a model no rule matches takes no reasoning knob and every parameter.
+    model_rules: tuple[ModelRule, ...] = ()
+    apis: tuple[Api, ...] = ()  # the wire APIs a profile may choose between (first: the default)
+    prompt_caching: bool = False  # the plugin places cache breakpoints when a profile's prompt_caching is on
 
     @field_validator("api_key_pattern")
     @classmethod
@@ -90,6 +136,9 @@ class ProviderConfig(_Strict):
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("baseUrlDefault must be an absolute http(s) URL")
         return value
+
+    def rule_for(self, model: str) -> ModelRule | None:
+        return next((rule for rule in self.model_rules if re.search(rule.match, model)), None)
 
     def accepts_mime_type(self, mime_type: str) -> bool:
         support = self.attachment_support

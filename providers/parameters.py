@@ -6,7 +6,7 @@ quality, style, n, …). Unknown keys are errors that name the key, so a typo ne
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -16,10 +16,18 @@ class _Strict(BaseModel):
 
 
 class ChatParameters(_Strict):
+    """Sampling parameters, and the reasoning and API switches a plugin's manifest says its models take
+    (checked against those rules by ``providers.reasoning.parameter_problems``)."""
+
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: list[str] = Field(default_factory=list, max_length=4)
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    reasoning_budget_tokens: int | None = Field(default=None, ge=0)
+    reasoning_summary: bool | None = None
+    prompt_caching: bool | None = None
+    api: Literal["responses", "chat_completions"] | None = None
 
     @field_validator("stop")
     @classmethod
