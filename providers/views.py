@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from providers import forms, services
+from providers import forms, selectors, services
 from providers.errors import ProviderError, QtapProviderError
 from providers.models import ApiKey, ConnectionProfile, ImageProfile
 from providers.plugin_info import all_plugin_info
@@ -67,7 +67,7 @@ def provider_config(name: str) -> Any:
 def _keys_context(request: HtmxHttpRequest, form: Any) -> dict[str, Any]:
     return {
         "form": form,
-        "keys": ApiKey.objects.filter(user=request.user).order_by("plugin", "label", "id"),
+        "keys": selectors.api_keys_for(request.user).order_by("plugin", "label", "id"),
         "providers": provider_choices(),
         "selected": form["plugin"].value() if form is not None else "",
     }
@@ -152,11 +152,18 @@ async def key_test(request: HtmxHttpRequest, key_id: int) -> HttpResponse:
 PROFILE_KINDS: dict[str, dict[str, Any]] = {
     "chat": {
         "model": ConnectionProfile,
+        "rows": selectors.profiles_for,
         "form": "ConnectionProfileForm",
         "list": "providers:profiles",
         "images": False,
     },
-    "image": {"model": ImageProfile, "form": "ImageProfileForm", "list": "providers:image_profiles", "images": True},
+    "image": {
+        "model": ImageProfile,
+        "rows": selectors.image_profiles_for,
+        "form": "ImageProfileForm",
+        "list": "providers:image_profiles",
+        "images": True,
+    },
 }
 
 
@@ -169,8 +176,8 @@ def _form_class(kind: str) -> Any:
 
 
 def _profile_list(request: HtmxHttpRequest, kind: str) -> HttpResponse:
-    model = PROFILE_KINDS[kind]["model"]
-    profiles = model.objects.filter(user=request.user).select_related("api_key").order_by("-is_default", "name")
+    # A constant number of queries however many profiles: their keys joined, their statuses from one query.
+    profiles = selectors.with_statuses(PROFILE_KINDS[kind]["rows"](request.user).order_by("-is_default", "name"))
     return render(request, "providers/profiles.html", {"profiles": profiles, "kind": kind})
 
 

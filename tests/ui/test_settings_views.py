@@ -301,3 +301,52 @@ def test_a_disabled_providers_profile_says_so_in_the_chat(alice_client: Any, ali
     assert "Provider disabled" in listing
     picker = alice_client.get("/settings/profiles/new/").content.decode()
     assert "OpenAI <small>(disabled)</small>" in picker and "Anthropic <small>" not in picker
+
+
+# ---- a listing costs the same number of queries for 1 row and for 20 -----------------------------
+
+QUERY_CEILING = 6  # the session, the user, the rows (keys joined), the plugin states, and a little room
+
+
+def _add_rows(user: Any, kind: str, start: int, stop: int) -> None:
+    """Rows ``start`` … ``stop - 1`` of one listing: each profile with a key of its own, the plugins
+    alternating, every fifth row's plugin not loaded (written as a legacy row would be)."""
+    from providers.services import api_key_create, connection_profile_create, image_profile_create
+
+    create = image_profile_create if kind == "image" else connection_profile_create
+    model = ImageProfile if kind == "image" else ConnectionProfile
+    for i in range(start, stop):
+        plugin = "qtap-plugin-openai" if kind == "image" or i % 2 else "qtap-plugin-anthropic"
+        key = api_key_create(user=user, plugin=plugin, label=f"key {i}", secret=f"sk-ant-row{i:04d}-abcdefgh")
+        if kind == "key":
+            continue
+        if i % 5 == 4:
+            model.objects.create(user=user, name=f"gone {i}", plugin="qtap-plugin-gone", model="m", api_key=key)
+        else:
+            create(user=user, name=f"row {i}", plugin=plugin, model="m", api_key=key)
+
+
+def _queries(client: Any, path: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return len(captured.captured_queries)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("key", "/settings/keys/"), ("chat", "/settings/profiles/"), ("image", "/settings/image-profiles/")],
+)
+def test_a_listing_costs_the_same_queries_for_1_and_20_rows(alice_client: Any, user: Any, kind: str, path: str) -> None:
+    PluginState.objects.create(name="qtap-plugin-anthropic", enabled=False)  # a status read from the database
+    _add_rows(user, kind, 0, 1)
+    alice_client.get(path)  # the session and the user are read once per test client, whatever the page
+    one = _queries(alice_client, path)
+    _add_rows(user, kind, 1, 20)
+    twenty = _queries(alice_client, path)
+    assert one == twenty <= QUERY_CEILING
+    page = alice_client.get(path).content.decode()
+    if kind != "key":
+        assert page.count("Provider disabled") + page.count("Provider unavailable") >= 4
