@@ -1,4 +1,5 @@
-"""Per-message cost: the provider's own figure when it reports one, else genai-prices (best effort)."""
+"""Per-message cost: the provider's own figure when it reports one, else genai-prices (best effort), with
+cached input tokens priced at the provider's cache-read and cache-write rates."""
 
 from __future__ import annotations
 
@@ -32,8 +33,14 @@ def message_cost(usage: Usage | None, *, provider_name: str, model: str) -> Deci
         from genai_prices import Usage as PriceUsage
         from genai_prices import calc_price
 
+        # input_tokens counts cached tokens too; genai-prices prices the cached part at the cache rates.
         price = calc_price(
-            PriceUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+            PriceUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cached_input_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            ),
             model,
             provider_id=_PRICE_PROVIDERS.get(provider_name),
         )

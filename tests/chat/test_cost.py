@@ -72,3 +72,32 @@ async def test_the_reported_cost_is_the_stored_cost(
     assert finished["cost"] == reported
     assert message.content == "".join(TOKENS)
     assert message.cost is not None and message.cost == Decimal(str(reported))
+
+
+# ---- cached tokens: what the provider bills -------------------------------------------------------
+
+
+from genai_prices import Usage as PriceUsage  # noqa: E402
+from genai_prices import calc_price  # noqa: E402
+
+# The usage of anthropic_stream_thinking_tool_use_turn2.sse's kind of turn: most of the input read from the cache.
+CACHED_TURN = Usage(input_tokens=3_000, output_tokens=120, cached_input_tokens=2_800, cache_write_tokens=100)
+
+
+def test_a_cached_turn_costs_what_the_provider_bills() -> None:
+    cost = message_cost(CACHED_TURN, provider_name="ANTHROPIC", model="claude-sonnet-4-5")
+    uncached = message_cost(
+        Usage(input_tokens=3_000, output_tokens=120), provider_name="ANTHROPIC", model="claude-sonnet-4-5"
+    )
+    billed = calc_price(
+        PriceUsage(input_tokens=3_000, output_tokens=120, cache_read_tokens=2_800, cache_write_tokens=100),
+        "claude-sonnet-4-5",
+        provider_id="anthropic",
+    ).total_price
+    assert cost == Decimal(str(billed))
+    assert cost is not None and uncached is not None and cost < uncached  # reading the cache is cheaper
+
+
+def test_a_reported_cost_wins_over_the_cache_arithmetic() -> None:
+    reported = Usage(input_tokens=3_000, output_tokens=120, cached_input_tokens=2_800, cost=0.0042)
+    assert message_cost(reported, provider_name="OPENROUTER", model="anthropic/claude-sonnet-4.5") == Decimal("0.0042")
