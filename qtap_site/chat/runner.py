@@ -25,8 +25,9 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.chat import checkpoints, protocol, saves, services
-from qtap_site.chat.batching import FinalSaves
+from providers.loops import PerLoop
+from qtap_site.chat import protocol, saves, services
+from qtap_site.chat.batching import Checkpoints, FinalSaves
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
 from qtap_site.chat.pricing import message_cost
@@ -85,29 +86,40 @@ def running_count(user_id: int) -> int:
 class ControlListener:
     """One per event loop: a channel of this process that receives stop requests for its generations."""
 
-    _by_loop: dict[int, ControlListener] = {}
+    _by_loop: PerLoop[ControlListener] = PerLoop(lambda loop: ControlListener(loop), alive=lambda it: it.alive)
 
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
-        self.task: asyncio.Task[None] | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.channel_name: asyncio.Future[str] = loop.create_future()
+        self.task = loop.create_task(self._listen(), name="qtap-generation-control")
 
     @classmethod
     async def get(cls) -> ControlListener:
-        loop = asyncio.get_running_loop()
-        listener = cls._by_loop.get(id(loop))
-        # The loop check matters when a closed loop's id is reused by a new one (tests).
-        if listener is None or listener.task is None or listener.task.done() or listener.task.get_loop() is not loop:
-            layer = get_channel_layer()
-            listener = cls(await layer.new_channel("qtap-runner."))
-            listener.task = loop.create_task(listener._listen(), name="qtap-generation-control")
-            cls._by_loop[id(loop)] = listener
+        listener = cls._by_loop.get()
+        await asyncio.shield(listener.channel_name)
         return listener
+
+    @property
+    def channel(self) -> str:
+        return self.channel_name.result()
+
+    @property
+    def alive(self) -> bool:
+        return not self.task.done()
 
     async def _listen(self) -> None:
         layer = get_channel_layer()
+        try:
+            channel = await layer.new_channel("qtap-runner.")
+        except asyncio.CancelledError:
+            self.channel_name.cancel()
+            raise
+        except Exception as exc:  # the next generation tries again with a new listener
+            self.channel_name.set_exception(exc)
+            return
+        self.channel_name.set_result(channel)
         while True:
             try:
-                message = await layer.receive(self.channel)
+                message = await layer.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -195,7 +207,7 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
                 ),
             )
             gen.streaming = True
-            checkpoints.ensure_running(_running)
+            Checkpoints.for_loop().ensure_running(_running)
             usage, finish = await _stream(gen, prepared)
             if finish is None:
                 raise ProtocolError(prepared.plugin, "The provider ended the stream before finishing the reply.")
