@@ -3,6 +3,9 @@
 Secrets are write-only here (as in the settings pages): the form's secret field never renders a value,
 ``encrypted_secret`` is in no form, column, search or filter, and lookups on it are refused, so it cannot
 be probed through changelist URLs either.
+
+May import: ``providers.forms``, ``providers.models``, ``providers.registry``, ``providers.services``; every
+write goes through the services.
 """
 
 from __future__ import annotations

@@ -1,3 +1,9 @@
+"""The providers app: ``ready()`` registers the system checks and loads the plugins, nothing else.
+
+May import (inside ``ready()``, once the models are loaded): ``providers.checks``, ``providers.loader``,
+``providers.registry``.
+"""
+
 from django.apps import AppConfig
 from django.conf import settings
 

@@ -2,9 +2,12 @@
 
 The base keeps the contract's rules in one place (attachment checks, event order, logging, errors
 scrubbed of the key, cancellation closing the upstream response), as Django keeps
-``sessions/backends/base.py`` apart from its backends. Imports the contract, the errors, the manifest
-and the HTTP machinery (``providers.clients``, ``providers.retries``, ``providers.streams``); never
-``providers.http``, which re-exports these names for plugins written before they moved here.
+``sessions/backends/base.py`` apart from its backends.
+
+May import: ``providers.contract``, ``providers.errors``, ``providers.manifest``, ``providers.reasoning``,
+``providers.redaction`` and the HTTP machinery (``providers.clients``, ``providers.retries``,
+``providers.streams``); never ``providers.http``, which re-exports these names for plugins written before they
+moved here.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ same problem on every page. Checked in this order, each at the moment of use:
 8. the key decrypts with the configured encryption keys            → ``missing_api_key``
 
 Synchronous: it reads the database (plugin state, the profiles a key is saved with).
+
+May import: ``providers.crypto``, ``providers.urlpolicy``, ``providers.manifest``, ``providers.models``,
+``providers.registry``.
 """
 
 from __future__ import annotations

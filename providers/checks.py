@@ -1,6 +1,7 @@
 """System checks of the plugin host (ids providers.E0xx / providers.W0xx).
 
-Imported by ``ProvidersConfig.ready()`` (so after the models); imports crypto, models and the registry.
+May import: ``providers.crypto``, ``providers.models``, ``providers.registry``; ``ProvidersConfig.ready()``
+imports it, after the models.
 """
 
 from __future__ import annotations

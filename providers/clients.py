@@ -1,8 +1,8 @@
 """The pooled ``httpx.AsyncClient``: one per origin and timeouts per event loop, reused across requests
 so TCP and TLS connections stay warm (``providers.loops.PerLoop`` keeps each loop's pools apart).
 
-Imports only ``providers.loops`` and ``providers.transport`` (the aiohttp transport under every client).
-Plugins import these names from ``providers.http``.
+May import: ``providers.loops``, ``providers.transport`` (the aiohttp transport under every client). Plugins
+import these names from ``providers.http``.
 """
 
 from __future__ import annotations

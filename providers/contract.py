@@ -4,8 +4,8 @@ This is the module plugin authors read. It holds only dataclasses and protocols:
 no Django, no network. Plugins import from here, from ``providers.errors`` and from
 the shared helpers in ``providers.base``, ``providers.http`` and ``providers.openai_format``.
 
-Imports nothing of qtap's but ``providers.errors``: the manifest model, the loader and the registry
-are the host's side and import this module, never the other way round.
+May import: ``providers.errors`` only (no Django, no manifest): the manifest model, the loader and the
+registry are the host's side and import this module, never the other way round.
 """
 
 from __future__ import annotations

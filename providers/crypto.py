@@ -4,6 +4,8 @@ The first key encrypts, every key decrypts, so a new key can be prepended and ol
 re-encrypted with ``manage.py rotate_api_keys``. Keys are never derived from SECRET_KEY. With no key
 configured, one is generated once into the data directory (mode 0600) and a warning is logged.
 Migrations may import this module: its API is kept stable.
+
+May import: nothing of qtap's (Django's settings, read when a key is needed), so migrations can.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ upstream's own message and never the key. ``code`` is stable: the websocket prot
 ``extract_error``, ``error_for_status`` and ``parse_retry_after`` are that translation's shared part
 (a tolerant reading of any error body, the default status mapping, the retry-after headers).
 
-Imports only the standard library: plugins, the contract and every other module of providers import it.
+May import: the standard library only; plugins, the contract and every other module import it.
 """
 
 from __future__ import annotations

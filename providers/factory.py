@@ -1,4 +1,7 @@
-"""Resolve a provider name and build providers from plugins."""
+"""Resolve a provider name and build providers from plugins.
+
+May import: ``providers.contract``, ``providers.errors``, ``providers.registry``.
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@
 The secret is write-only: a ``PasswordInput(render_value=False)`` that is never filled back in, and an
 empty secret on edit keeps the stored one; the form holds it in clear and never encrypts it. Plugin
 choices come from the registry when the form is built (never ``choices=`` on the model), labelled with
-each manifest's displayName. Imports the models, the parameter schemas, the registry and the services.
+each manifest's displayName.
+
+May import: ``providers.models``, ``providers.parameters``, ``providers.registry``, ``providers.services``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ The pooled client and its timeouts live in ``providers.clients``, retries before
 base class and the error helpers moved still find them here: ``HTTPProvider`` and the model cache
 (their home is ``providers.base``) and the error-body and status helpers (``providers.errors``).
 
-Imports only the modules it re-exports; none of them imports this one.
+May import: the modules it re-exports, ``providers.base``, ``providers.clients``, ``providers.errors``,
+``providers.retries``, ``providers.streams``; none of them imports this one.
 """
 
 from __future__ import annotations

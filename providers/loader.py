@@ -4,6 +4,9 @@ Search order: bundled (``plugins/dist/``), local (other folders in ``plugins/``)
 distributions exposing the ``qtap.plugins`` entry-point group. Each plugin is validated, imported
 by path under a module name of its own, cross-checked against its manifest and registered.
 A broken plugin is recorded with a one-line reason and logged; it never stops the others.
+
+May import: ``providers.contract``, ``providers.errors``, ``providers.manifest``, ``providers.registry`` (it
+fills the registry it is given).
 """
 
 from __future__ import annotations

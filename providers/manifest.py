@@ -2,6 +2,8 @@
 
 manifest.json is the single source of truth for a plugin's metadata. Unknown keys are errors
 that name the key, so a typo never silently turns a feature off.
+
+May import: ``providers.errors`` (pydantic, no Django); the contract does not import it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 ``plugin`` is a plain CharField validated against the registry in ``clean()`` (no ``choices=``), so a
 new plugin needs no migration, and a profile whose plugin is gone keeps its value and shows
 "provider unavailable" instead of being dropped.
+
+May import: ``providers.crypto``, ``providers.parameters``, ``providers.reasoning``, ``providers.registry``,
+``providers.urlpolicy``, and for types only ``providers.contract``, ``providers.manifest``; never the
+services, selectors, forms or views that use them.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 One schema for chat (temperature, max_tokens, top_p, stop) and one for images (size, aspect_ratio,
 quality, style, n, …). Unknown keys are errors that name the key, so a typo never silently does nothing.
+
+May import: nothing of qtap's (pydantic only).
 """
 
 from __future__ import annotations

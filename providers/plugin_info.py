@@ -2,6 +2,8 @@
 (its ``--json`` shape is a contract, SPEC §3.6) and the plugins page.
 
 Every entry has the same keys, loaded or failed, so a consumer never has to guess.
+
+May import: ``providers.errors``, ``providers.manifest``, ``providers.plugin_state``, ``providers.registry``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Reading goes through ``PluginState.objects`` (the one enabled-check); these helpers take any of a
 plugin's names, and write the state under its canonical name.
+
+May import: ``providers.manifest``, ``providers.models``, ``providers.registry``.
 """
 
 from __future__ import annotations

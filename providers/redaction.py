@@ -1,4 +1,7 @@
-"""Keep API keys out of logs and error reports."""
+"""Keep API keys out of logs and error reports.
+
+May import: nothing of qtap's: the logging configuration and every room use it.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The registry of loaded plugins, and of the ones that failed to load."""
+"""The registry of loaded plugins, and of the ones that failed to load.
+
+May import: ``providers.contract``, ``providers.errors``, and ``providers.manifest`` for types only.
+"""
 
 from __future__ import annotations
 

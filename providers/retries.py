@@ -1,8 +1,7 @@
 """Retries before the first byte: ``RetryPolicy`` (which statuses, how long to wait) and
 ``send_with_retries``, which sends a streamed request and turns every failure into a ProviderError.
 
-Imports only ``providers.errors`` and ``providers.transport``. Plugins import these names from
-``providers.http``.
+May import: ``providers.errors``, ``providers.transport``. Plugins import these names from ``providers.http``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A row of another user is indistinguishable from a row that does not exist: the ``get_*`` functions
 raise the model's ``DoesNotExist`` for both (views answer 404, e.g. with ``get_object_or_404`` over the
 ``*_for`` querysets).
+
+May import: ``providers.models`` only.
 """
 
 from __future__ import annotations

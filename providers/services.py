@@ -2,8 +2,10 @@
 
 Every function is keyword-only, validates with ``full_clean()`` and raises ``ValidationError`` with
 a message a person can act on. Views, the admin, the forms' ``save()`` and commands call these; none
-repeat their rules. Imports the models, ``providers.calls``, the factory and the registry; nothing
-imports it but those callers.
+repeat their rules.
+
+May import: ``providers.calls``, ``providers.contract``, ``providers.crypto``, ``providers.errors``,
+``providers.factory``, ``providers.models``, ``providers.redaction``, ``providers.registry``.
 """
 
 from __future__ import annotations

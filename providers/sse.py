@@ -6,6 +6,8 @@ kept across events) and yields the same ``ServerSentEvent`` objects. It exists b
 cheaper: ``httpx_sse`` stacks three async generators (text decoding, line splitting, event
 decoding) over ``aiter_bytes``; here one loop splits the bytes into lines and decodes only complete
 lines. Profiled in the relay benchmark, that halved the parsing cost per streamed token.
+
+May import: nothing of qtap's.
 """
 
 from __future__ import annotations

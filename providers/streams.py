@@ -2,7 +2,7 @@
 (``iter_ndjson``) and ``drain``, with every stream failure (a stall, a dropped connection, a body that
 is no event stream) raised as a ProviderError.
 
-Imports only ``providers.errors`` and ``providers.sse`` (the parser). Plugins import these names from
+May import: ``providers.errors``, ``providers.sse`` (the parser). Plugins import these names from
 ``providers.http``.
 """
 

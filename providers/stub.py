@@ -1,4 +1,7 @@
-"""Temporary base classes for plugins whose wire protocol is not implemented yet."""
+"""Temporary base classes for plugins whose wire protocol is not implemented yet.
+
+May import: ``providers.contract``, ``providers.manifest``.
+"""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ What httpx callers rely on is kept: no redirects are followed, the body is not d
 (httpx decodes it), the connect/read/pool timeouts of each request apply, connections are kept
 alive and reused, and closing a response that was not read to the end closes its connection, which
 is how a stopped generation tells the provider to stop.
+
+May import: ``providers.urlpolicy`` only.
 """
 
 from __future__ import annotations

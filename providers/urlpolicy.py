@@ -17,6 +17,8 @@ Hosts are read the way the resolver reads them: ``2852039166``, ``0xa9fea9fe`` a
 are 169.254.169.254; ``[::ffff:169.254.169.254]`` is too; a trailing dot changes nothing.
 With the default policy a name that does not resolve is accepted on save (a typo is reported by "test
 connection", not by the policy); with ``public-only`` it is refused.
+
+May import: nothing of qtap's (Django's settings and ValidationError only): every room may use it.
 """
 
 from __future__ import annotations

@@ -1,3 +1,8 @@
+"""The settings pages' URLs (mounted under ``/settings/``).
+
+May import: ``providers.views``.
+"""
+
 from django.urls import path
 from django.views.generic import RedirectView
 

@@ -3,6 +3,9 @@
 Thin views: forms and services (providers.forms, providers.services, providers.plugin_state) do the
 work; every object is fetched through ``request.user`` so another user's key or profile answers 404.
 Keys are write-only: a form never renders a secret back, pages show ``…last4`` only.
+
+May import: ``providers.errors``, ``providers.forms``, ``providers.models``, ``providers.plugin_info``,
+``providers.plugin_state``, ``providers.registry``, ``providers.selectors``, ``providers.services``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ everything from ``providers.openai_format``.
 Parsing is tolerant in the ways real servers need (PROTOCOLS.md §8): ``choices`` may be missing,
 null or empty on any chunk; usage may ride on any chunk; SSE comments are skipped; a ``data:`` JSON
 with an ``error`` key is an error wherever it appears.
+
+May import: ``providers.openai_format.mapping``, ``providers.openai_format.providers``.
 """
 
 from providers.openai_format.mapping import (

@@ -1,4 +1,7 @@
-"""Request and response mapping for the OpenAI Chat Completions dialect: pure functions, no I/O."""
+"""Request and response mapping for the OpenAI Chat Completions dialect: pure functions, no I/O.
+
+May import: ``providers.contract``, ``providers.errors`` (no HTTP machinery: nothing here does I/O).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The provider classes of the OpenAI dialect: chat (streamed) and image generation."""
+"""The provider classes of the OpenAI dialect: chat (streamed) and image generation.
+
+May import: ``providers.base``, ``providers.clients``, ``providers.contract``, ``providers.errors``,
+``providers.openai_format.mapping``, ``providers.streams``, ``providers.transport``.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Create the first user of a fresh installation, and say how to sign in.
 
 Does nothing (and prints nothing secret) once any user exists, so ``make run`` can call it every time.
+
+May import: nothing of providers' (Django's auth only).
 """
 
 from __future__ import annotations

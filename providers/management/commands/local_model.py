@@ -1,4 +1,7 @@
-"""Serve SmolLM2-135M-Instruct on loopback and give a user a profile for it (``make local-model``)."""
+"""Serve SmolLM2-135M-Instruct on loopback and give a user a profile for it (``make local-model``).
+
+May import: ``providers.local_model``.
+"""
 
 from __future__ import annotations
 

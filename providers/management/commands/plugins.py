@@ -2,6 +2,9 @@
 
 ``list`` and ``show`` need no database: before ``migrate`` (or with none reachable) each plugin shows its
 manifest default and one line says so. ``enable`` / ``disable`` need it and say to migrate when it is not.
+
+May import: ``providers.errors``, ``providers.plugin_info``, ``providers.plugin_state``,
+``providers.registry``.
 """
 
 from __future__ import annotations

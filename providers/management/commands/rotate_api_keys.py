@@ -3,6 +3,8 @@
 Prepend a new key to QTAP_ENCRYPTION_KEYS, run this, then drop the old key. A secret that no configured
 key opens is left untouched and reported: every other key is still rotated (one bad row must not block
 the rest), and the command then fails naming the rows, so the old key is not dropped by mistake.
+
+May import: ``providers.crypto``, ``providers.services``.
 """
 
 from __future__ import annotations
