@@ -8,9 +8,14 @@ page 1).
 gemini_stream_array.json — the same JSON objects, one per event — framed as §3.5a shows the ``alt=sse``
 stream: ``data: <json>\\r\\n\\r\\n``, no ``event:`` line, no end marker. (The recording was made without
 ``alt=sse``, which streams one JSON array; that form is replayed byte for byte when ``alt`` is absent.)
+A request for ``gemini-2.5-pro`` (the model it was recorded with) streams
+gemini_stream_sse_thinking.sse byte for byte instead: four ``thought: true`` parts, then the answer, the
+first answer part carrying a ``thoughtSignature``, CRLF separators, ``thoughtsTokenCount`` outside
+``candidatesTokenCount`` (without ``alt`` the same chunks come as one JSON array).
 ``fake.reply`` switches to a blocked prompt (``"blocked"``: ``promptFeedback.blockReason``) or a reply
 stopped by the safety filter (``"safety"``); ``fake.long_tokens = N`` streams N text chunks (ending
-with ``fake.finish_reason``, and a ``functionCall`` part when ``fake.function_call``).
+with ``fake.finish_reason``, and a ``functionCall`` part when ``fake.function_call``; ``fake.usage_extra``
+adds fields such as ``cachedContentTokenCount`` to their ``usageMetadata``).
 
 ``POST /v1beta/models/{model}:predict`` answers Imagen predictions (``fake.imagen`` = ``"ok"``,
 ``"filtered"``, ``"mislabelled"`` (JPEG bytes declared PNG), ``"not_image"``).
@@ -38,6 +43,8 @@ from tests.fakes.stream_faults import StreamFault, send_stream
 MODELS_PAGE_1 = "gemini_models.json"
 STREAM_ARRAY = "gemini_stream_array.json"
 RECORDED_MODEL = "gemini-flash-latest"
+STREAM_SSE_THINKING = "gemini_stream_sse_thinking.sse"
+THINKING_MODEL = "gemini-2.5-pro"  # the model gemini_stream_sse_thinking.sse was recorded with
 PAGE_2 = {
     "models": [
         {
@@ -89,10 +96,30 @@ def recorded_chunks() -> list[dict[str, Any]]:
     return json.loads(fixture_bytes(STREAM_ARRAY))
 
 
-def recorded_text() -> tuple[str, str]:
+def sse_events(name: str = STREAM_SSE_THINKING) -> list[bytes]:
+    """The recorded ``alt=sse`` stream cut into its events, each with its own CRLF separator, bytes untouched."""
+    return [event + b"\r\n\r\n" for event in fixture_bytes(name).split(b"\r\n\r\n") if event.strip()]
+
+
+def sse_recorded_chunks(name: str = STREAM_SSE_THINKING) -> list[dict[str, Any]]:
+    return [json.loads(event.removeprefix(b"data: ")) for event in sse_events(name)]
+
+
+def signed_parts(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every part of the recording that carries a ``thoughtSignature``, in order."""
+    return [
+        part
+        for chunk in chunks
+        for candidate in chunk.get("candidates", [])[:1]
+        for part in candidate["content"]["parts"]
+        if "thoughtSignature" in part
+    ]
+
+
+def recorded_text(chunks: list[dict[str, Any]] | None = None) -> tuple[str, str]:
     """(answer, thoughts) of the recording."""
     text, thoughts = [], []
-    for chunk in recorded_chunks():
+    for chunk in recorded_chunks() if chunks is None else chunks:
         for part in chunk["candidates"][0]["content"]["parts"]:
             (thoughts if part.get("thought") else text).append(part.get("text", ""))
     return "".join(text), "".join(thoughts)
@@ -160,6 +187,7 @@ class FakeGemini(FakeProvider):
         self.long_tokens: int | None = None
         self.finish_reason = "STOP"  # of the synthetic stream
         self.function_call = False  # the synthetic stream's last chunk calls a function
+        self.usage_extra: dict[str, Any] = {}  # more usageMetadata fields on the synthetic stream's chunks
         self.stream_fault: StreamFault | None = None
         self.error_chunk = error_body(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
         self.imagen = "ok"
@@ -171,13 +199,18 @@ class FakeGemini(FakeProvider):
     def base_url(self) -> str:
         return f"{self.origin}/v1beta"
 
-    def chunks(self) -> list[dict[str, Any]]:
+    def chunks(self, model: str = RECORDED_MODEL) -> list[dict[str, Any]]:
         if self.long_tokens is not None:
-            return long_chunks(self.long_tokens, finish=self.finish_reason, function_call=self.function_call)
+            chunks = long_chunks(self.long_tokens, finish=self.finish_reason, function_call=self.function_call)
+            for chunk in chunks:
+                chunk["usageMetadata"].update(self.usage_extra)
+            return chunks
         if self.reply == "blocked":
             return [blocked_chunk()]
         if self.reply == "safety":
             return safety_chunks()
+        if model == THINKING_MODEL:
+            return sse_recorded_chunks()
         return recorded_chunks()
 
     async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
@@ -202,9 +235,9 @@ class FakeGemini(FakeProvider):
             )
             await respond(send, 404, error_body(404, "NOT_FOUND", message))
         elif method == "streamGenerateContent":
-            await self.stream(send, receive, sse=query.get("alt") == ["sse"])
+            await self.stream(send, receive, model, sse=query.get("alt") == ["sse"])
         elif method == "generateContent":
-            await respond(send, 200, self.merged())
+            await respond(send, 200, self.merged(model))
         elif method == "predict":
             await respond(send, 200, self.predictions(request.json or {}))
         else:
@@ -218,25 +251,26 @@ class FakeGemini(FakeProvider):
         else:
             await respond(send, 200, page_1)
 
-    async def stream(self, send: Send, receive: Receive, *, sse: bool) -> None:
-        if not sse and self.long_tokens is None and self.reply == "recorded" and self.stream_fault is None:
-            await self.stream_chunks(
-                send, receive, [fixture_bytes(STREAM_ARRAY)], content_type="application/json; charset=UTF-8"
-            )
+    async def stream(self, send: Send, receive: Receive, model: str, *, sse: bool) -> None:
+        recorded = self.long_tokens is None and self.reply == "recorded"
+        if not sse and recorded and self.stream_fault is None:
+            body = fixture_bytes(STREAM_ARRAY) if model != THINKING_MODEL else json.dumps(self.chunks(model)).encode()
+            await self.stream_chunks(send, receive, [body], content_type="application/json; charset=UTF-8")
             return
+        frames = sse_events() if recorded and model == THINKING_MODEL else [sse_frame(c) for c in self.chunks(model)]
         await send_stream(
             self,
             send,
             receive,
-            [sse_frame(chunk) for chunk in self.chunks()],
+            frames,
             content_type="text/event-stream",
             fault=self.stream_fault,
             malformed=b'data: {"candidates": [{"content": {"parts": [{"text": "cut\r\n\r\n',
             error=sse_frame(self.error_chunk),
         )
 
-    def merged(self) -> dict[str, Any]:
-        chunks = self.chunks()
+    def merged(self, model: str = RECORDED_MODEL) -> dict[str, Any]:
+        chunks = self.chunks(model)
         text = "".join(
             part.get("text", "")
             for chunk in chunks

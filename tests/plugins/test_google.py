@@ -9,11 +9,30 @@ import time
 import pytest
 
 from providers import errors
-from providers.contract import Attachment, ChatRequest, Message
+from providers.contract import (
+    Attachment,
+    ChatRequest,
+    Finish,
+    Message,
+    ProviderState,
+    ReasoningDelta,
+    ReasoningOptions,
+    TextDelta,
+    Usage,
+)
 from providers.factory import create_image_provider, create_llm_provider
 from providers.http import RetryPolicy, Timeouts
 from tests.fakes.fixtures import fixture_bytes
-from tests.fakes.gemini import RECORDED_MODEL, FakeGemini, error_body, recorded_text
+from tests.fakes.gemini import (
+    RECORDED_MODEL,
+    THINKING_MODEL,
+    FakeGemini,
+    error_body,
+    recorded_chunks,
+    recorded_text,
+    signed_parts,
+    sse_recorded_chunks,
+)
 from tests.fakes.samples import (
     FAST_RETRY,
     PDF_BYTES,
@@ -167,6 +186,160 @@ async def test_long_stream_keeps_the_last_running_usage(fake):
 async def test_complete(fake):
     result = await make_provider(fake).complete(ask())
     assert (result.text, result.finish_reason) == ("Scoop", "stop")
+
+
+# ---- reasoning: thoughts, thought signatures, thinking level and budget ---------------------------
+
+
+async def test_a_thinking_stream_yields_thoughts_then_text_the_signed_part_and_usage(fake):
+    result = await collect(make_provider(fake).stream(ask(THINKING_MODEL)))
+
+    chunks = sse_recorded_chunks()
+    answer, thoughts = recorded_text(chunks)
+    kinds = [type(e) for e in result.events if not isinstance(e, TextDelta | ReasoningDelta)]
+    assert kinds == [ProviderState, Usage, Finish]
+    deltas = [e for e in result.events if isinstance(e, TextDelta | ReasoningDelta)]
+    first_text = next(i for i, e in enumerate(deltas) if isinstance(e, TextDelta))
+    assert all(isinstance(e, ReasoningDelta) for e in deltas[:first_text]) and first_text == 4
+    assert all(isinstance(e, TextDelta) for e in deltas[first_text:])
+    assert (result.reasoning, result.text) == (thoughts, answer)
+    assert result.reasoning.startswith("**Clarifying User Goals**")
+    # thoughtsTokenCount is outside candidatesTokenCount (34 + 469 + 787 = 1290) and billed as output.
+    assert result.usage == Usage(34, 469 + 787, reasoning_tokens=787)
+    state = next(e.value for e in result.events if isinstance(e, ProviderState))
+    assert [entry["part"] for entry in state["parts"]] == signed_parts(chunks)
+    assert state["parts"][0]["offset"] == 0  # the first answer part carries the signature (2.5)
+    assert json.loads(json.dumps(state)) == state
+    assert fake.requests[-1].json["generationConfig"] == {"thinkingConfig": {"includeThoughts": True}}
+
+
+async def second_turn(fake: FakeGemini, model: str) -> tuple[list[dict], str]:
+    """Ask ``model`` twice, handing the first turn's text and state back; the model turn sent second."""
+    first = await make_provider(fake).complete(ask(model))
+    assert first.provider_state is not None
+    request = ChatRequest(
+        model=model,
+        messages=(
+            Message("user", "Name for a pet pelican, just the name"),
+            Message("assistant", first.text, provider_state=first.provider_state),
+            Message("user", "And another?"),
+        ),
+    )
+    await make_provider(fake).complete(request)
+    body = fake.requests[-1].json
+    assert [turn["role"] for turn in body["contents"]] == ["user", "model", "user"]
+    return body["contents"][1]["parts"], first.text
+
+
+async def test_the_next_turn_carries_the_signature_on_the_part_it_came_with_2_5(fake):
+    parts, text = await second_turn(fake, THINKING_MODEL)
+
+    recorded = signed_parts(sse_recorded_chunks())
+    assert len(recorded) == 1 and recorded[0]["thoughtSignature"].startswith("CiIB0e2Kb6Syj1a9")
+    assert parts[0] == recorded[0]  # the first answer part, as received, signature and all
+    assert "".join(part["text"] for part in parts) == text
+    assert [part for part in parts if "thoughtSignature" in part] == recorded
+    assert recorded[0]["thoughtSignature"].encode() in fake.requests[-1].body  # not re-encoded
+
+
+async def test_the_next_turn_carries_the_trailing_signed_empty_part_3_x(fake):
+    parts, text = await second_turn(fake, RECORDED_MODEL)
+
+    recorded = signed_parts(recorded_chunks())
+    assert recorded == [{"text": "", "thoughtSignature": recorded[0]["thoughtSignature"]}]
+    assert parts == [{"text": text}, recorded[0]]
+    assert recorded[0]["thoughtSignature"].encode() in fake.requests[-1].body
+
+
+async def test_state_that_no_longer_fits_the_text_is_dropped_not_sent_wrong(fake):
+    state = {"parts": [{"offset": 0, "part": {"text": "Something else", "thoughtSignature": "c2ln"}}]}
+    request = ChatRequest(
+        model=THINKING_MODEL,
+        messages=(Message("user", "Hi"), Message("assistant", "Edited.", provider_state=state), Message("user", "?")),
+    )
+    await collect(make_provider(fake).stream(request))
+    assert fake.requests[-1].json["contents"][1] == {"role": "model", "parts": [{"text": "Edited."}]}
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "expected"),
+    [
+        (
+            "gemini-3-flash-preview",
+            ReasoningOptions(effort="minimal"),
+            {"includeThoughts": True, "thinkingLevel": "MINIMAL"},
+        ),
+        ("gemini-3-pro-preview", ReasoningOptions(effort="low"), {"includeThoughts": True, "thinkingLevel": "LOW"}),
+        (
+            "gemini-3.1-pro-preview",
+            ReasoningOptions(effort="medium"),
+            {"includeThoughts": True, "thinkingLevel": "MEDIUM"},
+        ),
+        (
+            "models/gemini-3.6-flash",
+            ReasoningOptions(effort="high", summary=False),
+            {"includeThoughts": False, "thinkingLevel": "HIGH"},
+        ),
+        ("gemini-2.5-pro", ReasoningOptions(budget_tokens=2048), {"includeThoughts": True, "thinkingBudget": 2048}),
+        (
+            "gemini-2.5-flash",
+            ReasoningOptions(budget_tokens=0, summary=False),
+            {"includeThoughts": False, "thinkingBudget": 0},
+        ),
+        (
+            "gemini-2.5-flash-lite",
+            ReasoningOptions(budget_tokens=512),
+            {"includeThoughts": True, "thinkingBudget": 512},
+        ),
+    ],
+)
+async def test_the_request_carries_the_thinking_level_or_budget(fake, model, reasoning, expected):
+    await collect(make_provider(fake).stream(ask(model, reasoning=reasoning)))
+    assert fake.requests[-1].json["generationConfig"] == {"thinkingConfig": expected}
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "says"),
+    [
+        (
+            "gemini-3-pro-preview",
+            ReasoningOptions(effort="medium"),
+            "takes a reasoning effort of low, high, not 'medium'",
+        ),
+        ("gemini-3-flash-preview", ReasoningOptions(effort="none"), "of minimal, low, medium, high, not 'none'"),
+        (
+            "gemini-3-flash-preview",
+            ReasoningOptions(budget_tokens=1024),
+            "takes no thinking budget (it takes a reasoning",
+        ),
+        (
+            "gemini-2.5-pro",
+            ReasoningOptions(effort="high"),
+            "no reasoning effort (it takes a thinking budget of 128 to 32768",
+        ),
+        ("gemini-2.5-pro", ReasoningOptions(budget_tokens=0), "a thinking budget of 128 to 32768 tokens, not 0"),
+        (
+            "gemini-2.5-flash",
+            ReasoningOptions(budget_tokens=30000),
+            "a thinking budget of 0 to 24576 tokens, not 30000",
+        ),
+        ("gemini-2.5-flash-lite", ReasoningOptions(budget_tokens=100), "0 (off) or 512 to 24576 tokens, not 100"),
+        ("gemini-2.0-flash", ReasoningOptions(effort="low"), "takes no reasoning effort"),
+    ],
+)
+async def test_an_effort_or_budget_the_model_cannot_take_is_refused_before_any_request(fake, model, reasoning, says):
+    with pytest.raises(errors.InvalidRequestError) as caught:
+        await collect(make_provider(fake).stream(ask(model, reasoning=reasoning)))
+    assert repr(model) in caught.value.message and says in caught.value.message
+    assert fake.requests == []
+
+
+async def test_cached_and_thought_tokens_in_the_usage(fake):
+    fake.long_tokens = 2
+    fake.usage_extra = {"cachedContentTokenCount": 6, "thoughtsTokenCount": 40, "toolUsePromptTokenCount": 3}
+    result = await collect(make_provider(fake).stream(ask("gemini-2.5-flash")))
+    # promptTokenCount includes the cached tokens; the tool-use prompt is input too.
+    assert result.usage == Usage(9 + 3, 2 + 40, cached_input_tokens=6, reasoning_tokens=40)
 
 
 # ---- errors -------------------------------------------------------------------------------------

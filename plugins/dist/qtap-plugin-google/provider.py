@@ -5,6 +5,13 @@ ends up in access logs), a bad key is a 400 ``INVALID_ARGUMENT`` whose details s
 the assistant role is ``model``, usage comes as running totals on every chunk, the stream has no end
 marker (the last chunk carries ``finishReason``), and a blocked prompt is a 200 with
 ``promptFeedback.blockReason`` and no candidates.
+
+Reasoning: ``generationConfig.thinkingConfig`` takes a ``thinkingLevel`` (Gemini 3.x, from the effort) or a
+``thinkingBudget`` (2.5, from the budget) — never both; which one a model takes is in the manifest's
+``modelRules``. Thoughts arrive as parts marked ``thought: true``. An opaque ``thoughtSignature`` may ride on
+any part (2.5: the first answer part; 3.x: a trailing empty text part): every signed part is kept as
+received, with the length of answer text before it, and goes back in the model turn, where it came, on the
+next request. ``thoughtsTokenCount`` is outside ``candidatesTokenCount`` and billed as output.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from providers.contract import (
     FinishReason,
     Message,
     ModelInfo,
+    ProviderState,
     ReasoningDelta,
+    ReasoningOptions,
     StreamEvent,
     TextDelta,
     Usage,
@@ -57,9 +66,10 @@ FILTERED = frozenset(
 )
 FINISH_REASONS: dict[str, FinishReason] = {"STOP": "stop", "MAX_TOKENS": "length"}
 
-# Models that think and can return their thoughts. Asking a model that does not think for its
-# thoughts is refused by the API, so the request asks only these.
-_THINKING_MODELS = re.compile(r"^(gemini-(2\.5|[3-9])|gemini-(flash|flash-lite|pro)-latest)")
+# The effort levels Gemini 3.x names (the manifest's modelRules say which a model takes).
+THINKING_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
+# 2.5 Flash-Lite takes a budget of 0 (off) or 512 and up: a gap a range in the manifest cannot say.
+_BUDGET_GAPS: tuple[tuple[re.Pattern[str], int], ...] = ((re.compile(r"gemini-2\.5-flash-lite"), 512),)
 
 # google.rpc status → error class, for the statuses whose meaning does not depend on the message.
 _RPC_STATUSES: dict[str, type[errors.ProviderError]] = {
@@ -145,8 +155,38 @@ def _parts(message: Message) -> list[dict[str, Any]]:
         {"inlineData": {"mimeType": a.mime_type, "data": base64.b64encode(a.data).decode("ascii")}}
         for a in message.attachments
     ]
-    if message.content:
+    signed = signed_model_parts(message.content, message.provider_state) if message.role == "assistant" else None
+    if signed is not None:
+        parts.extend(signed)
+    elif message.content:
         parts.append({"text": message.content})
+    return parts
+
+
+def signed_model_parts(text: str, state: Any) -> list[dict[str, Any]] | None:
+    """The model turn rebuilt from its text and the signed parts of its state, each part back where it came
+    (``offset``: the answer text before it), exactly as received. None when the state does not fit the text
+    (an edited reply): the turn then goes back as plain text, its signatures dropped."""
+    entries = state.get("parts") if isinstance(state, dict) else None
+    if not isinstance(entries, list) or not entries:
+        return None
+    parts: list[dict[str, Any]] = []
+    cursor = 0
+    for entry in entries:
+        offset, part = (entry.get("offset"), entry.get("part")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(offset, int) or not isinstance(part, dict) or not cursor <= offset <= len(text):
+            return None
+        if offset > cursor:
+            parts.append({"text": text[cursor:offset]})
+        parts.append(part)
+        cursor = offset
+        if not part.get("thought"):
+            own = part.get("text") or ""
+            if not isinstance(own, str) or text[offset : offset + len(own)] != own:
+                return None
+            cursor = offset + len(own)
+    if cursor < len(text):
+        parts.append({"text": text[cursor:]})
     return parts
 
 
@@ -174,10 +214,17 @@ def finish_reason(reason: str, *, called_function: bool) -> FinishReason:
 
 
 def usage_from(metadata: Mapping[str, Any]) -> Usage:
-    """Output includes the thoughts: they are generated, and billed, as output tokens."""
-    prompt = metadata.get("promptTokenCount")
+    """Output includes the thoughts: they are generated, and billed, as output tokens (``candidatesTokenCount``
+    counts the visible answer only). ``promptTokenCount`` includes the cached tokens; the tool-use prompt is
+    input too."""
+    consumed = [metadata[key] for key in ("promptTokenCount", "toolUsePromptTokenCount") if key in metadata]
     produced = [metadata[key] for key in ("candidatesTokenCount", "thoughtsTokenCount") if key in metadata]
-    return Usage(prompt, sum(produced) if produced else None)
+    return Usage(
+        sum(consumed) if consumed else None,
+        sum(produced) if produced else None,
+        cached_input_tokens=metadata.get("cachedContentTokenCount"),
+        reasoning_tokens=metadata.get("thoughtsTokenCount"),
+    )
 
 
 class GoogleProvider(GeminiHTTP):
@@ -196,19 +243,51 @@ class GoogleProvider(GeminiHTTP):
             config["maxOutputTokens"] = request.max_tokens
         if request.stop:
             config["stopSequences"] = list(request.stop)
-        if _THINKING_MODELS.match(request.model.removeprefix("models/")):
-            config["thinkingConfig"] = {"includeThoughts": True}
+        if (thinking := self.thinking_config(request)) is not None:
+            config["thinkingConfig"] = thinking
         if config:
             body["generationConfig"] = config
         return body
 
+    def thinking_config(self, request: ChatRequest) -> dict[str, Any] | None:
+        """``thinkingLevel`` from the effort or ``thinkingBudget`` from the budget (the host has checked them
+        against the model's rule, which offers one or the other), and whether the thoughts come back."""
+        rule = self.config.rule_for(request.model)
+        knob = rule.reasoning if rule is not None else None
+        if knob is None:
+            return None  # a model that does not think refuses to be asked for its thoughts
+        options = request.reasoning or ReasoningOptions()
+        config: dict[str, Any] = {}
+        if knob.summary:
+            config["includeThoughts"] = options.summary
+        if options.effort is not None:
+            if options.effort not in THINKING_LEVELS:
+                raise errors.InvalidRequestError(
+                    self.provider, f"Gemini has no thinking level for a reasoning effort of {options.effort!r}."
+                )
+            config["thinkingLevel"] = THINKING_LEVELS[options.effort]
+        elif options.budget_tokens is not None:
+            budget = options.budget_tokens
+            for pattern, least in _BUDGET_GAPS:
+                if pattern.search(request.model) and 0 < budget < least and knob.budget_tokens is not None:
+                    raise errors.InvalidRequestError(
+                        self.provider,
+                        f"The model {request.model!r} takes a thinking budget of 0 (off) or {least} to "
+                        f"{knob.budget_tokens.max} tokens, not {budget}.",
+                    )
+            config["thinkingBudget"] = budget
+        return config or None
+
     async def _events(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         self.require_key()
+        body = self.build_body(request)  # refuses what the model cannot take before any request
         path = f"{model_path(request.model)}:streamGenerateContent"
         reason: str | None = None
         usage: Mapping[str, Any] | None = None
         called_function = False
-        async with self.open("POST", path, params={"alt": "sse"}, json_body=self.build_body(request)) as response:
+        answered = 0  # characters of answer text so far: where a signed part sits in the turn
+        signed: list[dict[str, Any]] = []
+        async with self.open("POST", path, params={"alt": "sse"}, json_body=body) as response:
             async for sse in iter_sse(response, provider=self.provider):
                 if not sse.data:
                     continue
@@ -229,14 +308,24 @@ class GoogleProvider(GeminiHTTP):
                     if not isinstance(candidate, dict):
                         raise errors.ProtocolError(self.provider, f"unexpected candidate: {str(candidate)[:200]!r}")
                     for part in (candidate.get("content") or {}).get("parts") or []:
+                        if not isinstance(part, dict):
+                            continue  # not a part this plugin knows: ignored, as new part types must be
                         called_function = called_function or "functionCall" in part
+                        if "thoughtSignature" in part and "functionCall" not in part:
+                            signed.append({"offset": answered, "part": part})
                         text = part.get("text")
-                        if text:
-                            yield ReasoningDelta(text) if part.get("thought") else TextDelta(text)
+                        if text and isinstance(text, str):
+                            if part.get("thought"):
+                                yield ReasoningDelta(text)
+                            else:
+                                answered += len(text)
+                                yield TextDelta(text)
                     reason = candidate.get("finishReason") or reason
         # No end marker: the response ends after the chunk that carries finishReason.
         if reason is None:
             raise errors.ProtocolError(self.provider, "the stream ended without a finish reason")
+        if signed:
+            yield ProviderState({"parts": signed})
         if usage:
             yield usage_from(usage)
         yield Finish(finish_reason(reason, called_function=called_function))
