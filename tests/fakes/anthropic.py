@@ -1,10 +1,14 @@
 """A local Anthropic Messages API (PROTOCOLS.md §2) on a real loopback socket.
 
-``POST /v1/messages`` replays the recorded streams in tests/fakes/recordings byte for byte
-(``anthropic_stream_text.sse`` by default, ``anthropic_stream_thinking.sse`` with
-``fake.reply = "thinking"``), split at event boundaries so they arrive as a real stream does.
+``POST /v1/messages`` replays the recorded streams in tests/fakes/recordings byte for byte, chosen by
+``fake.reply`` (a key of ``FIXTURES``: ``anthropic_stream_text.sse`` by default; ``"thinking"``,
+``"thinking_tool_use"``, ``"adaptive_thinking"``, ``"redacted_thinking"`` for the thinking recordings, each
+with its ``.request.txt`` beside it), split at event boundaries so they arrive as a real stream does.
+``fake.reply = "cached"`` serves a stream assembled in the recordings' shape around the usage numbers a
+real cached call returned (PROTOCOLS-reasoning-tools.md R3.5): 3 fresh input tokens, 418 written to the
+cache, 1,111 read from it.
 ``fake.long_tokens = N`` serves a synthetic stream of N text deltas instead (benchmarks, stop tests),
-ending with ``fake.stop_reason``.
+ending with ``fake.stop_reason``; ``thinking_stream(N)`` builds one of N thinking and N text deltas.
 ``GET /v1/models`` pages through a small assembled model list with ``limit`` / ``after_id``.
 
 The key is checked like the real service does (``x-api-key`` or ``Authorization: Bearer``, else 401
@@ -22,12 +26,44 @@ from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.server import FakeProvider, Receive, RecordedRequest, Send, respond
 from tests.fakes.stream_faults import StreamFault, send_stream
 
-FIXTURES = {"text": "anthropic_stream_text.sse", "thinking": "anthropic_stream_thinking.sse"}
+FIXTURES = {
+    "text": "anthropic_stream_text.sse",
+    "thinking": "anthropic_stream_thinking.sse",
+    "thinking_tool_use": "anthropic_stream_thinking_tool_use.sse",
+    "adaptive_thinking": "anthropic_stream_adaptive_thinking.sse",
+    "redacted_thinking": "anthropic_stream_redacted_thinking.sse",
+}
 TEXTS = {
     "text": "Hello",
     "thinking": '1. **Pouch** - references their iconic bill pouch\n2. **Pelé** - playful take on "pelican"',
+    "thinking_tool_use": "",
+    "adaptive_thinking": "\n\n1. **Captain Scoop**\n2. **Gullet**",
+    "redacted_thinking": (
+        "I notice that you've sent what appears to be some kind of test string or command. I don't have any "
+        'special "magic string" triggers or backdoor commands that would expose internal systems or change my '
+        "behavior.\n\nI'm Claude, an AI assistant created by Anthropic to be helpful, harmless, and honest. How "
+        "can I assist you today with a legitimate task or question?"
+    ),
+    "cached": "Cached.",
 }
-USAGE = {"text": (10, 4), "thinking": (46, 133)}
+# (input_tokens, output_tokens) as the wire's own fields say them (uncached input only)
+USAGE = {
+    "text": (10, 4),
+    "thinking": (46, 133),
+    "thinking_tool_use": (598, 92),
+    "adaptive_thinking": (34, 44),
+    "redacted_thinking": (92, 189),
+    "cached": (3, 33),
+}
+# The cached call's usage (R3.5: pydantic-ai test_anthropic_cache_real_api.yaml, claude-sonnet-4-5, 2nd call)
+CACHED_USAGE = {
+    "input_tokens": 3,
+    "cache_creation_input_tokens": 418,
+    "cache_read_input_tokens": 1111,
+    "cache_creation": {"ephemeral_5m_input_tokens": 418, "ephemeral_1h_input_tokens": 0},
+    "output_tokens": 33,
+    "service_tier": "standard",
+}
 
 MODELS = [
     {
@@ -109,6 +145,95 @@ def long_stream(tokens: int, stop_reason: str = "end_turn") -> list[bytes]:
     return chunks
 
 
+def cached_stream() -> list[bytes]:
+    """A short text reply carrying the recorded cache figures, in message_start and (cumulative) message_delta."""
+    start_usage = {**CACHED_USAGE, "output_tokens": 1}
+    message = {
+        "model": "claude-sonnet-4-5-20250929",
+        "id": "msg_01Cached",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": start_usage,
+    }
+    wire_keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    delta_usage = {key: CACHED_USAGE[key] for key in wire_keys}
+    return [
+        sse("message_start", {"type": "message_start", "message": message}),
+        sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": TEXTS["cached"]}},
+        ),
+        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": delta_usage,
+            },
+        ),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+
+
+def thinking_stream(tokens: int) -> list[bytes]:
+    """The recorded thinking stream's shape at length: message_start, a thinking block of ``tokens``
+    thinking deltas closed by one signature_delta, a text block of ``tokens`` text deltas, the usage with
+    ``output_tokens_details.thinking_tokens``, message_stop (benchmarks)."""
+    message = {
+        "model": "claude-haiku-4-5-20251001",
+        "id": "msg_01LongThinking",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 46,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 1,
+        },
+    }
+    thinking_block = {"type": "thinking", "thinking": "", "signature": ""}
+    chunks = [
+        sse("message_start", {"type": "message_start", "message": message}),
+        sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": thinking_block}),
+    ]
+    for i in range(tokens):
+        delta = {"type": "thinking_delta", "thinking": f"t{i} "}
+        chunks.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    signature = {"type": "signature_delta", "signature": "EuYDCmMIDBgCKkC05Zda4P" * 20}
+    chunks += [
+        sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signature}),
+        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
+    for i in range(tokens):
+        delta = {"type": "text_delta", "text": f"w{i} "}
+        chunks.append(sse("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": delta}))
+    usage = {"output_tokens": 2 * tokens, "output_tokens_details": {"thinking_tokens": tokens}}
+    chunks += [
+        sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        sse(
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": usage},
+        ),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+    return chunks
+
+
 def long_text(tokens: int) -> str:
     return "".join(f"w{i} " for i in range(tokens))
 
@@ -126,6 +251,8 @@ class FakeAnthropic(FakeProvider):
     def chunks(self) -> list[bytes]:
         if self.long_tokens is not None:
             return long_stream(self.long_tokens, self.stop_reason)
+        if self.reply == "cached":
+            return cached_stream()
         return split_events(fixture_bytes(FIXTURES[self.reply]))
 
     async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 import pytest
 
 from providers import errors
-from providers.contract import Attachment, ChatRequest, Message, TextDelta
+from providers.contract import Attachment, ChatRequest, Message, ProviderState, ReasoningOptions, TextDelta, Usage
 from providers.factory import create_llm_provider
 from providers.http import Timeouts
-from tests.fakes.anthropic import TEXTS, USAGE, FakeAnthropic, error_body, long_text
+from tests.fakes.anthropic import FIXTURES, TEXTS, USAGE, FakeAnthropic, error_body, long_text
+from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.samples import (
     FAST_RETRY,
     PDF_BYTES,
@@ -405,3 +407,303 @@ async def test_a_base_url_pasted_with_v1_is_tolerated(fake):
     assert (await collect(provider.stream(hello()))).text == "Hello"
     assert fake.requests[-1].path == "/v1/messages"
     assert create_llm_provider("ANTHROPIC", api_key=KEY).base_url == "https://api.anthropic.com"
+
+
+# ---- reasoning, the state that goes back, prompt caching ----------------------------------------
+
+OPUS = "claude-opus-4-6"
+
+
+def ask(model: str = MODEL, **kwargs) -> ChatRequest:
+    return ChatRequest(model=model, messages=(Message("user", "Say just hello"),), **kwargs)
+
+
+def recorded_events(name: str) -> list[dict]:
+    """The data of every event in a recording, parsed the plain way (no plugin code involved)."""
+    return [
+        json.loads(line[6:])
+        for line in fixture_bytes(name).decode().splitlines()
+        if line.startswith("data: ") and line[6:].strip()
+    ]
+
+
+def recorded_request(name: str) -> dict:
+    """The body of the real request a recording answered (its .request.txt: method line, then JSON)."""
+    return json.loads(fixture_bytes(f"{name}.request.txt").decode().split("\n", 1)[1])
+
+
+def recorded_signatures(name: str) -> list[str]:
+    return [
+        e["delta"]["signature"]
+        for e in recorded_events(name)
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "signature_delta"
+    ]
+
+
+def kinds(events) -> list[str]:
+    return [type(event).__name__ for event in events]
+
+
+def cache_controls(body: dict) -> list[dict]:
+    """Every cache_control breakpoint in a request body, wherever it sits."""
+    found = []
+    system = body.get("system")
+    for block in system if isinstance(system, list) else []:
+        found += [block["cache_control"]] if "cache_control" in block else []
+    for message in body["messages"]:
+        found += [block["cache_control"] for block in message["content"] if "cache_control" in block]
+    return found
+
+
+def second_turn(state, *, model: str = MODEL, **kwargs) -> ChatRequest:
+    messages = (
+        Message("user", "Use the fixed_version tool. Then tell me the version and make one short joke about it."),
+        Message("assistant", "The version is 0.32a0.", provider_state=state),
+        Message("user", "And another joke?"),
+    )
+    return ChatRequest(model=model, messages=messages, **kwargs)
+
+
+async def test_thinking_with_tool_use_streams_reasoning_usage_and_the_signed_block(fake):
+    fake.reply = "thinking_tool_use"
+    result = await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(budget_tokens=1024))))
+
+    assert kinds(result.events) == ["ReasoningDelta", "ReasoningDelta", "ProviderState", "Usage", "Finish"]
+    assert result.reasoning == (
+        "The user wants me to:\n1. Use the fixed_version tool\n2. Tell them the version\n3. Make a short joke "
+        "about it\n\nLet me first call the fixed_version tool to see what version it returns."
+    )
+    assert result.text == TEXTS["thinking_tool_use"]
+    # 598 fresh input tokens and no cache in the recording; 53 of the 92 output tokens were thinking
+    assert result.usage == Usage(598, 92, cached_input_tokens=0, cache_write_tokens=0, reasoning_tokens=53)
+    assert result.finish == "tool_calls"
+    (state,) = [e.value for e in result.events if isinstance(e, ProviderState)]
+    assert state == [
+        {"type": "thinking", "thinking": result.reasoning, "signature": recorded_signatures(FIXTURES[fake.reply])[0]}
+    ]
+    # what the real client sent back next turn (the recorded turn-2 request) is exactly that block
+    turn2 = recorded_request("anthropic_stream_thinking_tool_use_turn2.sse")
+    assert state == [turn2["messages"][1]["content"][0]]
+
+
+async def test_adaptive_thinking_keeps_text_before_the_thinking_in_order(fake):
+    fake.reply = "adaptive_thinking"
+    result = await collect(make_provider(fake).stream(ask(model=OPUS)))
+
+    assert kinds(result.events) == ["TextDelta"] + ["ReasoningDelta"] * 7 + ["TextDelta"] * 9 + [
+        "ProviderState",
+        "Usage",
+        "Finish",
+    ]
+    assert result.events[0] == TextDelta("\n\n")
+    assert result.reasoning == "Brief answer with two pet pelican names."
+    assert result.text == TEXTS["adaptive_thinking"]
+    assert result.usage == Usage(34, 44, cached_input_tokens=0, cache_write_tokens=0)  # no thinking_tokens sent
+    (state,) = [e.value for e in result.events if isinstance(e, ProviderState)]
+    signature = recorded_signatures(FIXTURES[fake.reply])[0]
+    assert state == [{"type": "thinking", "thinking": result.reasoning, "signature": signature}]
+
+
+async def test_redacted_thinking_blocks_are_kept_whole_and_in_order(fake):
+    fake.reply = "redacted_thinking"
+    result = await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(budget_tokens=1024))))
+
+    assert result.reasoning == ""  # nothing readable to show
+    assert result.text == TEXTS["redacted_thinking"]
+    recorded = [
+        e["content_block"]
+        for e in recorded_events(FIXTURES[fake.reply])
+        if e["type"] == "content_block_start" and e["content_block"]["type"] == "redacted_thinking"
+    ]
+    assert len(recorded) == 2
+    (state,) = [e.value for e in result.events if isinstance(e, ProviderState)]
+    assert state == recorded
+    assert kinds(result.events)[-3:] == ["ProviderState", "Usage", "Finish"]
+
+
+async def test_a_plain_reply_has_no_provider_state(fake):
+    result = await collect(make_provider(fake).stream(hello()))
+    assert not [e for e in result.events if isinstance(e, ProviderState)]
+
+
+async def test_the_second_turn_sends_the_thinking_back_first_exactly_as_received(fake):
+    fake.reply = "thinking_tool_use"
+    provider = make_provider(fake)
+    first = await provider.complete(hello(reasoning=ReasoningOptions(budget_tokens=1024)))
+    fake.reply = "text"
+    await collect(provider.stream(second_turn(first.provider_state, options={"prompt_caching": False})))
+
+    assistant = fake.requests[-1].json["messages"][1]
+    assert assistant["role"] == "assistant"
+    assert assistant["content"] == [*first.provider_state, {"type": "text", "text": "The version is 0.32a0."}]
+    assert assistant["content"][0]["signature"] == recorded_signatures("anthropic_stream_thinking_tool_use.sse")[0]
+    turn2 = recorded_request("anthropic_stream_thinking_tool_use_turn2.sse")
+    assert assistant["content"][0] == turn2["messages"][1]["content"][0]
+
+
+async def test_redacted_blocks_go_back_unchanged_before_the_text(fake):
+    fake.reply = "redacted_thinking"
+    provider = make_provider(fake)
+    first = await provider.complete(hello(reasoning=ReasoningOptions(budget_tokens=1024)))
+    fake.reply = "text"
+    await collect(provider.stream(second_turn(first.provider_state, options={"prompt_caching": False})))
+
+    content = fake.requests[-1].json["messages"][1]["content"]
+    assert [block["type"] for block in content] == ["redacted_thinking", "redacted_thinking", "text"]
+    assert content[:2] == first.provider_state
+
+
+async def test_state_that_is_not_this_plugins_shape_is_not_sent(fake):
+    await collect(make_provider(fake).stream(second_turn({"reasoning": "x"}, options={"prompt_caching": False})))
+    assert fake.requests[-1].json["messages"][1]["content"] == [{"type": "text", "text": "The version is 0.32a0."}]
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "named"),
+    [
+        (
+            MODEL,
+            ReasoningOptions(effort="high"),
+            "takes no reasoning effort (it takes a thinking budget of 1024 to 64000",
+        ),
+        (
+            OPUS,
+            ReasoningOptions(effort="minimal"),
+            "takes a reasoning effort of low, medium, high, xhigh, not 'minimal'",
+        ),
+        (MODEL, ReasoningOptions(budget_tokens=500), "takes a thinking budget of 1024 to 64000 tokens, not 500"),
+        ("claude-3-5-haiku-20241022", ReasoningOptions(budget_tokens=2048), "takes no thinking budget"),
+    ],
+)
+async def test_an_effort_or_budget_the_model_cannot_take_is_refused_before_any_request(fake, model, reasoning, named):
+    with pytest.raises(errors.InvalidRequestError) as caught:
+        await collect(make_provider(fake).stream(ask(model=model, reasoning=reasoning)))
+    assert repr(model) in caught.value.message
+    assert named in caught.value.message
+    assert fake.requests == []
+
+
+async def test_an_effort_is_sent_as_output_config_with_adaptive_thinking(fake):
+    fake.reply = "adaptive_thinking"
+    await collect(make_provider(fake).stream(ask(model=OPUS, reasoning=ReasoningOptions(effort="medium"))))
+
+    body = fake.requests[-1].json
+    assert body["thinking"] == recorded_request("anthropic_stream_adaptive_thinking.sse")["thinking"]
+    assert body["thinking"] == {"type": "adaptive"}
+    assert body["output_config"] == {"effort": "medium"}
+
+
+async def test_a_budget_is_sent_as_enabled_thinking_as_recorded(fake):
+    fake.reply = "thinking"
+    await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(budget_tokens=1024))))
+
+    body = fake.requests[-1].json
+    recorded = recorded_request("anthropic_stream_thinking.sse")
+    assert body["thinking"] == recorded["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert body["max_tokens"] == recorded["max_tokens"] == 8192
+    assert "output_config" not in body
+
+
+async def test_max_tokens_is_raised_above_the_budget(fake):
+    request = hello(reasoning=ReasoningOptions(budget_tokens=20000), max_tokens=4000)
+    await collect(make_provider(fake).stream(request))
+
+    body = fake.requests[-1].json
+    assert body["thinking"]["budget_tokens"] == 20000
+    assert body["max_tokens"] > 20000
+
+
+async def test_summary_off_asks_for_the_thinking_to_be_omitted(fake):
+    await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(budget_tokens=2048, summary=False))))
+    assert fake.requests[-1].json["thinking"] == {"type": "enabled", "budget_tokens": 2048, "display": "omitted"}
+    opus = ask(model=OPUS, reasoning=ReasoningOptions(effort="low", summary=False))
+    await collect(make_provider(fake).stream(opus))
+    assert fake.requests[-1].json["thinking"] == {"type": "adaptive", "display": "omitted"}
+
+
+async def test_no_reasoning_options_send_no_thinking(fake):
+    await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(summary=False))))
+    body = fake.requests[-1].json
+    assert "thinking" not in body
+    assert "output_config" not in body
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"temperature": 0.5}, "temperature"),
+        ({"top_p": 0.5}, "top_p"),
+        ({"messages": (Message("user", "hi"), Message("assistant", "Sure:"))}, "prefill"),
+    ],
+)
+async def test_what_thinking_rules_out_is_refused_before_any_request(fake, kwargs, named):
+    request = ChatRequest(
+        **{"model": MODEL, "messages": (Message("user", "hi"),), **kwargs},
+        reasoning=ReasoningOptions(budget_tokens=1024),
+    )
+    with pytest.raises(errors.InvalidRequestError, match=named):
+        await collect(make_provider(fake).stream(request))
+    assert fake.requests == []
+
+
+async def test_thinking_takes_temperature_one_and_a_high_top_p(fake):
+    await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(budget_tokens=1024), temperature=1.0)))
+    assert fake.requests[-1].json["temperature"] == 1.0
+    await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(budget_tokens=1024), top_p=0.96)))
+    assert fake.requests[-1].json["top_p"] == 0.96
+
+
+def test_the_manifest_offers_prompt_caching(fake):
+    assert make_provider(fake).config.prompt_caching is True
+
+
+async def test_with_caching_on_the_second_turn_carries_cache_control_on_the_prefix(fake):
+    await collect(make_provider(fake).stream(second_turn(None)))
+
+    body = fake.requests[-1].json
+    prefix_end = body["messages"][1]["content"][-1]
+    assert prefix_end == {"type": "text", "text": "The version is 0.32a0.", "cache_control": {"type": "ephemeral"}}
+    assert cache_controls(body) == [{"type": "ephemeral"}]  # the newest user turn carries none
+    assert "cache_control" not in body["messages"][-1]["content"][-1]
+
+
+async def test_with_thinking_state_the_breakpoint_sits_on_the_text_after_it(fake):
+    state = [{"type": "thinking", "thinking": "t", "signature": "sig"}]
+    await collect(make_provider(fake).stream(second_turn(state)))
+    content = fake.requests[-1].json["messages"][1]["content"]
+    assert content[0] == state[0]  # unchanged
+    assert content[-1]["cache_control"] == {"type": "ephemeral"}
+
+
+async def test_a_long_system_prompt_gets_its_own_breakpoint(fake):
+    system = "You are a careful reviewer of pelican names. " * 200
+    request = ChatRequest(model=MODEL, messages=(Message("system", system), *second_turn(None).messages))
+    await collect(make_provider(fake).stream(request))
+
+    body = fake.requests[-1].json
+    assert body["system"] == [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+    assert cache_controls(body) == [{"type": "ephemeral"}] * 2
+    assert len(cache_controls(body)) <= 4
+
+
+async def test_with_caching_off_no_breakpoint_is_sent(fake):
+    system = "You are a careful reviewer of pelican names. " * 200
+    request = ChatRequest(
+        model=MODEL,
+        messages=(Message("system", system), *second_turn(None).messages),
+        options={"prompt_caching": False},
+    )
+    await collect(make_provider(fake).stream(request))
+
+    body = fake.requests[-1].json
+    assert body["system"] == system
+    assert cache_controls(body) == []
+
+
+async def test_the_recorded_cache_figures_reach_usage(fake):
+    fake.reply = "cached"
+    result = await collect(make_provider(fake).stream(second_turn(None)))
+
+    assert result.text == TEXTS["cached"]
+    # input_tokens counts all of it: 3 fresh + 418 written to the cache + 1,111 read from it
+    assert result.usage == Usage(3 + 418 + 1111, 33, cached_input_tokens=1111, cache_write_tokens=418)

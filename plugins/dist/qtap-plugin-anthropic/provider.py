@@ -4,6 +4,12 @@ Anthropic differs from the OpenAI dialect in ways that matter here: the system p
 field, ``max_tokens`` is required, events are told apart by the SSE ``event:`` name, usage comes in
 two places (``message_start`` and the cumulative ``message_delta``), and an overload can arrive as an
 ``event: error`` after the HTTP status was already 200.
+
+Thinking (PROTOCOLS-reasoning-tools.md R3): an effort is ``output_config.effort`` with adaptive thinking, a
+budget is ``thinking.budget_tokens``. The signed ``thinking`` and ``redacted_thinking`` blocks of a reply are
+its provider state, exactly as they arrived; they go back first in that assistant turn on the next request,
+where the API checks their signatures. With prompt caching on, ``cache_control`` breakpoints sit on a long
+system prompt and on the end of the conversation before the newest user turn.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from providers.contract import (
     FinishReason,
     Message,
     ModelInfo,
+    ProviderState,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -40,6 +47,17 @@ DEFAULT_MAX_TOKENS = 8192
 _SMALL_OUTPUT_MODELS = re.compile(r"^claude-3-(opus|sonnet|haiku)\b")
 SMALL_MAX_TOKENS = 4096
 MAX_TEMPERATURE = 1.0  # Anthropic's range is 0 to 1, the profile form allows up to 2
+# Thinking leaves at least this many tokens of max_tokens for the answer (the budget must be below max_tokens).
+MIN_ANSWER_TOKENS = 1024
+# While thinking, temperature may only be 1 and top_p only 0.95 to 1 (the API's 400s, R3.1).
+THINKING_MIN_TOP_P = 0.95
+EPHEMERAL = {"type": "ephemeral"}
+MAX_BREAKPOINTS = 4  # the API refuses more cache_control blocks than this
+# The smallest prefix any model caches is 1,024 tokens; at about four characters a token, a system prompt
+# shorter than this cannot be cached on its own (it is cached with the conversation's breakpoint anyway).
+SYSTEM_CACHE_MIN_CHARS = 4 * 1024
+# The blocks of a reply that are its provider state, handed back unchanged next turn.
+STATE_BLOCKS = ("thinking", "redacted_thinking")
 MODEL_PAGE_SIZE = 1000
 MAX_MODEL_PAGES = 20
 
@@ -86,13 +104,25 @@ def _content_blocks(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
+def state_blocks(state: Any) -> list[dict[str, Any]]:
+    """The thinking blocks this plugin attached to an assistant turn, as they were received; anything that is
+    not that shape (a state from an older version, say) is left out rather than sent to fail a signature."""
+    if not isinstance(state, list):
+        return []
+    blocks = [block for block in state if isinstance(block, dict) and block.get("type") in STATE_BLOCKS]
+    return blocks if len(blocks) == len(state) else []
+
+
 def build_messages(conversation: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """Messages in the API's shape, consecutive turns of one role merged into one turn."""
+    """Messages in the API's shape, consecutive turns of one role merged into one turn. An assistant turn's
+    thinking blocks go first in it, unchanged and in order, as the API requires."""
     turns: list[dict[str, Any]] = []
     for message in conversation:
         blocks = _content_blocks(message)
         if not blocks:
             continue
+        if message.role == "assistant":
+            blocks = [*state_blocks(message.provider_state), *blocks]
         if turns and turns[-1]["role"] == message.role:
             turns[-1]["content"].extend(blocks)
         else:
@@ -103,6 +133,22 @@ def build_messages(conversation: tuple[Message, ...]) -> list[dict[str, Any]]:
         if last["type"] == "text":
             last["text"] = last["text"].rstrip()
     return turns
+
+
+def place_breakpoints(body: dict[str, Any]) -> None:
+    """``cache_control`` on a system prompt long enough to cache and on the last block before the newest user
+    turn: the next request then reads the whole earlier conversation from the cache."""
+    breakpoints = 0
+    system = body.get("system")
+    if isinstance(system, str) and len(system) >= SYSTEM_CACHE_MIN_CHARS:
+        body["system"] = [{"type": "text", "text": system, "cache_control": dict(EPHEMERAL)}]
+        breakpoints += 1
+    turns = body["messages"]
+    newest_user = max((i for i, turn in enumerate(turns) if turn["role"] == "user"), default=0)
+    if newest_user > 0 and breakpoints < MAX_BREAKPOINTS:
+        last = turns[newest_user - 1]["content"][-1]
+        if last.get("type") not in STATE_BLOCKS:  # thinking blocks take no cache_control
+            turns[newest_user - 1]["content"][-1] = {**last, "cache_control": dict(EPHEMERAL)}
 
 
 def error_from_body(provider: str, data: Any, *, status: int | None, retry_after: float | None) -> errors.ProviderError:
@@ -159,7 +205,43 @@ class AnthropicProvider(HTTPProvider):
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)
+        self.add_thinking(body, request)
+        if self.config.prompt_caching and request.options.get("prompt_caching", True):
+            place_breakpoints(body)
         return body
+
+    def add_thinking(self, body: dict[str, Any], request: ChatRequest) -> None:
+        """The reasoning options as ``thinking`` / ``output_config`` (the host already refused values the
+        model's rule does not allow); what thinking rules out is refused here, before any request."""
+        reasoning = request.reasoning
+        if reasoning is None or (reasoning.effort is None and reasoning.budget_tokens is None):
+            return
+        thinking: dict[str, Any]
+        if reasoning.budget_tokens is not None:
+            thinking = {"type": "enabled", "budget_tokens": reasoning.budget_tokens}
+            body["max_tokens"] = max(body["max_tokens"], reasoning.budget_tokens + MIN_ANSWER_TOKENS)
+        else:
+            thinking = {"type": "adaptive"}
+        if reasoning.effort is not None:
+            body["output_config"] = {"effort": reasoning.effort}
+        rule = self.config.rule_for(request.model)
+        if not reasoning.summary and rule is not None and rule.reasoning is not None and rule.reasoning.summary:
+            thinking["display"] = "omitted"
+        body["thinking"] = thinking
+        if body.get("temperature", 1.0) != 1.0:
+            raise errors.InvalidRequestError(
+                self.provider, f"The model {request.model!r} takes only a temperature of 1 while it thinks."
+            )
+        if body.get("top_p", 1.0) < THINKING_MIN_TOP_P:
+            raise errors.InvalidRequestError(
+                self.provider,
+                f"The model {request.model!r} takes a top_p of {THINKING_MIN_TOP_P} to 1 while it thinks, "
+                f"not {body['top_p']}.",
+            )
+        if body["messages"] and body["messages"][-1]["role"] == "assistant":
+            raise errors.InvalidRequestError(
+                self.provider, f"The model {request.model!r} takes no assistant prefill while it thinks."
+            )
 
     # -- stream -------------------------------------------------------------------------------
 
@@ -171,9 +253,9 @@ class AnthropicProvider(HTTPProvider):
 
     async def _events(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         self.require_key()
-        input_tokens: int | None = None
-        output_tokens: int | None = None
+        usage: dict[str, Any] = {}
         stop_reason: str | None = None
+        blocks: dict[int, dict[str, Any]] = {}  # index → the thinking / redacted_thinking block being received
         async with self.open("POST", "/v1/messages", json_body=self.build_body(request)) as response:
             async for sse in iter_sse(response, provider=self.provider):
                 name = sse.event
@@ -183,29 +265,38 @@ class AnthropicProvider(HTTPProvider):
                     data = self.event_data(sse)
                     raise error_from_body(self.provider, data, status=None, retry_after=None)
                 if name == "content_block_delta":
-                    delta = self.event_data(sse).get("delta") or {}
+                    data = self.event_data(sse)
+                    delta = data.get("delta") or {}
                     kind = delta.get("type")
                     if kind == "text_delta" and delta.get("text"):
                         yield TextDelta(delta["text"])
-                    elif kind == "thinking_delta" and delta.get("thinking"):
-                        yield ReasoningDelta(delta["thinking"])
-                    # signature_delta, input_json_delta, citations: nothing to show
+                    elif kind == "thinking_delta":
+                        if block := blocks.get(data.get("index", -1)):
+                            block["thinking"] = block.get("thinking", "") + (delta.get("thinking") or "")
+                        if delta.get("thinking"):
+                            yield ReasoningDelta(delta["thinking"])
+                    elif kind == "signature_delta" and (block := blocks.get(data.get("index", -1))):
+                        block["signature"] = block.get("signature", "") + (delta.get("signature") or "")
+                    # input_json_delta, citations: nothing to show
+                elif name == "content_block_start":
+                    data = self.event_data(sse)
+                    block = data.get("content_block") or {}
+                    if block.get("type") in STATE_BLOCKS:  # redacted ones arrive whole, right here
+                        blocks[data.get("index", len(blocks))] = dict(block)
                 elif name == "message_start":
-                    usage = (self.event_data(sse).get("message") or {}).get("usage") or {}
-                    input_tokens = _total_input(usage, input_tokens)
-                    output_tokens = usage.get("output_tokens", output_tokens)
+                    usage |= (self.event_data(sse).get("message") or {}).get("usage") or {}
                 elif name == "message_delta":
                     data = self.event_data(sse)
                     stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
-                    usage = data.get("usage") or {}
-                    input_tokens = _total_input(usage, input_tokens)
-                    output_tokens = usage.get("output_tokens", output_tokens)  # cumulative
+                    usage |= data.get("usage") or {}  # cumulative: the later figures win
                 elif name == "message_stop":
-                    if input_tokens is not None or output_tokens is not None:
-                        yield Usage(input_tokens, output_tokens)
+                    if "input_tokens" in usage or "output_tokens" in usage:
+                        yield usage_from(usage)
+                    if blocks:
+                        yield ProviderState([blocks[index] for index in sorted(blocks)])
                     # No return: reading on to the end of the body hands the connection back to the pool.
                     yield Finish(STOP_REASONS.get(stop_reason or "", "other"))
-                # content_block_start/stop and event types added later are ignored, as the API asks
+                # content_block_stop and event types added later are ignored, as the API asks
 
     # -- models and keys ----------------------------------------------------------------------
 
@@ -237,10 +328,23 @@ class AnthropicProvider(HTTPProvider):
         await self.get_json("/v1/models", params={"limit": "1"})
 
 
-def _total_input(usage: Mapping[str, Any], current: int | None) -> int | None:
-    """Input tokens including the cached ones: all of them were read by the model."""
-    if "input_tokens" not in usage:
-        return current
-    return sum(
-        int(usage.get(key) or 0) for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def usage_from(usage: Mapping[str, Any]) -> Usage:
+    """The wire's usage as ours: input counts every input token (Anthropic's ``input_tokens`` leaves out the
+    ones written to and read from the cache), with the cache and thinking figures where the API sends them."""
+    written = _count(usage.get("cache_creation_input_tokens"))
+    read = _count(usage.get("cache_read_input_tokens"))
+    fresh = _count(usage.get("input_tokens"))
+    input_tokens = None if fresh is None else fresh + (written or 0) + (read or 0)
+    details = usage.get("output_tokens_details")
+    thinking = _count(details.get("thinking_tokens")) if isinstance(details, Mapping) else None
+    return Usage(
+        input_tokens,
+        _count(usage.get("output_tokens")),
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+        reasoning_tokens=thinking,
     )
