@@ -59,11 +59,6 @@ def default_image_profile_for(user: Any) -> ImageProfile | None:
     return profiles.filter(is_default=True).first() or profiles.first()
 
 
-def plugin_states() -> dict[str, bool]:
-    """Stored switches by plugin name (plugins without a row follow their manifest)."""
-    return dict(PluginState.objects.values_list("name", "enabled"))
-
-
 def with_statuses(rows: Iterable[Row]) -> list[Row]:
     """``rows`` with each one's plugin ``status`` known, from one query whatever their number."""
     listed = list(rows)
