@@ -6,6 +6,13 @@ lines first, ``fake.long_tokens = N`` streams N content lines. ``stream: false``
 ``GET /api/tags`` and ``GET /api/version`` answer as §6.5 shows; an unknown model is a 404
 ``{"error": "model \\"x\\" not found, try pulling it first"}``.
 
+Thinking models (PROTOCOLS-reasoning-tools.md R6.1): ``gpt-oss:20b`` (levels: it ignores ``think``
+true/false and always thinks) and ``qwen3:8b`` (on/off: ``"think": false`` switches it off) are pulled
+too, though ``/api/tags`` lists only the two above. They stream ``GPT_OSS_THINKING`` as ``message.thinking``
+lines (the first two as quoted from real gpt-oss output, the rest assembled in the same shape), one line
+carrying both the last thought and the first answer token, then ``GPT_OSS_TOKENS``. ``think`` that is not
+false on a model that does not think is the real 400 ``"<model>" does not support thinking``.
+
 No key is needed unless the fake is built with one (ollama.com: ``Authorization: Bearer``).
 ``fail_next`` injects HTTP errors (``error_body`` gives the real shape); ``fake.stream_fault``
 injects a fault after the 200 (the ``error`` fault is an ``{"error": …}`` line).
@@ -23,6 +30,10 @@ MODELS = ["llama3.2:latest", "llava:7b"]
 TOKENS = ["The", " sky", " is", " blue", " because", " of", " Rayleigh", " scattering", "."]
 THINKING = ["The user asks", " about the sky;", " keep it short."]
 REPLY = "".join(TOKENS)
+GPT_OSS_THINKING = ["The", " user", " asks", " why", " the sky", " is blue.", " Answer briefly."]
+GPT_OSS_TOKENS = ["Rayleigh", " scattering", ":", " blue", " light", " scatters", " most", "."]
+THINKING_MODELS = {"gpt-oss:20b": "levels", "qwen3:8b": "on_off"}
+GPT_OSS_CREATED_AT = "2025-08-19T02:10:00.5615556Z"
 PROMPT_EVAL_COUNT = 26
 CREATED_AT = "2023-08-04T08:52:19.385406455-07:00"
 
@@ -106,6 +117,17 @@ def chat_lines(model: str, tokens: list[str], thinking: list[str] = (), *, done_
     return lines
 
 
+def thinking_lines(model: str) -> list[bytes]:
+    """A thinking model's stream: thoughts, one line with the last thought and the first token, the answer."""
+    *thoughts, last = GPT_OSS_THINKING
+    first, *rest = GPT_OSS_TOKENS
+    lines = [json.loads(raw) for raw in chat_lines(model, rest, thoughts)]
+    boundary = {"role": "assistant", "content": first, "thinking": last}
+    lines.insert(len(thoughts), {"model": model, "message": boundary, "done": False})
+    lines[-1]["eval_count"] = len(GPT_OSS_TOKENS) + len(GPT_OSS_THINKING)
+    return [line({"model": model, **obj, "created_at": GPT_OSS_CREATED_AT}) for obj in lines]
+
+
 def long_tokens(count: int) -> list[str]:
     return [f"w{i} " for i in range(count)]
 
@@ -140,14 +162,28 @@ class FakeOllama(FakeProvider):
     async def chat(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
         body = request.json or {}
         model = body.get("model", "")
-        if model not in MODELS and f"{model}:latest" not in MODELS:
+        known = {*MODELS, *THINKING_MODELS}
+        if model not in known and f"{model}:latest" not in known:
             await respond(send, 404, error_body(f'model "{model}" not found, try pulling it first'))
             return
-        thinking = THINKING if self.reply == "thinking" else []
-        lines = chat_lines(model, self.tokens(), thinking, done_reason=self.done_reason)
+        think = body.get("think")
+        kind = THINKING_MODELS.get(model)
+        if kind is None and think not in (None, False) and self.reply != "thinking":
+            await respond(send, 400, error_body(f'"{model}" does not support thinking'))
+            return
+        if kind == "levels" or (kind == "on_off" and think is not False):
+            lines = thinking_lines(model)
+        elif kind == "on_off":
+            lines = chat_lines(model, GPT_OSS_TOKENS)
+        else:
+            thinking = THINKING if self.reply == "thinking" else []
+            lines = chat_lines(model, self.tokens(), thinking, done_reason=self.done_reason)
         if body.get("stream") is False:
+            messages = [json.loads(raw)["message"] for raw in lines]
             final = json.loads(lines[-1])
-            final["message"] = {"role": "assistant", "content": "".join(self.tokens())}
+            final["message"] = {"role": "assistant", "content": "".join(m["content"] for m in messages)}
+            if thought := "".join(m.get("thinking", "") for m in messages):
+                final["message"]["thinking"] = thought
             await respond(send, 200, final)
             return
         await send_stream(

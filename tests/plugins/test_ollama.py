@@ -9,10 +9,30 @@ import time
 import pytest
 
 from providers import errors
-from providers.contract import Attachment, ChatRequest, Message, TextDelta
+from providers.contract import (
+    Attachment,
+    ChatRequest,
+    Finish,
+    Message,
+    ProviderState,
+    ReasoningDelta,
+    ReasoningOptions,
+    TextDelta,
+    Usage,
+)
 from providers.factory import create_llm_provider
 from providers.http import Timeouts
-from tests.fakes.ollama import PROMPT_EVAL_COUNT, REPLY, THINKING, TOKENS, FakeOllama, error_body, long_tokens
+from tests.fakes.ollama import (
+    GPT_OSS_THINKING,
+    GPT_OSS_TOKENS,
+    PROMPT_EVAL_COUNT,
+    REPLY,
+    THINKING,
+    TOKENS,
+    FakeOllama,
+    error_body,
+    long_tokens,
+)
 from tests.fakes.samples import (
     FAST_RETRY,
     assert_no_secret,
@@ -78,6 +98,82 @@ async def test_thinking_lines_become_reasoning(fake):
     result = await collect(make_provider(fake.base_url).stream(ask()))
     assert result.reasoning == "".join(THINKING)
     assert result.text == REPLY
+
+
+def ask_model(model: str, reasoning: ReasoningOptions | None = None) -> ChatRequest:
+    return ChatRequest(model=model, messages=(Message("user", "Why is the sky blue?"),), reasoning=reasoning)
+
+
+async def test_a_thinking_model_streams_thoughts_then_text_and_its_thinking_as_state(fake):
+    result = await collect(make_provider(fake.base_url).stream(ask_model("gpt-oss:20b")))
+
+    deltas = [(type(e), e.text) for e in result.events if isinstance(e, TextDelta | ReasoningDelta)]
+    thoughts = [(ReasoningDelta, t) for t in GPT_OSS_THINKING]
+    # The line that carries both the last thought and the first token yields them in that order.
+    assert deltas == thoughts + [(TextDelta, t) for t in GPT_OSS_TOKENS]
+    assert [type(e) for e in result.events[len(deltas) :]] == [ProviderState, Usage, Finish]
+    # eval_count includes the thinking; Ollama reports no reasoning or cache breakdown.
+    assert result.usage == Usage(PROMPT_EVAL_COUNT, len(GPT_OSS_TOKENS) + len(GPT_OSS_THINKING))
+    assert result.events[len(deltas)] == ProviderState({"thinking": "".join(GPT_OSS_THINKING)})
+    assert "think" not in fake.requests[-1].json  # no reasoning options: the model's own default
+
+
+async def test_the_next_turn_hands_the_thinking_back_on_the_assistant_message(fake):
+    first = await make_provider(fake.base_url).complete(ask_model("gpt-oss:20b"))
+    request = ChatRequest(
+        model="gpt-oss:20b",
+        messages=(
+            Message("user", "Why is the sky blue?"),
+            Message("assistant", first.text, provider_state=first.provider_state),
+            Message("user", "And sunsets?"),
+        ),
+    )
+    await collect(make_provider(fake.base_url).stream(request))
+    assert fake.requests[-1].json["messages"][1] == {
+        "role": "assistant",
+        "content": "".join(GPT_OSS_TOKENS),
+        "thinking": "".join(GPT_OSS_THINKING),
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "think"),
+    [
+        ("gpt-oss:20b", ReasoningOptions(effort="low"), "low"),
+        ("gpt-oss:20b", ReasoningOptions(effort="high"), "high"),
+        ("qwen3:8b", ReasoningOptions(effort="medium"), True),
+        ("qwen3:8b", ReasoningOptions(effort="none"), False),
+    ],
+)
+async def test_the_request_carries_think_for_an_accepted_effort(fake, model, reasoning, think):
+    result = await collect(make_provider(fake.base_url).stream(ask_model(model, reasoning)))
+    assert fake.requests[-1].json["think"] == think
+    assert bool(result.reasoning) is (think is not False)
+
+
+async def test_without_summary_the_thinking_is_not_returned(fake):
+    result = await collect(
+        make_provider(fake.base_url).stream(ask_model("gpt-oss:20b", ReasoningOptions(effort="medium", summary=False)))
+    )
+    assert (result.reasoning, result.text) == ("", "".join(GPT_OSS_TOKENS))
+    assert not any(isinstance(e, ProviderState) for e in result.events)
+    assert fake.requests[-1].json["think"] == "medium"
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "says"),
+    [
+        ("gpt-oss:20b", ReasoningOptions(effort="none"), "takes a reasoning effort of low, medium, high, not 'none'"),
+        ("qwen3:8b", ReasoningOptions(effort="high"), "takes a reasoning effort of none, medium, not 'high'"),
+        ("gpt-oss:20b", ReasoningOptions(budget_tokens=2048), "no thinking budget (it takes a reasoning effort of low"),
+        (MODEL, ReasoningOptions(effort="low"), "takes no reasoning effort"),
+    ],
+)
+async def test_an_effort_the_model_cannot_take_is_refused_before_any_request(fake, model, reasoning, says):
+    with pytest.raises(errors.InvalidRequestError) as caught:
+        await collect(make_provider(fake.base_url).stream(ask_model(model, reasoning)))
+    assert repr(model) in caught.value.message and says in caught.value.message
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize(("done_reason", "finish"), [("length", "length"), ("unload", "other"), ("", "stop")])
@@ -290,6 +386,10 @@ async def test_cloud_key_is_sent_as_bearer_and_never_leaks(caplog):
         await provider.validate_key()
         assert cloud.requests[-1].path == "/api/tags"  # a key is checked where it is needed
 
+        with pytest.raises(errors.AuthenticationError):  # no key configured: none is sent, and ollama.com refuses
+            await collect(make_provider(cloud.base_url + "/api").stream(ask()))
+        keyless_sent = cloud.requests[-1]
+
         wrong = make_provider(cloud.base_url, key="ollama-cloud-wrong-0000000000000")
         with pytest.raises(errors.AuthenticationError) as caught:
             await wrong.validate_key()
@@ -297,5 +397,6 @@ async def test_cloud_key_is_sent_as_bearer_and_never_leaks(caplog):
         with pytest.raises(errors.ProviderUnavailableError) as mid:
             await collect(provider.stream(ask()))
     texts = [repr(provider), str(caught.value), repr(caught.value), str(mid.value), repr(mid.value)]
+    assert "authorization" not in keyless_sent.headers
     assert "finish reason=stop" in caplog.text
     assert_no_secret(CLOUD_KEY, caplog.text, *texts)

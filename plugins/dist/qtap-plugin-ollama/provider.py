@@ -3,6 +3,13 @@
 Local models need no key (a Bearer token is sent only when one is configured, for ollama.com), can
 take minutes to load or think (no read timeout by default), and report failures as ``{"error": "…"}``
 bodies or lines, even after a 200.
+
+Reasoning: ``think`` is a level (``low``/``medium``/``high``) for models that take levels (GPT-OSS) and
+``true``/``false`` for models that think or not; the manifest's ``modelRules`` say which (a rule offering
+several levels means levels; ``none`` is ``false``). Left out, the server's own default applies (thinking
+models think). ``message.thinking`` arrives line by line, before or beside ``content``; the turn's thinking
+is its provider state and goes back as the assistant message's ``thinking`` (templates that do not use it
+drop it).
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from providers.contract import (
     Finish,
     FinishReason,
     ModelInfo,
+    ProviderState,
     ReasoningDelta,
+    ReasoningOptions,
     StreamEvent,
     TextDelta,
     Usage,
@@ -30,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from providers.manifest import Manifest
 
 DONE_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+THINK_LEVELS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "max"}
 # Suffixes people paste with the base URL: the cloud docs say https://ollama.com/api, and /v1 is the
 # OpenAI-compatible mount. The native API lives under /api on the server root.
 _STRIPPED_SUFFIXES = ("/api", "/v1")
@@ -64,6 +74,9 @@ class OllamaProvider(HTTPProvider):
         messages: list[dict[str, Any]] = []
         for message in request.messages:
             item: dict[str, Any] = {"role": message.role, "content": message.content}
+            state = message.provider_state
+            if message.role == "assistant" and isinstance(state, dict) and isinstance(state.get("thinking"), str):
+                item["thinking"] = state["thinking"]
             if message.attachments:
                 item["images"] = [base64.b64encode(a.data).decode("ascii") for a in message.attachments]
             messages.append(item)
@@ -77,15 +90,36 @@ class OllamaProvider(HTTPProvider):
         if request.stop:
             options["stop"] = list(request.stop)
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
+        if (think := self.think(request)) is not None:
+            body["think"] = think
         if options:
             body["options"] = options
         return body
 
+    def think(self, request: ChatRequest) -> bool | str | None:
+        """``think`` for the effort (the host has checked it against the model's rule); None: the default."""
+        effort = request.reasoning.effort if request.reasoning is not None else None
+        if effort is None:
+            return None
+        if effort == "none":
+            return False
+        rule = self.config.rule_for(request.model)
+        efforts = rule.reasoning.efforts if rule is not None and rule.reasoning is not None else ()
+        takes_levels = len([e for e in efforts if e in THINK_LEVELS]) > 1
+        if not takes_levels:
+            return True
+        if effort not in THINK_LEVELS:
+            raise errors.InvalidRequestError(self.provider, f"Ollama has no thinking level for {effort!r}.")
+        return THINK_LEVELS[effort]
+
     # -- stream -------------------------------------------------------------------------------
 
     async def _events(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        body = self.build_body(request)
+        shown = (request.reasoning or ReasoningOptions()).summary
+        thinking: list[str] = []
         try:
-            async with self.open("POST", "/api/chat", json_body=self.build_body(request)) as response:
+            async with self.open("POST", "/api/chat", json_body=body) as response:
                 async for line in iter_ndjson(response, provider=self.provider):
                     if not isinstance(line, dict):
                         raise errors.ProtocolError(self.provider, f"unexpected line in stream: {str(line)[:200]!r}")
@@ -94,11 +128,14 @@ class OllamaProvider(HTTPProvider):
                     message = line.get("message") or {}
                     if not isinstance(message, dict):
                         raise errors.ProtocolError(self.provider, f"unexpected message: {str(message)[:200]!r}")
-                    if message.get("thinking"):
+                    if message.get("thinking") and shown:
+                        thinking.append(message["thinking"])
                         yield ReasoningDelta(message["thinking"])
                     if message.get("content"):
                         yield TextDelta(message["content"])
                     if line.get("done"):
+                        if thinking:
+                            yield ProviderState({"thinking": "".join(thinking)})
                         # Counts are omitted when zero (Go omitempty): absent means 0 once done.
                         yield Usage(int(line.get("prompt_eval_count") or 0), int(line.get("eval_count") or 0))
                         # No return: reading on to the end of the body hands the connection back to the pool.
