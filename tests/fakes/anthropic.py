@@ -8,7 +8,8 @@ with its ``.request.txt`` beside it), split at event boundaries so they arrive a
 real cached call returned (PROTOCOLS-reasoning-tools.md R3.5): 3 fresh input tokens, 418 written to the
 cache, 1,111 read from it.
 ``fake.long_tokens = N`` serves a synthetic stream of N text deltas instead (benchmarks, stop tests),
-ending with ``fake.stop_reason``; ``thinking_stream(N)`` builds one of N thinking and N text deltas.
+ending with ``fake.stop_reason``; ``fake.thinking_tokens = N`` serves ``thinking_stream(N)``: N thinking deltas,
+a signature, N text deltas.
 ``GET /v1/models`` pages through a small assembled model list with ``limit`` / ``after_id``.
 
 The key is checked like the real service does (``x-api-key`` or ``Authorization: Bearer``, else 401
@@ -244,6 +245,7 @@ class FakeAnthropic(FakeProvider):
         self.api_key = api_key
         self.reply = "text"
         self.long_tokens: int | None = None
+        self.thinking_tokens: int | None = None
         self.stop_reason = "end_turn"  # of the synthetic stream
         self.stream_fault: StreamFault | None = None
         self.error_event = error_body("overloaded_error", "Overloaded")
@@ -251,6 +253,8 @@ class FakeAnthropic(FakeProvider):
     def chunks(self) -> list[bytes]:
         if self.long_tokens is not None:
             return long_stream(self.long_tokens, self.stop_reason)
+        if self.thinking_tokens is not None:
+            return thinking_stream(self.thinking_tokens)
         if self.reply == "cached":
             return cached_stream()
         return split_events(fixture_bytes(FIXTURES[self.reply]))

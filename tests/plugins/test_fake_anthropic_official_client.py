@@ -6,7 +6,7 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from tests.fakes.anthropic import TEXTS, USAGE, FakeAnthropic, error_body
+from tests.fakes.anthropic import CACHED_USAGE, TEXTS, USAGE, FakeAnthropic, error_body
 from tests.fakes.stream_faults import StreamFault
 
 KEY = "sk-ant-api03-official-client-check-0001"
@@ -37,6 +37,54 @@ async def test_messages_stream_reads_the_recorded_reply_and_usage(fake, reply):
         thinking = [block for block in message.content if block.type == "thinking"]
         assert thinking and thinking[0].thinking.startswith("The user wants")
         assert thinking[0].signature  # the signature_delta was read too
+
+
+@pytest.mark.parametrize(
+    ("reply", "stop_reason"),
+    [("thinking_tool_use", "tool_use"), ("adaptive_thinking", "end_turn"), ("redacted_thinking", "end_turn")],
+)
+async def test_the_thinking_recordings_read_as_whole_messages(fake, reply, stop_reason):
+    fake.reply = reply
+    async with client(fake).messages.stream(model="claude-opus-4-6", max_tokens=1024, messages=MESSAGES) as s:
+        message = await s.get_final_message()
+
+    assert "".join(block.text for block in message.content if block.type == "text") == TEXTS[reply]
+    assert (message.usage.input_tokens, message.usage.output_tokens) == USAGE[reply]
+    assert message.stop_reason == stop_reason
+    kinds = [block.type for block in message.content]
+    if reply == "thinking_tool_use":
+        assert kinds == ["thinking", "tool_use"]
+        assert message.content[0].signature.startswith("EoQDCm0IDhgC")
+        assert (message.content[1].name, message.content[1].input) == ("fixed_version", {})
+    elif reply == "adaptive_thinking":
+        assert kinds == ["text", "thinking", "text"]  # text before the thinking, as recorded
+        assert message.content[1].thinking == "Brief answer with two pet pelican names."
+    else:
+        assert kinds == ["redacted_thinking", "redacted_thinking", "text"]
+        assert message.content[0].data.startswith("EqkECkYIBxgC")
+
+
+async def test_the_cached_stream_reports_the_cache_figures(fake):
+    fake.reply = "cached"
+    async with client(fake).messages.stream(model="claude-opus-4-6", max_tokens=1024, messages=MESSAGES) as s:
+        message = await s.get_final_message()
+
+    assert message.content[0].text == TEXTS["cached"]
+    assert message.usage.input_tokens == CACHED_USAGE["input_tokens"]
+    assert message.usage.cache_read_input_tokens == 1111
+    assert message.usage.cache_creation_input_tokens == 418
+    assert message.usage.output_tokens == 33
+
+
+async def test_the_long_thinking_stream_is_read_whole(fake):
+    fake.thinking_tokens = 50
+    async with client(fake).messages.stream(model="m", max_tokens=1024, messages=MESSAGES) as s:
+        message = await s.get_final_message()
+
+    thinking, answer = message.content
+    assert thinking.thinking == "".join(f"t{i} " for i in range(50))
+    assert thinking.signature
+    assert answer.text == "".join(f"w{i} " for i in range(50))
 
 
 async def test_create_stream_yields_every_event_in_order(fake):
