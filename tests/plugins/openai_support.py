@@ -41,6 +41,10 @@ FLAVOURS = {
 
 FAST_RETRY = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_max=0.05)
 
+# The profile parameter that puts the OpenAI and Grok plugins on Chat Completions (their default is the
+# Responses API); the other dialect plugins speak only Chat Completions and ignore it.
+CHAT_COMPLETIONS = {"api": "chat_completions"}
+
 
 def make(flavour: Flavour, fake: FakeOpenAI, key: str | None = "default") -> LLMProvider:
     """The provider as the application builds it: through the factory, default retry policy."""
@@ -59,4 +63,5 @@ def make_direct(
 
 
 def hello(model: str = "gpt-4o-mini", **kwargs) -> ChatRequest:
+    kwargs.setdefault("options", CHAT_COMPLETIONS)
     return ChatRequest(model=model, messages=(Message("user", "What is 1231 * 2331?"),), **kwargs)

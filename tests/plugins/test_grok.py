@@ -11,7 +11,7 @@ from providers.contract import Attachment, ChatRequest, ImageRequest, Message
 from providers.factory import create_image_provider
 from tests.fakes.openai_dialect import FakeOpenAI, sse
 from tests.fakes.samples import assert_no_secret, collect, jpeg_bytes, pdf_attachment
-from tests.plugins.openai_support import FLAVOURS, hello, make
+from tests.plugins.openai_support import CHAT_COMPLETIONS, FLAVOURS, hello, make
 
 GROK = FLAVOURS["grok"]
 
@@ -98,7 +98,9 @@ async def test_reasoning_tokens_count_as_output(fake):
 async def test_jpeg_attachment_goes_as_a_data_url_and_pdf_is_refused(fake):
     jpeg = jpeg_bytes()
     request = ChatRequest(
-        model="grok-2-vision-1212", messages=(Message("user", "what?", (Attachment("p.jpg", "image/jpeg", jpeg),)),)
+        model="grok-2-vision-1212",
+        messages=(Message("user", "what?", (Attachment("p.jpg", "image/jpeg", jpeg),)),),
+        options=CHAT_COMPLETIONS,
     )
     await collect(make(GROK, fake).stream(request))
     parts = fake.chat_requests[-1].json["messages"][0]["content"]
@@ -106,7 +108,9 @@ async def test_jpeg_attachment_goes_as_a_data_url_and_pdf_is_refused(fake):
         "type": "image_url",
         "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()},
     }
-    pdf = ChatRequest(model="grok-3", messages=(Message("user", "read", (pdf_attachment(),)),))
+    pdf = ChatRequest(
+        model="grok-3", messages=(Message("user", "read", (pdf_attachment(),)),), options=CHAT_COMPLETIONS
+    )
     with pytest.raises(errors.UnsupportedAttachmentError, match=r"report\.pdf"):
         await collect(make(GROK, fake).stream(pdf))
     assert len(fake.requests) == 1

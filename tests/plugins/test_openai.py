@@ -13,7 +13,7 @@ from providers.openai_format import Dialect, build_chat_body
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.openai_dialect import JPEG_BYTES, PNG_1X1, FakeOpenAI
 from tests.fakes.samples import PDF_BYTES, assert_no_secret, collect, debug_logging, png_bytes
-from tests.plugins.openai_support import FLAVOURS, OPENAI_TEXT, OPENAI_USAGE, hello, make
+from tests.plugins.openai_support import CHAT_COMPLETIONS, FLAVOURS, OPENAI_TEXT, OPENAI_USAGE, hello, make
 
 OPENAI = FLAVOURS["openai"]
 
@@ -32,6 +32,7 @@ async def test_image_and_pdf_attachments_become_content_parts(fake):
     png = png_bytes()
     request = ChatRequest(
         model="gpt-4o",
+        options=CHAT_COMPLETIONS,
         messages=(
             Message("system", "Describe things."),
             Message(
@@ -62,7 +63,9 @@ async def test_image_and_pdf_attachments_become_content_parts(fake):
 
 async def test_attachment_on_an_assistant_message_is_refused_before_sending(fake):
     request = ChatRequest(
-        model="gpt-4o", messages=(Message("assistant", "here", (Attachment("x.png", "image/png", png_bytes()),)),)
+        model="gpt-4o",
+        messages=(Message("assistant", "here", (Attachment("x.png", "image/png", png_bytes()),)),),
+        options=CHAT_COMPLETIONS,
     )
     with pytest.raises(errors.UnsupportedAttachmentError, match=r"x\.png.*user messages"):
         await collect(make(OPENAI, fake).stream(request))

@@ -21,7 +21,7 @@ from tests.fakes.samples import (
     png_bytes,
     server_saw_disconnect,
 )
-from tests.plugins.openai_support import FAST_RETRY, FLAVOURS, hello, make, make_direct
+from tests.plugins.openai_support import CHAT_COMPLETIONS, FAST_RETRY, FLAVOURS, hello, make, make_direct
 
 pytestmark = pytest.mark.parametrize("name", list(FLAVOURS))
 
@@ -52,6 +52,7 @@ async def test_request_carries_system_prompt_parameters_and_key(name, fake):
     flavour = FLAVOURS[name]
     request = ChatRequest(
         model="gpt-4o-mini",
+        options=CHAT_COMPLETIONS,
         messages=(
             Message("system", "Be terse."),
             Message("user", "Hi"),
@@ -216,7 +217,9 @@ async def test_long_stream_arrives_whole(name, fake):
 async def test_refused_attachment_fails_before_any_request_naming_the_file(name, fake):
     # No plugin of the five takes a spreadsheet; each refuses it before opening a connection.
     sheet = Attachment("budget.xlsx", "application/vnd.ms-excel", b"PK\x03\x04data")
-    request = ChatRequest(model="gpt-4o-mini", messages=(Message("user", "see file", (sheet,)),))
+    request = ChatRequest(
+        model="gpt-4o-mini", messages=(Message("user", "see file", (sheet,)),), options=CHAT_COMPLETIONS
+    )
     with pytest.raises(errors.UnsupportedAttachmentError, match=r"budget\.xlsx"):
         await collect(make(FLAVOURS[name], fake).stream(request))
     assert fake.requests == []
@@ -227,7 +230,9 @@ async def test_oversized_or_unaccepted_image_fails_before_any_request(name, fake
     support = provider.config.attachment_support
     data = png_bytes() + b"\0" * ((support.max_bytes or 0) + 1 - len(png_bytes())) if support.supported else png_bytes()
     request = ChatRequest(
-        model="gpt-4o-mini", messages=(Message("user", "look", (Attachment("big.png", "image/png", data),)),)
+        model="gpt-4o-mini",
+        messages=(Message("user", "look", (Attachment("big.png", "image/png", data),)),),
+        options=CHAT_COMPLETIONS,
     )
     with pytest.raises(errors.UnsupportedAttachmentError, match=r"big\.png"):
         await collect(provider.stream(request))

@@ -1,12 +1,14 @@
-"""OpenAI Chat Completions."""
+"""OpenAI: the Responses API by default, Chat Completions when a profile asks for it."""
 
 from __future__ import annotations
 
-from providers.openai_format import Dialect, OpenAIDialectProvider
+from providers.openai_format import Dialect
+from providers.openai_format.responses_provider import ResponsesProvider
 
 
-class OpenAIProvider(OpenAIDialectProvider):
-    """Reasoning models (o1, o3, o4, gpt-5) take ``max_completion_tokens``; the stream must end
-    with a finish reason or ``[DONE]``, so a cut connection is an error, never a short reply."""
+class OpenAIProvider(ResponsesProvider):
+    """On Chat Completions, reasoning models (o1, o3, o4, gpt-5) take ``max_completion_tokens``; the stream
+    must end with a finish reason or ``[DONE]`` (on the Responses API, with ``response.completed``), so a cut
+    connection is an error, never a short reply."""
 
     dialect = Dialect(completion_tokens_param=True)

@@ -1,0 +1,338 @@
+"""The OpenAI plugin on its default API, the Responses API (``POST /responses``): the recorded reasoning
+stream, the reasoning items that go back next turn, effort, usage, errors inside the stream, and the
+Chat Completions opt-in. Real sockets: the plugin is built through providers.factory against FakeResponses.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from providers import errors
+from providers.contract import (
+    Attachment,
+    ChatRequest,
+    Message,
+    ProviderState,
+    ReasoningOptions,
+    TextDelta,
+    Usage,
+)
+from providers.factory import create_llm_provider
+from tests.fakes.fixtures import fixture_bytes
+from tests.fakes.openai_dialect import split_events
+from tests.fakes.openai_responses import FakeResponses
+from tests.fakes.samples import PDF_BYTES, collect, png_bytes
+
+KEY = "sk-proj-Zx9secretvalue-for-tests-0001"
+QUESTION = "How do I cross the street?"  # the recording's own request
+
+
+def recorded(name: str = "openai_responses_stream_reasoning_summary.sse") -> dict[str, Any]:
+    """The ``response`` object of the recording's ``response.completed`` event."""
+    for line in fixture_bytes(name).decode().splitlines():
+        if line.startswith("data: ") and '"type":"response.completed"' in line:
+            return json.loads(line[6:])["response"]
+    raise AssertionError("no response.completed in the recording")
+
+
+RECORDED = recorded()
+RECORDED_REASONING = [item for item in RECORDED["output"] if item["type"] == "reasoning"]
+RECORDED_TEXT = next(i for i in RECORDED["output"] if i["type"] == "message")["content"][0]["text"]
+RECORDED_SUMMARY = "\n\n".join(part["text"] for part in RECORDED_REASONING[0]["summary"])
+
+
+@pytest.fixture
+def fake():
+    with FakeResponses("openai") as server:
+        yield server
+
+
+def make(fake: FakeResponses, key: str | None = KEY):
+    return create_llm_provider("OPENAI", api_key=key, base_url=fake.base_url)
+
+
+def ask(model: str = "o3-mini", *messages: Message, **kwargs: Any) -> ChatRequest:
+    return ChatRequest(model=model, messages=messages or (Message("user", QUESTION),), **kwargs)
+
+
+# ---- the recorded stream --------------------------------------------------------------------------
+
+
+async def test_the_recorded_stream_yields_reasoning_then_text_then_state_usage_and_finish(fake):
+    result = await collect(make(fake).stream(ask(reasoning=ReasoningOptions(effort="high"))))
+    kinds = [type(e).__name__ for e in result.events]
+    first_text = kinds.index("TextDelta")
+    assert kinds[0] == "ReasoningDelta"
+    assert "ReasoningDelta" not in kinds[first_text:]  # the summary came first, then the answer
+    assert len([e for e in result.events if isinstance(e, TextDelta)]) == 271  # as they arrived
+    assert result.reasoning == RECORDED_SUMMARY  # paragraphs separated by a blank line
+    assert result.text == RECORDED_TEXT
+    assert result.usage == Usage(
+        input_tokens=13, output_tokens=1680, cached_input_tokens=0, reasoning_tokens=1408, cache_write_tokens=None
+    )
+    assert kinds[-3:] == ["ProviderState", "Usage", "Finish"]
+    assert result.finish == "stop"
+
+
+async def test_the_request_is_a_stateless_responses_request(fake):
+    request = ask(
+        "o3-mini",
+        Message("system", "Be careful."),
+        Message("user", QUESTION),
+        reasoning=ReasoningOptions(effort="high"),
+        max_tokens=500,
+    )
+    await collect(make(fake).stream(request))
+    sent = fake.requests[-1]
+    assert (sent.method, sent.path) == ("POST", "/v1/responses")
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.json == {
+        "model": "o3-mini",
+        "instructions": "Be careful.",
+        "input": [{"role": "user", "content": QUESTION}],
+        "stream": True,
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+        "reasoning": {"effort": "high", "summary": "auto"},
+        "max_output_tokens": 500,
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "sent"),
+    [
+        ("gpt-5.5", ReasoningOptions(effort="xhigh"), {"effort": "xhigh", "summary": "auto"}),
+        ("gpt-5.4", ReasoningOptions(effort="none"), {"effort": "none", "summary": "auto"}),
+        ("gpt-5-mini", ReasoningOptions(effort="minimal", summary=False), {"effort": "minimal"}),
+        ("o4-mini", None, {"summary": "auto"}),  # the provider's effort, a summary to show
+    ],
+)
+async def test_an_accepted_effort_is_sent_as_the_reasoning_knob(fake, model, reasoning, sent):
+    await collect(make(fake).stream(ask(model, reasoning=reasoning)))
+    assert fake.responses_requests[-1].json["reasoning"] == sent
+
+
+async def test_a_model_without_reasoning_gets_no_reasoning_knob_and_its_sampling_parameters(fake):
+    fake.reply(["Hi"])
+    await collect(make(fake).stream(ask("gpt-4o", temperature=0.2, top_p=0.9)))
+    body = fake.responses_requests[-1].json
+    assert "reasoning" not in body
+    assert (body["temperature"], body["top_p"]) == (0.2, 0.9)
+    fake.reply(["Hi"])
+    await collect(make(fake).stream(ask("gpt-4o")))
+    assert not {"temperature", "top_p", "max_output_tokens"} & set(fake.responses_requests[-1].json)
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "words"),
+    [
+        ("o3-mini", ReasoningOptions(effort="xhigh"), ["'o3-mini'", "low, medium, high", "'xhigh'"]),
+        ("gpt-5-mini", ReasoningOptions(effort="none"), ["'gpt-5-mini'", "minimal, low, medium, high"]),
+        ("gpt-4o", ReasoningOptions(effort="low"), ["'gpt-4o'", "takes no reasoning effort"]),
+        ("gpt-5.5", ReasoningOptions(budget_tokens=2048), ["'gpt-5.5'", "no thinking budget", "xhigh"]),
+    ],
+)
+async def test_an_effort_the_model_cannot_take_is_refused_before_any_request(fake, model, reasoning, words):
+    with pytest.raises(errors.InvalidRequestError) as refused:
+        await collect(make(fake).stream(ask(model, reasoning=reasoning)))
+    assert all(word in refused.value.message for word in words), refused.value.message
+    assert fake.requests == []
+
+
+async def test_stop_sequences_are_refused_before_any_request(fake):
+    with pytest.raises(errors.InvalidRequestError, match=r"stop sequences.*chat_completions"):
+        await collect(make(fake).stream(ask("gpt-4o", stop=("END",))))
+    assert fake.requests == []
+
+
+# ---- the next turn --------------------------------------------------------------------------------
+
+
+async def test_the_next_turn_sends_the_reasoning_items_back_as_received(fake):
+    provider = make(fake)
+    first = await provider.complete(ask(reasoning=ReasoningOptions(effort="high")))
+    assert first.provider_state is not None
+    json.dumps(first.provider_state)  # JSON-serialisable, as the host stores it
+    history = (
+        Message("user", QUESTION),
+        Message("assistant", first.text, provider_state=first.provider_state),
+        Message("user", "And at night?"),
+    )
+    await collect(provider.stream(ask("o3-mini", *history, reasoning=ReasoningOptions(effort="high"))))
+    sent = fake.responses_requests[-1].json["input"]
+    assert sent == [
+        {"role": "user", "content": QUESTION},
+        *RECORDED_REASONING,
+        {"role": "assistant", "content": RECORDED_TEXT},
+        {"role": "user", "content": "And at night?"},
+    ]
+    # byte for byte: the encrypted reasoning is the recording's own string
+    assert sent[1]["encrypted_content"] == RECORDED_REASONING[0]["encrypted_content"]
+    assert sent[1]["encrypted_content"] in fixture_bytes("openai_responses_stream_reasoning_summary.sse").decode()
+
+
+async def test_reasoning_items_are_not_sent_to_another_model(fake):
+    provider = make(fake)
+    first = await provider.complete(ask(reasoning=ReasoningOptions(effort="high")))
+    history = (
+        Message("user", QUESTION),
+        Message("assistant", first.text, provider_state=first.provider_state),
+        Message("user", "Thanks"),
+    )
+    fake.reply(["Welcome"])
+    await collect(provider.stream(ask("gpt-4o", *history)))
+    # Encrypted reasoning decrypts only for the model that wrote it: another model would refuse the request.
+    assert [item.get("role") for item in fake.responses_requests[-1].json["input"]] == ["user", "assistant", "user"]
+
+
+async def test_a_stream_without_reasoning_items_carries_no_state(fake):
+    fake.reply(["Hello", "."])
+    result = await collect(make(fake).stream(ask("gpt-4o")))
+    assert result.text == "Hello."
+    assert not [e for e in result.events if isinstance(e, ProviderState)]
+
+
+# ---- attachments ----------------------------------------------------------------------------------
+
+
+async def test_images_and_pdfs_go_as_input_parts(fake):
+    png = png_bytes()
+    request = ask(
+        "gpt-4o",
+        Message(
+            "user",
+            "What is in these?",
+            (Attachment("cat.png", "image/png", png), Attachment("report.pdf", "application/pdf", PDF_BYTES)),
+        ),
+    )
+    fake.reply(["A cat."])
+    await collect(make(fake).stream(request))
+    assert fake.responses_requests[-1].json["input"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "What is in these?"},
+                {"type": "input_image", "image_url": "data:image/png;base64," + base64.b64encode(png).decode()},
+                {
+                    "type": "input_file",
+                    "filename": "report.pdf",
+                    "file_data": "data:application/pdf;base64," + base64.b64encode(PDF_BYTES).decode(),
+                },
+            ],
+        }
+    ]
+
+
+# ---- the stream's own endings and errors ----------------------------------------------------------
+
+
+async def test_usage_reads_cached_and_cache_write_tokens(fake):
+    fake.reply(["ok"], usage=(4020, 4), cached=4012, reasoning_tokens=0)
+    fake.events[-1]["response"]["usage"]["input_tokens_details"]["cache_write_tokens"] = 8
+    result = await collect(make(fake).stream(ask("gpt-4o")))
+    assert result.usage == Usage(4020, 4, cached_input_tokens=4012, cache_write_tokens=8, reasoning_tokens=0)
+
+
+@pytest.mark.parametrize(("reason", "finish"), [("max_output_tokens", "length"), ("content_filter", "content_filter")])
+async def test_an_incomplete_response_keeps_its_text_and_says_why(fake, reason, finish):
+    fake.reply(["Part"], status="incomplete", incomplete=reason)
+    result = await collect(make(fake).stream(ask("gpt-4o")))
+    assert (result.text, result.finish) == ("Part", finish)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ({"code": "rate_limit_exceeded", "message": "Rate limit reached"}, errors.RateLimitError),
+        ({"code": "server_error", "message": "The server had an error"}, errors.ProviderUnavailableError),
+        ({"code": "invalid_prompt", "message": "Invalid prompt"}, errors.InvalidRequestError),
+    ],
+)
+async def test_a_failed_response_is_the_error_it_names(fake, error, expected):
+    fake.reply(["Par", "tial"])
+    fake.events[-1] = {"type": "response.failed", "response": {"status": "failed", "error": error, "output": []}}
+    with pytest.raises(expected) as caught:
+        await collect(make(fake).stream(ask("gpt-4o")))
+    assert caught.value.message == error["message"]
+    assert caught.value.status is None  # the HTTP status was 200
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "error", "code": "rate_limit_exceeded", "message": "Too Many Requests", "param": None},
+        {
+            "type": "error",
+            "error": {"type": "too_many_requests", "code": "rate_limit_exceeded", "message": "Too Many Requests"},
+        },
+    ],
+    ids=["documented", "nested"],
+)
+async def test_an_error_event_of_either_shape_is_raised(fake, payload):
+    fake.reply(["x"])
+    fake.events[2:] = [payload]
+    with pytest.raises(errors.RateLimitError, match="Too Many Requests"):
+        await collect(make(fake).stream(ask("gpt-4o")))
+    assert len(fake.requests) == 1  # never retried after the first byte
+
+
+async def test_unknown_events_and_fields_are_ignored(fake):
+    fake.reply(["Hel", "lo"])
+    fake.events.insert(2, {"type": "response.mcp_call.in_progress", "item_id": "mcp_1", "output_index": 0})
+    fake.events.insert(3, {"type": "response.output_text.annotation.added", "annotation": {"type": "url"}})
+    result = await collect(make(fake).stream(ask("gpt-4o")))
+    assert result.text == "Hello"
+
+
+async def test_a_stream_that_ends_before_a_terminal_event_is_a_protocol_error(fake):
+    fake.reply(["cut"])
+    fake.events.pop()
+    with pytest.raises(errors.ProtocolError, match="ended before"):
+        await collect(make(fake).stream(ask("gpt-4o")))
+
+
+async def test_a_dropped_connection_is_a_protocol_error(fake):
+    fake.drop_after = 20
+    with pytest.raises(errors.ProtocolError, match="closed mid-stream"):
+        await collect(make(fake).stream(ask()))
+
+
+@pytest.mark.parametrize("size", [7, 501])
+async def test_the_recording_split_at_any_byte_parses_the_same(fake, size):
+    raw = fixture_bytes("openai_responses_stream_reasoning_summary.sse")
+    fake.chunks = [raw[i : i + size] for i in range(0, len(raw), size)]
+    result = await collect(make(fake).stream(ask()))
+    assert (result.text, result.reasoning) == (RECORDED_TEXT, RECORDED_SUMMARY)
+
+
+async def test_a_wrong_key_is_an_authentication_error(fake):
+    fake.api_key = "the-right-key"
+    with pytest.raises(errors.AuthenticationError) as caught:
+        await collect(make(fake).stream(ask()))
+    assert caught.value.status == 401
+    assert len(fake.requests) == 1
+
+
+# ---- which API ------------------------------------------------------------------------------------
+
+
+async def test_the_responses_api_is_the_default_and_chat_completions_the_opt_in(fake):
+    provider = make(fake)
+    await collect(provider.stream(ask("gpt-4o")))
+    await collect(provider.stream(ask("gpt-4o", options={"api": "chat_completions"})))
+    await collect(provider.stream(ask("gpt-4o", options={"api": "responses"})))
+    assert [r.path for r in fake.requests] == ["/v1/responses", "/v1/chat/completions", "/v1/responses"]
+    assert provider.config.apis == ("responses", "chat_completions")
+
+
+async def test_the_recording_is_replayed_byte_for_byte(fake):
+    import httpx
+
+    async with httpx.AsyncClient() as raw:
+        answer = await raw.post(fake.base_url + "/responses", json={"model": "o3-mini", "stream": True})
+    assert answer.content == fixture_bytes("openai_responses_stream_reasoning_summary.sse")
+    assert len(split_events(answer.content)) == 676
