@@ -46,6 +46,8 @@ class Dialect:
     lenient_end: bool = False
     # xAI reports reasoning tokens outside ``completion_tokens``; add them to the output count.
     reasoning_outside_completion: bool = False
+    # The request's reasoning effort goes out as ``reasoning_effort`` (OpenAI and xAI reasoning models).
+    reasoning_effort: bool = False
 
 
 # ---- request ------------------------------------------------------------------------------------
@@ -102,6 +104,8 @@ def build_chat_body(request: ChatRequest, dialect: Dialect, *, stream: bool = Tr
     if request.max_tokens is not None:
         wide = dialect.completion_tokens_param and uses_completion_tokens(request.model)
         body["max_completion_tokens" if wide else "max_tokens"] = request.max_tokens
+    if dialect.reasoning_effort and request.reasoning is not None and request.reasoning.effort is not None:
+        body["reasoning_effort"] = request.reasoning.effort
     body["stream"] = stream
     # Only with stream: some servers reject stream_options on a plain request.
     if stream and dialect.include_usage:
@@ -136,20 +140,27 @@ def _int(value: Any) -> int | None:
 
 
 def usage_from(data: Any, dialect: Dialect | None = None) -> Usage | None:
-    """Usage from a chunk or a whole response; OpenRouter's ``cost`` becomes ``Usage.cost``."""
+    """Usage from a chunk or a whole response: ``prompt_tokens`` (cached ones included), the cache reads
+    and writes of ``prompt_tokens_details``, the reasoning tokens of ``completion_tokens_details``, and
+    OpenRouter's ``cost``."""
     usage = data.get("usage") if isinstance(data, dict) else None
     if not isinstance(usage, dict):
         return None
+    prompt = usage.get("prompt_tokens_details")
+    prompt = prompt if isinstance(prompt, dict) else {}
+    completion = usage.get("completion_tokens_details")
+    reasoning = _int(completion.get("reasoning_tokens")) if isinstance(completion, dict) else None
     output = _int(usage.get("completion_tokens"))
     if dialect is not None and dialect.reasoning_outside_completion and output is not None:
-        details = usage.get("completion_tokens_details")
-        if isinstance(details, dict):
-            output += _int(details.get("reasoning_tokens")) or 0
+        output += reasoning or 0
     cost = usage.get("cost")
     return Usage(
         input_tokens=_int(usage.get("prompt_tokens")),
         output_tokens=output,
         cost=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        cached_input_tokens=_int(prompt.get("cached_tokens")),
+        cache_write_tokens=_int(prompt.get("cache_write_tokens")),
+        reasoning_tokens=reasoning,
     )
 
 

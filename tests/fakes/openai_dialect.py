@@ -15,7 +15,14 @@ What a chat request gets (``POST {base}/chat/completions``, ``stream: true``):
                              "openrouter", openai_chat_stream_text.sse for the others
     fake.reply(["Hel", "lo"], finish="stop", usage=(3, 2), cost=None, reasoning=(), done=True)
                              a scripted stream in the flavour's shape (usage=None: no usage chunk;
-                             done=False: no [DONE]; finish=None: no finish_reason)
+                             done=False: no [DONE]; finish=None: no finish_reason); ``reasoning``
+                             deltas go out as ``delta.reasoning_content`` (llama.cpp, vLLM, DeepSeek) or,
+                             with ``reasoning_field="reasoning"``, as ``delta.reasoning`` (Ollama, OpenRouter);
+                             ``cached=``, ``cache_write=`` and ``reasoning_tokens=`` add the usage details
+                             (``prompt_tokens_details`` / ``completion_tokens_details``)
+    FakeOpenAI("openrouter", fixture="openrouter_chat_stream_reasoning_details.sse")
+                             any recording replayed byte for byte instead (also
+                             openrouter_chat_stream_reasoning_encrypted.sse: OpenRouter's reasoning_details)
     fake.synthetic(2000, delay=0.0, token="tok ")
                              a long stream of N one-token deltas, then finish, usage and [DONE]
     fake.chunks = [b"data: ...\\n\\n", ...]  raw bytes, sent one write each
@@ -130,15 +137,20 @@ class FakeOpenAI(FakeProvider):
         usage: tuple[int, int] | None = (3, 2),
         cost: float | None = None,
         reasoning: list[str] | tuple[str, ...] = (),
+        reasoning_field: str = "reasoning_content",
         done: bool = True,
+        cached: int | None = None,
+        cache_write: int | None = None,
+        reasoning_tokens: int | None = None,
     ) -> None:
         chunks = [self._chunk({"role": "assistant", "content": ""})]
-        chunks += [self._chunk({"reasoning_content": r}) for r in reasoning]
+        chunks += [self._chunk({reasoning_field: r}) for r in reasoning]
         chunks += [self._chunk({"content": t}) for t in texts]
         if finish is not None:
             chunks.append(self._chunk({}, finish=finish))
         if usage is not None:
-            chunks.append(self._usage_chunk(*usage, cost=cost))
+            details = {"cached": cached, "cache_write": cache_write, "reasoning_tokens": reasoning_tokens}
+            chunks.append(self._usage_chunk(*usage, cost=cost, **details))
         if done:
             chunks.append(b"data: [DONE]\n\n")
         self.chunks = chunks
@@ -170,9 +182,25 @@ class FakeOpenAI(FakeProvider):
             body["usage"] = None
         return sse(body)
 
-    def _usage_chunk(self, prompt: int, completion: int, *, cost: float | None = None) -> bytes:
+    def _usage_chunk(
+        self,
+        prompt: int,
+        completion: int,
+        *,
+        cost: float | None = None,
+        cached: int | None = None,
+        cache_write: int | None = None,
+        reasoning_tokens: int | None = None,
+    ) -> bytes:
         usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion}
         usage["total_tokens"] = prompt + completion
+        if cached is not None or cache_write is not None:
+            prompt_details = {"cached_tokens": cached or 0, "audio_tokens": 0}
+            if cache_write is not None:
+                prompt_details["cache_write_tokens"] = cache_write
+            usage["prompt_tokens_details"] = prompt_details
+        if reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens, "audio_tokens": 0}
         if self.flavour == "openrouter":
             usage["cost"] = cost if cost is not None else 0.0001
             choices: list[Any] = [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from providers import errors
-from providers.contract import ChatRequest, Message
+from providers.contract import ChatRequest, Message, ProviderState, ReasoningDelta, ReasoningOptions, TextDelta
 from tests.fakes.openai_dialect import FakeOpenAI
 from tests.fakes.samples import collect, image_attachment
 from tests.plugins.openai_support import FLAVOURS, hello, make
@@ -72,3 +72,24 @@ async def test_images_are_refused_before_any_request(fake):
 async def test_validate_key_lists_models(fake):
     await make(GAB, fake).validate_key()
     assert [(r.method, r.path) for r in fake.requests] == [("GET", "/v1/models")]
+
+
+async def test_a_reasoning_stream_gives_reasoning_then_text_and_the_detailed_usage(fake):
+    fake.reply(["4"], reasoning=["Adding", " two and two."], usage=(40, 12), cached=32, reasoning_tokens=9)
+    result = await collect(make(GAB, fake).stream(hello("arya")))
+    deltas = [(type(e), e.text) for e in result.events if isinstance(e, TextDelta | ReasoningDelta)]
+    assert deltas == [(ReasoningDelta, "Adding"), (ReasoningDelta, " two and two."), (TextDelta, "4")]
+    usage = result.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens) == (
+        40,
+        12,
+        32,
+        9,
+    )
+    assert not [e for e in result.events if isinstance(e, ProviderState)]  # nothing to hand back
+
+
+async def test_a_reasoning_effort_is_refused_before_any_request(fake):
+    with pytest.raises(errors.InvalidRequestError, match=r"'arya' takes no reasoning effort"):
+        await collect(make(GAB, fake).stream(hello("arya", reasoning=ReasoningOptions(effort="high"))))
+    assert fake.requests == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import openai
 import pytest
 
 from providers import errors
+from providers.contract import ChatRequest, Message, ProviderState, ReasoningDelta, ReasoningOptions, TextDelta
 from providers.factory import create_llm_provider
 from tests.fakes.openai_dialect import FakeOpenAI, sse
 from tests.fakes.samples import collect
@@ -138,3 +140,60 @@ async def test_a_json_answer_carrying_an_error_raises_it(fake):
     fake.fail_next(200, {"error": {"message": "model not loaded", "type": "unavailable_error", "code": 503}})
     with pytest.raises(errors.ProviderUnavailableError, match="model not loaded"):
         await collect(make(COMPAT, fake).stream(hello("local")))
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])  # llama.cpp, vLLM, DeepSeek; Ollama's /v1
+async def test_a_reasoning_stream_gives_reasoning_then_text_and_the_detailed_usage(fake, field):
+    fake.reply(
+        ["Paris."],
+        reasoning=["The capital", " of France."],
+        reasoning_field=field,
+        usage=(30, 11),
+        cached=16,
+        cache_write=0,
+        reasoning_tokens=7,
+    )
+    result = await collect(make(COMPAT, fake).stream(hello("qwen3-8b")))
+    deltas = [(type(e), e.text) for e in result.events if isinstance(e, TextDelta | ReasoningDelta)]
+    assert deltas == [(ReasoningDelta, "The capital"), (ReasoningDelta, " of France."), (TextDelta, "Paris.")]
+    usage = result.usage
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens, usage.reasoning_tokens) == (
+        30,
+        16,
+        0,
+        7,
+    )
+    assert not [e for e in result.events if isinstance(e, ProviderState)]
+
+
+async def test_reasoning_text_is_never_sent_back_as_text(fake):
+    fake.reply(["Paris."], reasoning=["The capital of France."])
+    provider = make(COMPAT, fake)
+    first = await provider.complete(hello("qwen3-8b"))
+    assert first.reasoning == "The capital of France."
+    turn = (Message("user", "Capital?"), Message("assistant", first.text), Message("user", "And Spain?"))
+    await collect(provider.stream(ChatRequest(model="qwen3-8b", messages=turn)))
+    assert fake.chat_requests[-1].json["messages"][1] == {"role": "assistant", "content": "Paris."}
+
+
+async def test_a_reasoning_effort_is_refused_before_any_request(fake):
+    with pytest.raises(errors.InvalidRequestError, match=r"'qwen3-8b' takes no reasoning effort"):
+        await collect(make(COMPAT, fake).stream(hello("qwen3-8b", reasoning=ReasoningOptions(effort="low"))))
+    assert fake.requests == []
+
+
+async def test_the_official_client_reads_a_reasoning_content_stream(fake):
+    fake.reply(["Paris."], reasoning=["The capital", " of France."], usage=(30, 11), cached=16, reasoning_tokens=7)
+    async with openai.AsyncOpenAI(api_key="sk-local", base_url=fake.base_url, max_retries=0) as api:
+        stream = await api.chat.completions.create(
+            model="qwen3-8b", messages=[{"role": "user", "content": "Capital?"}], stream=True
+        )
+        reasoning, text, usage = [], [], None
+        async for chunk in stream:
+            for choice in chunk.choices:
+                reasoning.append((choice.delta.model_extra or {}).get("reasoning_content") or "")
+                text.append(choice.delta.content or "")
+            usage = chunk.usage or usage
+    assert ("".join(reasoning), "".join(text)) == ("The capital of France.", "Paris.")
+    assert usage.prompt_tokens_details.cached_tokens == 16
+    assert usage.completion_tokens_details.reasoning_tokens == 7

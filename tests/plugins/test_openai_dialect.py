@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
 from providers import errors
-from providers.contract import Attachment, ChatRequest, Message, TextDelta
+from providers.contract import Attachment, ChatRequest, Message, ReasoningDelta, ReasoningOptions, TextDelta
 from providers.http import Timeouts
+from providers.openai_format import build_chat_body
 from tests.fakes.openai_dialect import FakeOpenAI
 from tests.fakes.samples import (
     assert_no_secret,
@@ -24,6 +26,15 @@ from tests.fakes.samples import (
 from tests.plugins.openai_support import CHAT_COMPLETIONS, FAST_RETRY, FLAVOURS, hello, make, make_direct
 
 pytestmark = pytest.mark.parametrize("name", list(FLAVOURS))
+
+# A model of each flavour that reasons (for the generic servers: one a server may host).
+REASONING_MODEL = {
+    "openai": "o3-mini",
+    "grok": "grok-3-mini",
+    "gab-ai": "arya",
+    "openrouter": "anthropic/claude-sonnet-4.5",
+    "openai-compatible": "qwen3-8b",
+}
 
 
 @pytest.fixture
@@ -292,3 +303,41 @@ async def test_a_body_left_open_after_done_does_not_hold_the_reply(name, fake):
     result = await collect(make(FLAVOURS[name], fake).stream(hello()))
     assert result.text == "all here"
     assert time.monotonic() - started < 3
+
+
+async def test_usage_reads_cached_cache_write_and_reasoning_tokens(name, fake):
+    fake.reply(["Hi"], usage=(120, 30), cached=100, cache_write=20, reasoning_tokens=12)
+    usage = (await collect(make(FLAVOURS[name], fake).stream(hello()))).usage
+    assert usage.input_tokens == 120  # cached ones included, as the dialect counts them
+    assert (usage.cached_input_tokens, usage.cache_write_tokens, usage.reasoning_tokens) == (100, 20, 12)
+
+
+async def test_usage_without_details_leaves_them_unknown(name, fake):
+    fake.reply(["Hi"], usage=(5, 1))
+    usage = (await collect(make(FLAVOURS[name], fake).stream(hello()))).usage
+    assert (usage.cached_input_tokens, usage.cache_write_tokens, usage.reasoning_tokens) == (None, None, None)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_reasoning_deltas_arrive_in_order_before_the_text(name, fake, field):
+    fake.reply(["4"], reasoning=["Two plus two", " is four."], reasoning_field=field)
+    result = await collect(make(FLAVOURS[name], fake).stream(hello()))
+    deltas = [(type(e), e.text) for e in result.events if isinstance(e, TextDelta | ReasoningDelta)]
+    assert deltas == [(ReasoningDelta, "Two plus two"), (ReasoningDelta, " is four."), (TextDelta, "4")]
+
+
+async def test_the_provider_default_sends_no_reasoning_knob(name, fake):
+    await collect(make(FLAVOURS[name], fake).stream(hello(REASONING_MODEL[name])))
+    body = fake.chat_requests[-1].json
+    assert "reasoning" not in body
+    assert "reasoning_effort" not in body
+
+
+async def test_a_dialect_that_takes_reasoning_effort_sends_the_effort(name, fake):
+    dialect = make(FLAVOURS[name], fake).dialect
+    request = hello(REASONING_MODEL[name], reasoning=ReasoningOptions(effort="low"))
+    assert build_chat_body(request, replace(dialect, reasoning_effort=True))["reasoning_effort"] == "low"
+    assert "reasoning_effort" not in build_chat_body(request, replace(dialect, reasoning_effort=False))
+    assert "reasoning_effort" not in build_chat_body(
+        hello(REASONING_MODEL[name]), replace(dialect, reasoning_effort=True)
+    )
