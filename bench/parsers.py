@@ -7,8 +7,15 @@ stream to the end (SSE framing, JSON, events, usage, finish); beside it a bare h
 same bytes line by line, and the same loop with ``json.loads`` per chunk. Figures are stream events
 per second (SSE data events, median of the runs), and each plugin's cost relative to the bare loop.
 
+Beside them, a thinking stream: the local Anthropic API (tests/fakes/anthropic.FakeAnthropic, its own
+process) serves the recorded thinking stream's shape (anthropic_stream_thinking.sse) at length: 1,000
+``thinking_delta`` events, a ``signature_delta``, 1,000 ``text_delta`` events and the framing events, written
+at once. The Anthropic plugin reads it with a thinking budget set (reasoning deltas, the signed block kept
+for the provider state, usage with thinking tokens), beside the same two bare loops over the same bytes.
+
     .venv/bin/python -m bench parsers
     .venv/bin/python bench/parsers.py --runs 30
+    .venv/bin/python bench/parsers.py --thinking-only
 
 Writes bench/results/parsers.json.
 """
@@ -93,15 +100,92 @@ async def _plugin(provider: Any) -> int:
 
 STREAM_EVENTS = EVENTS + 3  # the role chunk, 2,000 tokens, the finish chunk, the usage chunk
 
+THINKING_DELTAS = EVENTS // 2  # thinking deltas, and as many text deltas
+# message_start, content_block_start and _stop for each of the two blocks, the signature, message_delta, message_stop
+THINKING_STREAM_EVENTS = 2 * THINKING_DELTAS + 8
+THINKING_KEY = "sk-ant-bench-key-000000000000"
+THINKING_MODEL = "claude-haiku-4-5-20251001"
 
-async def _time(runs: int, once: Any) -> dict[str, float]:
+_THINKING_SERVER = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.fakes.anthropic import FakeAnthropic, thinking_stream
+fake = FakeAnthropic(api_key={key!r}).start()
+# One write of the whole body, as above.
+whole = [b"".join(thinking_stream({deltas}))]
+fake.chunks = lambda: whole
+print(fake.base_url, flush=True)
+sys.stdin.read()
+fake.stop()
+"""
+
+
+async def _time(runs: int, once: Any, events: int = STREAM_EVENTS) -> dict[str, float]:
     await once()  # warm the connection pool and the code paths
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
         await once()
-        samples.append(STREAM_EVENTS / (time.perf_counter() - started))
+        samples.append(events / (time.perf_counter() - started))
     return {"events_per_s": round(statistics.median(samples)), "best_events_per_s": round(max(samples))}
+
+
+async def _bare_thinking(client: httpx.AsyncClient, base_url: str, *, parse: bool) -> int:
+    body = {"model": THINKING_MODEL, "max_tokens": 8192, "messages": [{"role": "user", "content": "go"}]}
+    headers = {"x-api-key": THINKING_KEY, "anthropic-version": "2023-06-01"}
+    count = 0
+    async with client.stream("POST", f"{base_url}/v1/messages", json=body, headers=headers) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                if parse:
+                    json.loads(line[6:])
+                count += 1
+    assert count == THINKING_STREAM_EVENTS, count
+    return count
+
+
+async def _plugin_thinking(provider: Any) -> int:
+    from providers.contract import ChatRequest, Message, ProviderState, ReasoningOptions
+
+    request = ChatRequest(
+        model=THINKING_MODEL, messages=(Message("user", "go"),), reasoning=ReasoningOptions(budget_tokens=1024)
+    )
+    count = 0
+    async for event in provider.stream(request):
+        count += 1
+        if isinstance(event, ProviderState):
+            assert event.value[0]["type"] == "thinking"
+    return count
+
+
+async def _measure_thinking(runs: int) -> dict[str, Any]:
+    """The Anthropic plugin on the long thinking stream, beside the bare loops over the same bytes."""
+    from providers.factory import create_llm_provider
+    from providers.http import close_clients
+
+    code = _THINKING_SERVER.format(root=str(ROOT), key=THINKING_KEY, deltas=THINKING_DELTAS)
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    base_url = process.stdout.readline().strip()
+    try:
+        provider = create_llm_provider("ANTHROPIC", api_key=THINKING_KEY, base_url=base_url)
+        plugin = await _time(runs, lambda: _plugin_thinking(provider), THINKING_STREAM_EVENTS)
+        async with httpx.AsyncClient(timeout=30) as client:
+            bare = await _time(runs, lambda: _bare_thinking(client, base_url, parse=False), THINKING_STREAM_EVENTS)
+            bare_json = await _time(runs, lambda: _bare_thinking(client, base_url, parse=True), THINKING_STREAM_EVENTS)
+    finally:
+        await close_clients()
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=10)
+    plugin["relative_to_bare"] = round(plugin["events_per_s"] / bare["events_per_s"], 3)
+    plugin["relative_to_bare_json"] = round(plugin["events_per_s"] / bare_json["events_per_s"], 3)
+    return {
+        "stream": "anthropic_stream_thinking.sse's shape at length",
+        "events_per_stream": THINKING_STREAM_EVENTS,
+        "baselines": {"bare_httpx_lines": bare, "bare_httpx_lines_json": bare_json},
+        "plugins": {"ANTHROPIC": plugin},
+    }
 
 
 async def _baselines(runs: int, base_url: str) -> dict[str, Any]:
@@ -112,11 +196,13 @@ async def _baselines(runs: int, base_url: str) -> dict[str, Any]:
         }
 
 
-async def _measure(runs: int) -> dict[str, Any]:
+async def _measure(runs: int, *, thinking_only: bool = False) -> dict[str, Any]:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qtap_site.settings")
     django.setup()
+    if thinking_only:
+        return {"thinking": await _measure_thinking(runs)}
     from providers.factory import create_llm_provider
     from providers.http import close_clients
 
@@ -139,12 +225,14 @@ async def _measure(runs: int) -> dict[str, Any]:
     for figures in plugins.values():
         figures["relative_to_bare"] = round(figures["events_per_s"] / bare, 3)
         figures["relative_to_bare_json"] = round(figures["events_per_s"] / bare_json, 3)
+    thinking = await _measure_thinking(runs)
     return {
         "benchmark": "parsers",
         "events_per_stream": EVENTS,
         "runs": runs,
         "baselines": baselines,
         "plugins": plugins,
+        "thinking": thinking,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
@@ -152,18 +240,34 @@ async def _measure(runs: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.parsers", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20, help="streams per reader (default 20)")
-    args = parser.parse_args(argv)
-    result = asyncio.run(_measure(args.runs))
-    for name, figures in result["baselines"].items():
+def _print(figures_of: dict[str, Any]) -> None:
+    for name, figures in figures_of["baselines"].items():
         print(f"{name:>24}: {figures['events_per_s']:>9,} events/s")
-    for name, figures in result["plugins"].items():
+    for name, figures in figures_of["plugins"].items():
         print(
             f"{name:>24}: {figures['events_per_s']:>9,} events/s  ({figures['relative_to_bare']:.2f}x bare lines, "
             f"{figures['relative_to_bare_json']:.2f}x bare lines + json)"
         )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.parsers", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="streams per reader (default 20)")
+    parser.add_argument(
+        "--thinking-only",
+        action="store_true",
+        help="measure the thinking stream alone and update its figures in the results file",
+    )
+    args = parser.parse_args(argv)
+    result = asyncio.run(_measure(args.runs, thinking_only=args.thinking_only))
+    if args.thinking_only:
+        recorded = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"benchmark": "parsers"}
+        result = {**recorded, "thinking": {**result["thinking"], "runs": args.runs}}
+        result["thinking"]["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    else:
+        _print(result)
+    print(f"thinking stream ({result['thinking']['events_per_stream']:,} events):")
+    _print(result["thinking"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
