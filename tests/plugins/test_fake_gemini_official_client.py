@@ -4,12 +4,22 @@ list, and see the real error shapes."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from tests.fakes.gemini import RECORDED_MODEL, FakeGemini, error_body, recorded_text
+from tests.fakes.gemini import (
+    RECORDED_MODEL,
+    THINKING_MODEL,
+    FakeGemini,
+    error_body,
+    recorded_text,
+    signed_parts,
+    sse_recorded_chunks,
+)
 from tests.fakes.stream_faults import StreamFault
 
 KEY = "AIzaSyOfficial-client-check-000000000001"
@@ -92,3 +102,44 @@ async def test_error_chunk_mid_stream_is_raised_by_the_client(fake):
     with pytest.raises(genai_errors.APIError):
         async for _chunk in await client(fake).aio.models.generate_content_stream(model=RECORDED_MODEL, contents="x"):
             pass
+
+
+async def test_the_recorded_thinking_stream_reads_thoughts_signature_and_usage(fake):
+    config = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=2048)
+    )
+    text, thoughts, signatures, usage = "", "", [], None
+    stream = await client(fake).aio.models.generate_content_stream(
+        model=THINKING_MODEL, contents="How do I cross the street?", config=config
+    )
+    async for chunk in stream:
+        for part in chunk.candidates[0].content.parts or []:
+            if part.thought:
+                thoughts += part.text or ""
+            else:
+                text += part.text or ""
+            if part.thought_signature:
+                signatures.append(part.thought_signature)
+        usage = chunk.usage_metadata
+
+    chunks = sse_recorded_chunks()
+    assert (text, thoughts) == recorded_text(chunks)
+    assert signatures == [base64.b64decode(p["thoughtSignature"]) for p in signed_parts(chunks)]
+    assert (usage.prompt_token_count, usage.candidates_token_count, usage.thoughts_token_count) == (34, 469, 787)
+    assert usage.total_token_count == 34 + 469 + 787
+    sent = fake.requests[-1].json["generationConfig"]  # the client writes snake_case; the API takes both
+    assert sent["thinkingConfig"] == {"include_thoughts": True, "thinking_budget": 2048}
+
+
+async def test_a_signature_handed_back_by_the_client_reaches_the_fake_intact(fake):
+    recorded = signed_parts(sse_recorded_chunks())[0]
+    signature = base64.b64decode(recorded["thoughtSignature"])
+    contents = [
+        types.Content(role="user", parts=[types.Part(text="How do I cross the street?")]),
+        types.Content(role="model", parts=[types.Part(text=recorded["text"], thought_signature=signature)]),
+        types.Content(role="user", parts=[types.Part(text="And at night?")]),
+    ]
+    stream = await client(fake).aio.models.generate_content_stream(model=THINKING_MODEL, contents=contents)
+    assert "".join([chunk.text or "" async for chunk in stream]) == recorded_text(sse_recorded_chunks())[0]
+    sent = fake.requests[-1].json["contents"][1]["parts"][0]
+    assert base64.urlsafe_b64decode(sent.get("thoughtSignature") or sent["thought_signature"]) == signature
