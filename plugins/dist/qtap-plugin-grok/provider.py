@@ -1,15 +1,18 @@
-"""xAI Grok through its OpenAI-compatible API."""
+"""xAI Grok: the Responses API by default, the OpenAI-compatible Chat Completions when a profile asks for it."""
 
 from __future__ import annotations
 
 from providers import errors
-from providers.openai_format import Dialect, OpenAIDialectProvider
+from providers.openai_format import Dialect
+from providers.openai_format.responses_provider import ResponsesProvider
 
 
-class GrokProvider(OpenAIDialectProvider):
+class GrokProvider(ResponsesProvider):
     """xAI's quirks: a bad key is HTTP 400 with ``{"code", "error"}`` (handled by the shared error
-    mapping), reasoning tokens are counted outside ``completion_tokens``, and the key is checked
-    with ``GET /api-key``, which also says whether the key or its team is blocked."""
+    mapping), reasoning tokens are counted outside Chat Completions' ``completion_tokens``, and the key is
+    checked with ``GET /api-key``, which also says whether the key or its team is blocked. On the Responses
+    API the encrypted reasoning items (which may have no ``id``) go back unchanged in their place; the
+    manifest's rules say which models take an effort (grok-3-mini, grok-4.3 on) and which refuse ``stop``."""
 
     dialect = Dialect(reasoning_outside_completion=True)
 
