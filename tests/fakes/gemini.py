@@ -11,7 +11,9 @@ stream: ``data: <json>\\r\\n\\r\\n``, no ``event:`` line, no end marker. (The re
 A request for ``gemini-2.5-pro`` (the model it was recorded with) streams
 gemini_stream_sse_thinking.sse byte for byte instead: four ``thought: true`` parts, then the answer, the
 first answer part carrying a ``thoughtSignature``, CRLF separators, ``thoughtsTokenCount`` outside
-``candidatesTokenCount`` (without ``alt`` the same chunks come as one JSON array).
+``candidatesTokenCount`` (without ``alt`` the same chunks come as one JSON array). A request for
+``gemini-3-flash-preview`` streams gemini_stream_array_functioncall_signature.json: a whole ``functionCall``
+part carrying the ``thoughtSignature``, then an empty text part with ``finishReason``.
 ``fake.reply`` switches to a blocked prompt (``"blocked"``: ``promptFeedback.blockReason``) or a reply
 stopped by the safety filter (``"safety"``); ``fake.long_tokens = N`` streams N text chunks (ending
 with ``fake.finish_reason``, and a ``functionCall`` part when ``fake.function_call``; ``fake.usage_extra``
@@ -45,6 +47,8 @@ STREAM_ARRAY = "gemini_stream_array.json"
 RECORDED_MODEL = "gemini-flash-latest"
 STREAM_SSE_THINKING = "gemini_stream_sse_thinking.sse"
 THINKING_MODEL = "gemini-2.5-pro"  # the model gemini_stream_sse_thinking.sse was recorded with
+STREAM_ARRAY_FUNCTION_CALL = "gemini_stream_array_functioncall_signature.json"
+FUNCTION_CALL_MODEL = "gemini-3-flash-preview"  # the model that recording was made with
 PAGE_2 = {
     "models": [
         {
@@ -92,8 +96,8 @@ API_KEY_INVALID = error_body(
 )
 
 
-def recorded_chunks() -> list[dict[str, Any]]:
-    return json.loads(fixture_bytes(STREAM_ARRAY))
+def recorded_chunks(name: str = STREAM_ARRAY) -> list[dict[str, Any]]:
+    return json.loads(fixture_bytes(name))
 
 
 def sse_events(name: str = STREAM_SSE_THINKING) -> list[bytes]:
@@ -211,6 +215,8 @@ class FakeGemini(FakeProvider):
             return safety_chunks()
         if model == THINKING_MODEL:
             return sse_recorded_chunks()
+        if model == FUNCTION_CALL_MODEL:
+            return recorded_chunks(STREAM_ARRAY_FUNCTION_CALL)
         return recorded_chunks()
 
     async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
@@ -254,7 +260,8 @@ class FakeGemini(FakeProvider):
     async def stream(self, send: Send, receive: Receive, model: str, *, sse: bool) -> None:
         recorded = self.long_tokens is None and self.reply == "recorded"
         if not sse and recorded and self.stream_fault is None:
-            body = fixture_bytes(STREAM_ARRAY) if model != THINKING_MODEL else json.dumps(self.chunks(model)).encode()
+            array = STREAM_ARRAY_FUNCTION_CALL if model == FUNCTION_CALL_MODEL else STREAM_ARRAY
+            body = fixture_bytes(array) if model != THINKING_MODEL else json.dumps(self.chunks(model)).encode()
             await self.stream_chunks(send, receive, [body], content_type="application/json; charset=UTF-8")
             return
         frames = sse_events() if recorded and model == THINKING_MODEL else [sse_frame(c) for c in self.chunks(model)]

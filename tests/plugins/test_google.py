@@ -24,6 +24,7 @@ from providers.factory import create_image_provider, create_llm_provider
 from providers.http import RetryPolicy, Timeouts
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.gemini import (
+    FUNCTION_CALL_MODEL,
     RECORDED_MODEL,
     THINKING_MODEL,
     FakeGemini,
@@ -259,6 +260,14 @@ async def test_state_that_no_longer_fits_the_text_is_dropped_not_sent_wrong(fake
     )
     await collect(make_provider(fake).stream(request))
     assert fake.requests[-1].json["contents"][1] == {"role": "model", "parts": [{"text": "Edited."}]}
+
+
+async def test_a_recorded_gemini_3_function_call_finishes_as_tool_calls_with_its_thought_tokens(fake):
+    result = await collect(make_provider(fake).stream(ask(FUNCTION_CALL_MODEL)))
+    assert (result.text, result.reasoning, result.finish) == ("", "", "tool_calls")
+    assert result.usage == Usage(60, 16 + 32, reasoning_tokens=32)
+    # The signature rides on the functionCall part, which waits for tool calling: nothing else to keep.
+    assert not any(isinstance(e, ProviderState) for e in result.events)
 
 
 @pytest.mark.parametrize(
