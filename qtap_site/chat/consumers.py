@@ -64,7 +64,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Taken after joining the group and in the same step as registering this tab for direct
         # frames: every frame after this snapshot reaches this socket, none is missing.
-        local = runner.local_generation(self.chat_id)
+        local = delivery.local_generation(self.chat_id)
         self.early = []  # frames that arrive before chat.state has gone out are sent after it
         delivery.register_tab(self.chat_id, self)
         if local is not None:
@@ -73,7 +73,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Running in another process: the database has its last checkpoint; ask the owner for
             # its exact state, and fall back to the checkpoint if no answer comes in time.
             self.waiting_state = state
-            await runner.request_sync(self.chat_id, self.channel_name)
+            await delivery.request_sync(self.chat_id, self.channel_name)
             loop = asyncio.get_running_loop()
             self.sync_timeout = loop.call_later(SYNC_TIMEOUT_S, lambda: loop.create_task(self.send_state(state)))
             return
@@ -149,7 +149,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             await runner.start_generation(prepared, received_at=received_at)
         elif isinstance(frame, GenerationStop):
-            await runner.stop_generation(self.chat_id, frame.message_id)
+            await delivery.stop_generation(self.chat_id, frame.message_id)
         elif isinstance(frame, ImageGenerate):
             options = frame.model_dump(include={"size", "aspect_ratio", "quality", "style", "n"})
             prepared = await database_sync_to_async(images.prepare_image)(
@@ -164,10 +164,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def check_capacity(self) -> None:
         # Cheap in-process refusals first; the send transaction checks again against the database
         # (other processes).
-        if runner.local_generation(self.chat_id) is not None:
+        if delivery.local_generation(self.chat_id) is not None:
             raise protocol.Busy()
         limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
-        if runner.running_count(self.user_id) >= limit:
+        if delivery.running_count(self.user_id) >= limit:
             raise protocol.RateLimited.at(limit)
 
     async def dispatch(self, message: dict[str, Any]) -> None:

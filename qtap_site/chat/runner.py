@@ -6,8 +6,8 @@ checkpoints the text of every running generation about once a second; that write
 heartbeat other processes read. Exactly one
 terminal event (``generation.finished`` or ``generation.error``) is sent per generation.
 
-Stop reaches the task from any process: each process's ``ControlListener`` joins the control group
-``chatctl_<chat_id>`` of the chats it is generating in, and acts on ``generation.cancel``.
+Stop reaches the task from any process through ``qtap_site.chat.delivery``, where each generation is
+registered while it runs.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from providers.loops import PerLoop
-from qtap_site.chat import protocol, saves, services
+from qtap_site.chat import delivery, protocol, saves, services
 from qtap_site.chat.batching import Checkpoints, FinalSaves
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
@@ -34,10 +32,6 @@ from qtap_site.chat.pricing import message_cost
 from qtap_site.chat.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
-
-
-def control_group_name(chat_id: int) -> str:
-    return f"chatctl_{chat_id}"
 
 
 @dataclass
@@ -61,6 +55,11 @@ class RunningGeneration:
     saved_seq: int = -1  # seq of the last checkpoint written
     saved_at: float = 0.0  # loop time of the last checkpoint written
 
+    def stop(self) -> None:
+        if not self.stop_requested and self.task is not None:
+            self.stop_requested = True
+            self.task.cancel()
+
     def snapshot(self) -> dict[str, Any]:
         """What a tab joining now needs: everything up to ``seq``; later frames reach it through the group."""
         return {
@@ -71,111 +70,12 @@ class RunningGeneration:
         }
 
 
-# chat id → the generation running in this process
-_running: dict[int, RunningGeneration] = {}
-
-
-def local_generation(chat_id: int) -> RunningGeneration | None:
-    return _running.get(chat_id)
-
-
-def running_count(user_id: int) -> int:
-    return sum(1 for gen in _running.values() if gen.user_id == user_id)
-
-
-class ControlListener:
-    """One per event loop: a channel of this process that receives stop requests for its generations."""
-
-    _by_loop: PerLoop[ControlListener] = PerLoop(lambda loop: ControlListener(loop), alive=lambda it: it.alive)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.channel_name: asyncio.Future[str] = loop.create_future()
-        self.task = loop.create_task(self._listen(), name="qtap-generation-control")
-
-    @classmethod
-    async def get(cls) -> ControlListener:
-        listener = cls._by_loop.get()
-        await asyncio.shield(listener.channel_name)
-        return listener
-
-    @property
-    def channel(self) -> str:
-        return self.channel_name.result()
-
-    @property
-    def alive(self) -> bool:
-        return not self.task.done()
-
-    async def _listen(self) -> None:
-        layer = get_channel_layer()
-        try:
-            channel = await layer.new_channel("qtap-runner.")
-        except asyncio.CancelledError:
-            self.channel_name.cancel()
-            raise
-        except Exception as exc:  # the next generation tries again with a new listener
-            self.channel_name.set_exception(exc)
-            return
-        self.channel_name.set_result(channel)
-        while True:
-            try:
-                message = await layer.receive(channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("generation control channel failed; retrying")
-                await asyncio.sleep(1)
-                continue
-            if message.get("type") == "generation.cancel":
-                stop_local(int(message["chat_id"]), message.get("message_id"))
-            elif message.get("type") == "generation.sync":
-                await _answer_sync(layer, message)
-
-
-async def _answer_sync(layer: Any, message: dict[str, Any]) -> None:
-    """A tab opened in another process asks for the exact state of a generation running here."""
-    gen = _running.get(int(message["chat_id"]))
-    reply_to = message.get("reply_to")
-    if gen is None or not isinstance(reply_to, str):
-        return
-    try:
-        await layer.send(reply_to, {"type": "generation.snapshot", "generation": gen.snapshot()})
-    except Exception:
-        logger.debug("could not answer a generation sync", exc_info=True)
-
-
-async def request_sync(chat_id: int, reply_to: str) -> None:
-    """Ask the process running the chat's generation to send its snapshot to ``reply_to``."""
-    await get_channel_layer().group_send(
-        control_group_name(chat_id), {"type": "generation.sync", "chat_id": chat_id, "reply_to": reply_to}
-    )
-
-
-def stop_local(chat_id: int, message_id: int | None = None) -> bool:
-    """Cancel the generation of ``chat_id`` if it runs in this process."""
-    gen = _running.get(chat_id)
-    if gen is None or (message_id is not None and message_id != gen.message_id):
-        return False
-    if not gen.stop_requested and gen.task is not None:
-        gen.stop_requested = True
-        gen.task.cancel()
-    return True
-
-
-async def stop_generation(chat_id: int, message_id: int | None = None) -> None:
-    """Stop from any tab: here directly, elsewhere through the control group."""
-    if not stop_local(chat_id, message_id):
-        await get_channel_layer().group_send(
-            control_group_name(chat_id), {"type": "generation.cancel", "chat_id": chat_id, "message_id": message_id}
-        )
-
-
 async def start_generation(prepared: services.Prepared, *, received_at: float) -> RunningGeneration:
     """Start the task of a prepared generation (the consumer awaited ``prepare_generation`` first)."""
     gen = RunningGeneration(
         chat_id=prepared.chat_id, user_id=prepared.user_id, message_id=prepared.assistant_id, received_at=received_at
     )
-    _running[prepared.chat_id] = gen
+    delivery.register(gen)
     gen.task = asyncio.get_running_loop().create_task(_run(gen, prepared), name=f"generation-{gen.message_id}")
     return gen
 
@@ -184,12 +84,10 @@ async def start_generation(prepared: services.Prepared, *, received_at: float) -
 
 
 async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
-    listener: ControlListener | None = None
-    layer = get_channel_layer()
+    control: str | None = None
     try:
         try:
-            listener = await ControlListener.get()
-            await layer.group_add(control_group_name(gen.chat_id), listener.channel)
+            control = await delivery.join_control(gen.chat_id)
             if prepared.user_message is not None:
                 await send_to_chat(gen.chat_id, protocol.message_created(prepared.user_message))
             await send_to_chat(gen.chat_id, protocol.message_created(prepared.assistant_message))
@@ -207,7 +105,7 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
                 ),
             )
             gen.streaming = True
-            Checkpoints.for_loop().ensure_running(_running)
+            Checkpoints.for_loop().ensure_running(delivery.generations())
             usage, finish = await _stream(gen, prepared)
             if finish is None:
                 raise ProtocolError(prepared.plugin, "The provider ended the stream before finishing the reply.")
@@ -232,13 +130,9 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
         logger.exception("generation %s could not report its end", gen.message_id)
     finally:
         gen.streaming = False
-        if _running.get(gen.chat_id) is gen:
-            del _running[gen.chat_id]
-        if listener is not None:
-            try:
-                await layer.group_discard(control_group_name(gen.chat_id), listener.channel)
-            except Exception:
-                logger.debug("could not leave the control group", exc_info=True)
+        delivery.release(gen)
+        if control is not None:
+            await delivery.leave_control(gen.chat_id, control)
 
 
 async def _stream(
@@ -301,7 +195,7 @@ def _coalesce_window() -> float:
     longer when many streams share it (a millisecond per running generation, at most 100 ms), so
     the number of frames per second a process must send stays bounded as load grows."""
     base = max(float(settings.QTAP_DELTA_COALESCE_MS), 0.0) / 1000
-    return min(max(base, len(_running) * 0.001), max(base, MAX_COALESCE_S))
+    return min(max(base, len(delivery.generations()) * 0.001), max(base, MAX_COALESCE_S))
 
 
 async def _aclose(events: Any) -> None:
@@ -360,8 +254,7 @@ def _release(gen: RunningGeneration) -> None:
     with its next message at once (with several processes the frame's publish is awaited, and the
     next message can arrive while this task still waits for it)."""
     gen.streaming = False
-    if _running.get(gen.chat_id) is gen:
-        del _running[gen.chat_id]
+    delivery.release(gen)
 
 
 async def _finish(

@@ -9,7 +9,7 @@ Everything here is synchronous Django; the async runner (``qtap_site.chat.runner
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -61,16 +61,14 @@ def chat_rename(chat: Chat, title: str) -> Chat:
     return chat
 
 
-def chat_delete(chat: Chat) -> None:
-    """Delete the chat and its messages; a reply still being written for it is stopped, in whichever
-    process writes it, so that it does not keep the provider (and the user's quota) busy for nothing."""
-    from asgiref.sync import async_to_sync
-
-    from qtap_site.chat import runner  # the runner builds on this module
-
+def chat_delete(chat: Chat, *, then: Callable[[int], None] | None = None) -> None:
+    """Delete the chat and its messages, then call ``then(chat_id)``. The views pass
+    ``delivery.stop_chat``: a reply still being written for the chat is stopped, in whichever process
+    writes it, so that it does not keep the provider (and the user's quota) busy for nothing."""
     chat_id = chat.pk
     chat.delete()
-    async_to_sync(runner.stop_generation)(chat_id)
+    if then is not None:
+        then(chat_id)
 
 
 def chat_for_user(*, user_id: int, chat_id: int) -> Chat:

@@ -20,7 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from providers.models import ConnectionProfile, ImageProfile
-from qtap_site.chat import protocol, services
+from qtap_site.chat import delivery, protocol, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
 from qtap_site.chat.rendering import render_markdown
 
@@ -194,7 +194,7 @@ def rename(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
 def delete(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
     chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
     page = reverse("chat:detail", args=[chat.pk])
-    services.chat_delete(chat)
+    services.chat_delete(chat, then=delivery.stop_chat)
     if request.htmx:
         if request.htmx.current_url_abs_path == page:
             return HttpResponseClientRedirect(reverse("chat:index"))

@@ -15,7 +15,7 @@ from django.test import Client
 
 from providers.registry import registry
 from providers.services import api_key_create, connection_profile_create, image_profile_create
-from qtap_site.chat import runner
+from qtap_site.chat import delivery
 from qtap_site.chat.services import chat_create
 from tests.chat.fake_openai import VALID_KEY, ChatFake
 
@@ -29,11 +29,11 @@ MODEL = "gpt-4o-mini"
 def fresh_channel_state() -> Iterator[None]:
     # Each test runs on its own event loop: start with a fresh in-memory layer and no runner state.
     channel_layers.backends.pop("default", None)
-    runner._running.clear()
-    runner.ControlListener._by_loop.clear()
+    delivery._running.clear()
+    delivery.ControlListener._by_loop.clear()
     yield
     channel_layers.backends.pop("default", None)
-    runner._running.clear()
+    delivery._running.clear()
 
 
 @pytest.fixture

@@ -190,7 +190,7 @@ async def test_stop_through_the_control_group_reaches_the_owning_task(chat, cook
     received by this process's listener, which cancels the task it owns."""
     from channels.layers import get_channel_layer
 
-    from qtap_site.chat.runner import control_group_name
+    from qtap_site.chat.delivery import control_group_name
 
     fake.tokens = [f"c{i} " for i in range(400)]
     fake.stream_delay = 0.02

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from qtap_site.chat import delivery, runner
+from qtap_site.chat import delivery
 from qtap_site.chat.models import Message
 from tests.chat.conftest import TERMINAL, deltas, open_socket, receive_until, send
 
@@ -200,7 +200,7 @@ async def test_tab_in_another_process_resumes_from_the_owners_snapshot(
         async def silent(layer, message):
             return None
 
-        monkeypatch.setattr(runner, "_answer_sync", silent)
+        monkeypatch.setattr(delivery, "_answer_sync", silent)
     fake.tokens = [f"m{i} " for i in range(120)]
     fake.stream_delay = 0.01
     first, _ = await open_socket(chat.pk, cookie)
@@ -210,7 +210,7 @@ async def test_tab_in_another_process_resumes_from_the_owners_snapshot(
         early.append(await first.receive_json_from(timeout=5))
 
     # As seen from another process: the generation is not local.
-    monkeypatch.setattr(runner, "local_generation", lambda chat_id: None)
+    monkeypatch.setattr(delivery, "local_generation", lambda chat_id: None)
     second, state = await open_socket(chat.pk, cookie)
     generation = state["generation"]
     assert generation is not None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from channels.layers import channel_layers
 
-from qtap_site.chat import runner
+from qtap_site.chat import delivery
 from tests.support.fixtures import alice_cookie, chat_on_fake, close_worker_connections, scripted_openai
 
 __all__ = [
@@ -24,9 +24,9 @@ __all__ = [
 def fresh_channel_state(close_worker_connections: None) -> Iterator[None]:
     # Each test has its own event loop: a fresh channel layer and no runner state left from another.
     channel_layers.backends.pop("default", None)
-    runner._running.clear()
-    runner.ControlListener._by_loop.clear()
+    delivery._running.clear()
+    delivery.ControlListener._by_loop.clear()
     yield
     channel_layers.backends.pop("default", None)
-    runner._running.clear()
-    runner.ControlListener._by_loop.clear()
+    delivery._running.clear()
+    delivery.ControlListener._by_loop.clear()

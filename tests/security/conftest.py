@@ -13,7 +13,7 @@ from channels.layers import channel_layers
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from qtap_site.chat import runner
+from qtap_site.chat import delivery
 from tests.support.data import SECRET
 from tests.support.fixtures import alice_cookie, chat_on_fake, close_worker_connections, scripted_openai
 
@@ -40,12 +40,12 @@ MARKERS = {
 @pytest.fixture(autouse=True)
 def fresh_channel_state(close_worker_connections: None) -> Iterator[None]:
     channel_layers.backends.pop("default", None)
-    runner._running.clear()
-    runner.ControlListener._by_loop.clear()
+    delivery._running.clear()
+    delivery.ControlListener._by_loop.clear()
     yield
     channel_layers.backends.pop("default", None)
-    runner._running.clear()
-    runner.ControlListener._by_loop.clear()
+    delivery._running.clear()
+    delivery.ControlListener._by_loop.clear()
 
 
 def png_bytes(size: tuple[int, int] = (4, 4), colour: str = "red") -> bytes:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from providers.errors import ManifestError
 from providers.manifest import Manifest, parse_manifest
+from qtap_site.chat.delivery import _running
 from qtap_site.chat.protocol import FRAME_TYPES, FrameError, parse_frame
-from qtap_site.chat.runner import _running
 from tests.support.wsclient import InProcessTab
 
 MAX_BYTES = 4096
