@@ -14,9 +14,10 @@ What ``POST {base}/responses`` (``stream: true``) gets:
     FakeResponses(fixture=name), fake.responses_fixture = name    another recording, byte for byte
     fake.reply(["Hel", "lo"], reasoning=["**Plan**\\n\\nthink"], usage=(13, 5), cached=0, reasoning_tokens=3,
                status="completed", incomplete=None, encrypted="gAAA…", item_id="rs_fake")
-                             a scripted stream in the recorded shape: created, the reasoning item and its
-                             summary deltas (reasoning=(): no reasoning item), the message and its text
-                             deltas, then ``response.<status>`` (``incomplete`` = the incomplete reason)
+                             a scripted stream in the recorded order: created, in_progress, the reasoning
+                             item with one summary part per paragraph (reasoning=(): no reasoning item),
+                             the message with one output_text part and its deltas, then
+                             ``response.<status>`` (``incomplete`` = the incomplete reason)
     fake.synthetic(2000)     a long stream of N one-token text deltas (the benchmarks' mode)
     fake.events = [{...}, ...]  events of your own, each sent as ``event: <type>`` + ``data: <json>``
     fake.chunks = [b"...", ...] raw bytes, one write each (wins over everything above; on both endpoints)
@@ -72,6 +73,7 @@ class FakeResponses(FakeOpenAI):
     ) -> None:
         events: list[dict[str, Any]] = [
             {"type": "response.created", "response": self._response("in_progress", [], None)},
+            {"type": "response.in_progress", "response": self._response("in_progress", [], None)},
         ]
         output: list[dict[str, Any]] = []
         if reasoning:
@@ -80,24 +82,27 @@ class FakeResponses(FakeOpenAI):
                 item = {"id": item_id, **item}
             events.append({"type": "response.output_item.added", "output_index": 0, "item": item})
             for index, paragraph in enumerate(reasoning):
+                part = {"type": "summary_text", "text": ""}
+                events.append(self._summary("response.reasoning_summary_part.added", item_id, index, part=part))
                 events.append(self._summary("response.reasoning_summary_text.delta", item_id, index, delta=paragraph))
+                events.append(self._summary("response.reasoning_summary_text.done", item_id, index, text=paragraph))
+                part = {"type": "summary_text", "text": paragraph}
+                events.append(self._summary("response.reasoning_summary_part.done", item_id, index, part=part))
             done = {**item, "summary": [{"type": "summary_text", "text": p} for p in reasoning]}
             events.append({"type": "response.output_item.done", "output_index": 0, "item": done})
             output.append(done)
         message_index = len(output)
         message = {"id": "msg_fake0001", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
         events.append({"type": "response.output_item.added", "output_index": message_index, "item": message})
+        where = {"item_id": "msg_fake0001", "output_index": message_index, "content_index": 0}
+        part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+        events.append({"type": "response.content_part.added", **where, "part": part})
         for text in texts:
-            events.append(
-                {
-                    "type": "response.output_text.delta",
-                    "item_id": "msg_fake0001",
-                    "output_index": message_index,
-                    "content_index": 0,
-                    "delta": text,
-                }
-            )
-        content = [{"type": "output_text", "annotations": [], "logprobs": [], "text": "".join(texts)}]
+            events.append({"type": "response.output_text.delta", **where, "delta": text, "logprobs": []})
+        whole = "".join(texts)
+        events.append({"type": "response.output_text.done", **where, "text": whole, "logprobs": []})
+        events.append({"type": "response.content_part.done", **where, "part": {**part, "text": whole}})
+        content = [{**part, "text": whole}]
         message = {**message, "status": "completed", "content": content}
         events.append({"type": "response.output_item.done", "output_index": message_index, "item": message})
         output.append(message)

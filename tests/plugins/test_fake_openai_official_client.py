@@ -11,6 +11,7 @@ import pytest
 
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.openai_dialect import PNG_1X1, FakeOpenAI
+from tests.fakes.openai_responses import FakeResponses
 from tests.plugins.openai_support import OPENAI_TEXT, OPENAI_USAGE, OPENROUTER_TEXT, OPENROUTER_USAGE
 
 
@@ -135,3 +136,64 @@ async def test_the_fake_replays_recordings_byte_for_byte(flavour, path, fixture,
             answer = await raw.request(method, fake.base_url + path, json=body if method == "POST" else None)
     assert answer.status_code == 200
     assert answer.content == fixture_bytes(fixture)
+
+
+# ---- the Responses API (tests/fakes/openai_responses.FakeResponses) --------------------------------
+
+
+async def read_responses_stream(fake: FakeResponses, model: str = "o3-mini"):
+    async with (
+        client(fake) as api,
+        api.responses.stream(
+            model=model,
+            input=[{"role": "user", "content": "How do I cross the street?"}],
+            include=["reasoning.encrypted_content"],
+            reasoning={"effort": "high", "summary": "auto"},
+            store=False,
+        ) as stream,
+    ):
+        text, summary, final = [], [], None
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                text.append(event.delta)
+            elif event.type == "response.reasoning_summary_text.delta":
+                summary.append(event.delta)
+            elif event.type == "response.incomplete":
+                final = event.response  # the SDK's final response is only a completed one
+        final = final or await stream.get_final_response()
+    return "".join(text), "".join(summary), final
+
+
+async def test_official_client_reads_the_recorded_responses_stream():
+    from tests.plugins.test_openai_responses import RECORDED_REASONING, RECORDED_TEXT
+
+    with FakeResponses("openai") as fake:
+        text, summary, final = await read_responses_stream(fake)
+        assert fake.responses_requests[-1].json["store"] is False
+    assert text == RECORDED_TEXT == final.output_text
+    assert summary == "".join(part["text"] for part in RECORDED_REASONING[0]["summary"])
+    reasoning = next(item for item in final.output if item.type == "reasoning")
+    assert reasoning.encrypted_content == RECORDED_REASONING[0]["encrypted_content"]
+    usage = final.usage
+    assert (usage.input_tokens, usage.output_tokens) == (13, 1680)
+    assert (usage.input_tokens_details.cached_tokens, usage.output_tokens_details.reasoning_tokens) == (0, 1408)
+
+
+@pytest.mark.parametrize("flavour", ["openai", "xai"])
+async def test_official_client_reads_scripted_and_synthetic_responses_streams(flavour):
+    with FakeResponses(flavour) as fake:
+        fake.reply(["Hel", "lo"], reasoning=["**Plan**\n\nSay hello."], usage=(13, 5), cached=4, reasoning_tokens=3)
+        text, summary, final = await read_responses_stream(fake)
+        assert (text, summary, final.status) == ("Hello", "**Plan**\n\nSay hello.", "completed")
+        assert (final.usage.input_tokens_details.cached_tokens, final.usage.output_tokens_details.reasoning_tokens) == (
+            4,
+            3,
+        )
+        assert next(i for i in final.output if i.type == "reasoning").encrypted_content.startswith("gAAAA")
+        fake.reply(["Part"], status="incomplete", incomplete="max_output_tokens")
+        _, _, cut = await read_responses_stream(fake)
+        assert (cut.status, cut.incomplete_details.reason) == ("incomplete", "max_output_tokens")
+        fake.synthetic(300)
+        text, _, final = await read_responses_stream(fake)
+        assert text == "tok " * 300
+        assert final.usage.output_tokens == 300
