@@ -30,12 +30,13 @@ from providers.openai_format.mapping import (
     usage_from,
     uses_completion_tokens,
 )
-from providers.openai_format.providers import OpenAIDialectImageProvider, OpenAIDialectProvider
+from providers.openai_format.providers import OpenAIDialectImageProvider, OpenAIDialectProvider, TurnState
 
 __all__ = [
     "Dialect",
     "OpenAIDialectImageProvider",
     "OpenAIDialectProvider",
+    "TurnState",
     "build_chat_body",
     "build_image_body",
     "build_messages",

@@ -9,14 +9,23 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
 from providers import errors
 from providers.base import HTTPProvider
 from providers.clients import get_client
-from providers.contract import ChatRequest, Finish, GeneratedImage, ImageRequest, ModelInfo, StreamEvent, Usage
+from providers.contract import (
+    ChatRequest,
+    Finish,
+    GeneratedImage,
+    ImageRequest,
+    ModelInfo,
+    ProviderState,
+    StreamEvent,
+    Usage,
+)
 from providers.openai_format.mapping import (
     Dialect,
     build_chat_body,
@@ -37,8 +46,18 @@ from providers.transport import UrlRefused
 MAX_IMAGE_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 
+class TurnState(Protocol):
+    """What a plugin keeps of one reply for the next turn: fed every chunk (or the whole completion),
+    asked once at the end; ``None`` means nothing to hand back."""
+
+    def add(self, data: dict[str, Any]) -> None: ...
+
+    def value(self) -> Any: ...
+
+
 class OpenAIDialectProvider(HTTPProvider):
-    """A chat provider speaking the dialect; plugins set ``dialect`` and override the quirks."""
+    """A chat provider speaking the dialect; plugins set ``dialect`` and override the quirks
+    (``chat_body`` for request fields of their own, ``turn_state`` for state to hand back)."""
 
     dialect: ClassVar[Dialect] = Dialect()
     chat_path: ClassVar[str] = "chat/completions"
@@ -50,9 +69,23 @@ class OpenAIDialectProvider(HTTPProvider):
     def translate_error(self, status: int, headers: Mapping[str, str], body: bytes) -> errors.ProviderError:
         return translate_error(self.provider, status, headers, body)
 
+    def chat_body(self, request: ChatRequest) -> dict[str, Any]:
+        """The request body; raises InvalidRequestError (before any request) for what cannot be sent."""
+        reasoning = request.reasoning
+        if self.dialect.reasoning_effort and reasoning is not None and reasoning.budget_tokens is not None:
+            raise errors.InvalidRequestError(
+                self.provider, f"The model {request.model!r} takes a reasoning effort, not a thinking budget."
+            )
+        return build_chat_body(request, self.dialect)
+
+    def turn_state(self) -> TurnState | None:
+        """A fresh collector of the state this provider needs back next turn (None: it needs none)."""
+        return None
+
     async def _events(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        body = build_chat_body(request, self.dialect)
+        body = self.chat_body(request)
         headers = {"Accept": "text/event-stream", **self.extra_headers()}
+        state = self.turn_state()
         usage: Usage | None = None
         finish: str | None = None
         done = False
@@ -61,6 +94,10 @@ class OpenAIDialectProvider(HTTPProvider):
                 # Some gateways ignore ``stream: true`` and answer with the whole completion.
                 whole = loads(await response.aread(), self.provider)
                 for item in completion_events(whole, self.provider, self.dialect):
+                    if isinstance(item, Finish) and state is not None:
+                        state.add(whole)
+                        if (value := state.value()) is not None:
+                            yield ProviderState(value)
                     yield item
                 return
             sse = iter_sse(response, provider=self.provider)
@@ -74,10 +111,14 @@ class OpenAIDialectProvider(HTTPProvider):
                 data = loads(event.data, self.provider)
                 for delta in chunk_events(data, self.provider):
                     yield delta
+                if state is not None:
+                    state.add(data)
                 usage = usage_from(data, self.dialect) or usage
                 finish = chunk_finish(data) or finish
         if finish is None and not done and not self.dialect.lenient_end:
             raise errors.ProtocolError(self.provider, "the stream ended before a finish reason or [DONE]")
+        if state is not None and (value := state.value()) is not None:
+            yield ProviderState(value)
         if usage is not None:
             yield usage
         yield Finish(map_finish_reason(finish) if finish else "stop")

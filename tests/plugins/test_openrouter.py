@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
+import openai
 import pytest
 
 from providers import errors
-from providers.contract import ModelInfo
+from providers.contract import (
+    ChatRequest,
+    Finish,
+    Message,
+    ModelInfo,
+    ProviderState,
+    ReasoningDelta,
+    ReasoningOptions,
+    TextDelta,
+    Usage,
+)
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.openai_dialect import FakeOpenAI
 from tests.fakes.samples import collect
@@ -135,3 +148,186 @@ async def test_moderation_refusal_is_a_content_filter(fake):
     fake.fail_next(403, body)
     with pytest.raises(errors.ContentFilterError, match="flagged by moderation"):
         await collect(make(ROUTER, fake).stream(hello("openai/gpt-4o")))
+
+
+# ---- reasoning: the recorded streams, the state handed back, the knob --------------------------------
+
+DETAILS = "openrouter_chat_stream_reasoning_details.sse"  # anthropic/claude-sonnet-4.5: text + signature
+ENCRYPTED = "openrouter_chat_stream_reasoning_encrypted.sse"  # openai/o3: one reasoning.encrypted item
+CLAUDE = "anthropic/claude-sonnet-4.5"
+
+
+def recorded_fragments(name: str) -> list[dict]:
+    """Every ``delta.reasoning_details`` fragment of a recording, in order, as OpenRouter sent it."""
+    fragments = []
+    for line in fixture_bytes(name).decode().splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices") or ():
+                fragments += choice["delta"].get("reasoning_details") or []
+    return fragments
+
+
+def recorded_signature() -> str:
+    (signature,) = [f["signature"] for f in recorded_fragments(DETAILS) if f.get("signature")]
+    return signature
+
+
+def merged_claude_details() -> list[dict]:
+    return [
+        {
+            "type": "reasoning.text",
+            "text": "This is a simple arithmetic question. 2+2 equals 4.",
+            "signature": recorded_signature(),
+            "format": "anthropic-claude-v1",
+            "index": 0,
+        }
+    ]
+
+
+def second_turn(first_text: str, state, model: str = CLAUDE) -> ChatRequest:
+    return ChatRequest(
+        model=model,
+        messages=(
+            Message("user", "What is 2+2?"),
+            Message("assistant", first_text, provider_state=state),
+            Message("user", "And 3+3?"),
+        ),
+    )
+
+
+async def test_recorded_reasoning_stream_gives_reasoning_then_text_then_state_usage_and_finish():
+    with FakeOpenAI("openrouter", fixture=DETAILS) as fake:
+        result = await collect(make(ROUTER, fake).stream(hello(CLAUDE)))
+    deltas = [(type(e), e.text) for e in result.events if isinstance(e, TextDelta | ReasoningDelta)]
+    assert deltas == [
+        (ReasoningDelta, "This"),
+        (ReasoningDelta, " is a simple arithmetic question. "),
+        (ReasoningDelta, "2+2 equals 4."),
+        (TextDelta, "2 "),
+        (TextDelta, "+ 2 = 4"),
+    ]
+    assert result.usage == Usage(
+        input_tokens=43, output_tokens=36, cost=0.000669, cached_input_tokens=0, reasoning_tokens=13
+    )
+    assert [type(e) for e in result.events[-3:]] == [ProviderState, Usage, Finish]
+    (state,) = [e for e in result.events if isinstance(e, ProviderState)]
+    assert state.value == {"reasoning_details": merged_claude_details()}  # the fragments merged per type and index
+    json.dumps(state.value)  # storable as it is
+
+
+async def test_recorded_encrypted_reasoning_is_kept_whole():
+    with FakeOpenAI("openrouter", fixture=ENCRYPTED) as fake:
+        result = await collect(make(ROUTER, fake).stream(hello("openai/o3")))
+    assert result.text.startswith("I\u2019m ChatGPT, a large-language-model assistant created by OpenAI.")
+    assert result.reasoning == ""  # o3 shows none: only the encrypted item
+    (state,) = [e for e in result.events if isinstance(e, ProviderState)]
+    assert state.value == {"reasoning_details": recorded_fragments(ENCRYPTED)}
+    assert len(state.value["reasoning_details"][0]["data"]) > 1000
+    usage = result.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.cost) == (9, 104, 0.00085)
+    assert (usage.cached_input_tokens, usage.reasoning_tokens) == (0, 0)
+
+
+async def test_a_stream_without_reasoning_details_hands_back_no_state(fake):
+    result = await collect(make(ROUTER, fake).stream(hello("openai/gpt-4o")))
+    assert not [e for e in result.events if isinstance(e, ProviderState)]
+
+
+async def test_the_second_turn_sends_the_signed_reasoning_back_on_its_assistant_message():
+    with FakeOpenAI("openrouter", fixture=DETAILS) as fake:
+        provider = make(ROUTER, fake)
+        first = await provider.complete(hello(CLAUDE))
+        await collect(provider.stream(second_turn(first.text, first.provider_state)))
+    sent = fake.chat_requests[-1]
+    assert sent.json["messages"] == [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "2 + 2 = 4", "reasoning_details": merged_claude_details()},
+        {"role": "user", "content": "And 3+3?"},
+    ]
+    assert recorded_signature().encode() in sent.body  # byte for byte on the wire
+
+
+async def test_the_second_turn_sends_the_encrypted_reasoning_back_unchanged():
+    with FakeOpenAI("openrouter", fixture=ENCRYPTED) as fake:
+        provider = make(ROUTER, fake)
+        first = await provider.complete(hello("openai/o3"))
+        await collect(provider.stream(second_turn(first.text, first.provider_state, "openai/o3")))
+    assistant = fake.chat_requests[-1].json["messages"][1]
+    assert assistant["reasoning_details"] == recorded_fragments(ENCRYPTED)
+    assert recorded_fragments(ENCRYPTED)[0]["data"].encode() in fake.chat_requests[-1].body
+
+
+@pytest.mark.parametrize("state", [None, "not ours", {"reasoning_details": "not a list"}, {"other": 1}])
+async def test_a_missing_or_foreign_state_sends_no_reasoning_details(fake, state):
+    await collect(make(ROUTER, fake).stream(second_turn("4", state, "openai/gpt-4o")))
+    assert fake.chat_requests[-1].json["messages"][1] == {"role": "assistant", "content": "4"}
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "knob"),
+    [
+        (CLAUDE, ReasoningOptions(effort="high"), {"effort": "high"}),
+        (CLAUDE, ReasoningOptions(budget_tokens=2048), {"max_tokens": 2048}),
+        ("openai/o3", ReasoningOptions(effort="low", summary=False), {"effort": "low", "exclude": True}),
+        ("openai/gpt-5", ReasoningOptions(effort="minimal"), {"effort": "minimal"}),
+        ("google/gemini-2.5-flash", ReasoningOptions(budget_tokens=0), {"max_tokens": 0}),
+        ("x-ai/grok-4", ReasoningOptions(effort="none"), {"effort": "none"}),
+        ("deepseek/deepseek-r1", ReasoningOptions(summary=False), {"exclude": True}),
+    ],
+)
+async def test_the_unified_reasoning_parameter_carries_the_effort_or_budget(fake, model, options, knob):
+    await collect(make(ROUTER, fake).stream(hello(model, reasoning=options)))
+    body = fake.chat_requests[-1].json
+    assert body["reasoning"] == knob
+    assert "reasoning_effort" not in body
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "refusal"),
+    [
+        (
+            CLAUDE,
+            ReasoningOptions(budget_tokens=512),
+            r"'anthropic/claude-sonnet-4.5'.* 1024 to 128000 tokens, not 512",
+        ),
+        (
+            "openai/o3",
+            ReasoningOptions(budget_tokens=4096),
+            r"'openai/o3' takes no thinking budget \(it takes a reasoning effort of none, minimal, low, medium, high",
+        ),
+        (
+            "x-ai/grok-4",
+            ReasoningOptions(effort="xhigh"),
+            r"'x-ai/grok-4' takes a reasoning effort of none, low, medium",
+        ),
+        ("openai/gpt-4o", ReasoningOptions(effort="high"), r"'openai/gpt-4o' takes no reasoning effort"),
+        (CLAUDE, ReasoningOptions(effort="high", budget_tokens=2048), r"'anthropic/claude-sonnet-4.5'.*not both"),
+    ],
+)
+async def test_an_effort_or_budget_the_model_cannot_take_is_refused_before_any_request(fake, model, options, refusal):
+    with pytest.raises(errors.InvalidRequestError, match=refusal):
+        await collect(make(ROUTER, fake).stream(hello(model, reasoning=options)))
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("name", [DETAILS, ENCRYPTED])
+async def test_the_official_client_reads_the_recorded_reasoning_streams(name):
+    with FakeOpenAI("openrouter", fixture=name) as fake:
+        async with openai.AsyncOpenAI(api_key=ROUTER.key, base_url=fake.base_url, max_retries=0) as api:
+            stream = await api.chat.completions.create(
+                model=CLAUDE, messages=[{"role": "user", "content": "What is 2+2?"}], stream=True
+            )
+            text, fragments, usage, finish = [], [], None, None
+            async for chunk in stream:
+                for choice in chunk.choices:
+                    text.append(choice.delta.content or "")
+                    fragments += (choice.delta.model_extra or {}).get("reasoning_details") or []
+                    finish = choice.finish_reason or finish
+                usage = chunk.usage or usage
+    assert fragments == recorded_fragments(name)
+    assert finish == "stop"
+    expected = (43, 13) if name == DETAILS else (9, 0)
+    assert (usage.prompt_tokens, usage.completion_tokens_details.reasoning_tokens) == expected
+    assert usage.prompt_tokens_details.cached_tokens == 0
+    if name == DETAILS:
+        assert "".join(text) == "2 + 2 = 4"

@@ -1,11 +1,21 @@
-"""OpenRouter: many providers' models behind one OpenAI-dialect API, with per-request cost."""
+"""OpenRouter: many providers' models behind one OpenAI-dialect API, with per-request cost.
+
+How it differs from the dialect: reasoning is asked for with one ``reasoning`` object whatever the
+upstream (``{"effort"}`` or ``{"max_tokens"}``, ``"exclude": true`` to reason without showing it); a
+stream carries the reasoning as text (``delta.reasoning``) and as ``delta.reasoning_details`` fragments
+that hold what the upstream needs back (Anthropic's signatures, OpenAI's encrypted items, Gemini's
+thought signatures). The fragments are merged per type and index, handed back as this turn's state,
+and sent back unmodified as ``reasoning_details`` on that assistant message.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from providers import errors
-from providers.openai_format import Dialect, OpenAIDialectProvider
+from providers.contract import ChatRequest, Message
+from providers.openai_format import Dialect, OpenAIDialectProvider, TurnState
 
 # qtap's own default address; operators set QTAP_OPENROUTER_REFERER to their site's public URL.
 DEFAULT_REFERER = "http://127.0.0.1:8000/"
@@ -28,6 +38,50 @@ def _setting(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+class ReasoningDetails:
+    """The ``reasoning_details`` fragments of one reply, merged: consecutive fragments of one item share
+    its ``type`` and ``index``; their ``text`` and ``summary`` pieces are joined, and a later non-empty
+    value of any other field (``signature``, ``data``, ``id``) replaces an empty one. Values are kept as
+    received: OpenRouter refuses an unmerged list, and the upstream a changed signature."""
+
+    JOINED = ("text", "summary")
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, data: dict[str, Any]) -> None:
+        for choice in data.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            part = choice.get("delta") if isinstance(choice.get("delta"), dict) else choice.get("message")
+            fragments = part.get("reasoning_details") if isinstance(part, dict) else None
+            for fragment in fragments if isinstance(fragments, list) else ():
+                if isinstance(fragment, dict):
+                    self._merge(fragment)
+
+    def _merge(self, fragment: dict[str, Any]) -> None:
+        key = (fragment.get("type"), fragment.get("index"))
+        item = next((i for i in reversed(self.items) if (i.get("type"), i.get("index")) == key), None)
+        if item is None or (key[1] is None and item is not self.items[-1]):
+            self.items.append(dict(fragment))
+            return
+        for name, value in fragment.items():
+            if name in self.JOINED and isinstance(value, str) and isinstance(item.get(name), str):
+                item[name] += value
+            elif name not in item or value not in (None, ""):
+                item[name] = value
+
+    def value(self) -> dict[str, Any] | None:
+        return {"reasoning_details": self.items} if self.items else None
+
+
+def _details(message: Message) -> list[Any] | None:
+    """The merged ``reasoning_details`` this plugin attached to an assistant turn, or None."""
+    state = message.provider_state
+    details = state.get("reasoning_details") if message.role == "assistant" and isinstance(state, dict) else None
+    return details if isinstance(details, list) and details else None
+
+
 class OpenRouterProvider(OpenAIDialectProvider):
     """Sends the attribution headers (``HTTP-Referer``, ``X-Title`` and its newer spelling
     ``X-OpenRouter-Title``), reads ``usage.cost`` into ``Usage.cost``, lists models with prices
@@ -35,6 +89,39 @@ class OpenRouterProvider(OpenAIDialectProvider):
     proves nothing about a key). 402 means the account is out of credits: QuotaExceededError."""
 
     dialect = Dialect()
+
+    def chat_body(self, request: ChatRequest) -> dict[str, Any]:
+        body = super().chat_body(request)
+        for message, sent in zip(request.messages, body["messages"], strict=True):
+            if (details := _details(message)) is not None:
+                sent["reasoning_details"] = details
+        if (reasoning := self._reasoning(request)) is not None:
+            body["reasoning"] = reasoning
+        return body
+
+    def _reasoning(self, request: ChatRequest) -> dict[str, Any] | None:
+        """The unified ``reasoning`` object: an effort or a token budget (never both), and ``exclude``
+        when the reasoning should not be shown; None leaves the model's default."""
+        options = request.reasoning
+        if options is None:
+            return None
+        if options.effort is not None and options.budget_tokens is not None:
+            raise errors.InvalidRequestError(
+                self.provider,
+                f"The model {request.model!r} takes a reasoning effort or a thinking budget through OpenRouter, "
+                "not both.",
+            )
+        knob: dict[str, Any] = {}
+        if options.effort is not None:
+            knob["effort"] = options.effort
+        elif options.budget_tokens is not None:
+            knob["max_tokens"] = options.budget_tokens
+        if not options.summary:
+            knob["exclude"] = True
+        return knob or None
+
+    def turn_state(self) -> TurnState:
+        return ReasoningDetails()
 
     def extra_headers(self) -> dict[str, str]:
         title = _setting("QTAP_OPENROUTER_TITLE", DEFAULT_TITLE)
