@@ -341,3 +341,16 @@ async def test_a_dialect_that_takes_reasoning_effort_sends_the_effort(name, fake
     assert "reasoning_effort" not in build_chat_body(
         hello(REASONING_MODEL[name]), replace(dialect, reasoning_effort=True)
     )
+
+
+async def test_a_dialect_that_takes_only_an_effort_refuses_a_budget_before_any_request(name, fake):
+    provider = make(FLAVOURS[name], fake)
+
+    class EffortOnly(type(provider)):  # type: ignore[misc]
+        dialect = replace(provider.dialect, reasoning_effort=True)
+
+    effort_only = EffortOnly(provider.manifest, api_key=FLAVOURS[name].key, base_url=fake.base_url)
+    request = hello(REASONING_MODEL[name], reasoning=ReasoningOptions(budget_tokens=2048))
+    with pytest.raises(errors.InvalidRequestError, match=r"takes a reasoning effort, not a thinking budget"):
+        effort_only.chat_body(request)
+    assert fake.requests == []

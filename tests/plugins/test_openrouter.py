@@ -331,3 +331,15 @@ async def test_the_official_client_reads_the_recorded_reasoning_streams(name):
     assert usage.prompt_tokens_details.cached_tokens == 0
     if name == DETAILS:
         assert "".join(text) == "2 + 2 = 4"
+
+
+async def test_a_whole_completion_hands_back_its_reasoning_details_too(fake):
+    encrypted = {"type": "reasoning.encrypted", "data": "gAAAAB-opaque==", "id": "rs_1"}
+    details = [{**encrypted, "format": "openai-responses-v1"}]
+    message = {"role": "assistant", "content": "Hi.", "reasoning": None, "reasoning_details": details}
+    answer = {"id": "gen-1", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    fake.fail_next(200, answer)  # a gateway that ignores stream: true
+    result = await collect(make(ROUTER, fake).stream(hello("openai/o3")))
+    assert result.text == "Hi."
+    assert [e.value for e in result.events if isinstance(e, ProviderState)] == [{"reasoning_details": details}]
+    assert isinstance(result.events[-1], Finish)
