@@ -13,9 +13,18 @@ process) serves the recorded thinking stream's shape (anthropic_stream_thinking.
 at once. The Anthropic plugin reads it with a thinking budget set (reasoning deltas, the signed block kept
 for the provider state, usage with thinking tokens), beside the same two bare loops over the same bytes.
 
+And a Responses API stream: the local Responses API (tests/fakes/openai_responses.FakeResponses, its own
+process) serves the recorded stream's shape (openai_responses_stream_reasoning_summary.sse) at length: a
+reasoning item with one summary part and its encrypted content, then 2,000 ``response.output_text.delta``
+events, the part and item boundaries and ``response.completed`` with usage, written at once. The OpenAI and
+Grok plugins read it on their default API (reasoning, text, the reasoning items kept for the provider state,
+usage with cached and reasoning tokens), beside the same two bare loops over the same bytes. (The five
+plugins above are measured on Chat Completions: OpenAI and Grok with the profile's ``api: chat_completions``.)
+
     .venv/bin/python -m bench parsers
     .venv/bin/python bench/parsers.py --runs 30
     .venv/bin/python bench/parsers.py --thinking-only
+    .venv/bin/python bench/parsers.py --responses-only
 
 Writes bench/results/parsers.json.
 """
@@ -91,7 +100,8 @@ async def _bare(client: httpx.AsyncClient, base_url: str, *, parse: bool) -> int
 async def _plugin(provider: Any) -> int:
     from providers.contract import ChatRequest, Message
 
-    request = ChatRequest(model="bench", messages=(Message("user", "go"),))
+    # OpenAI and Grok default to the Responses API; this server speaks Chat Completions (the others ignore it).
+    request = ChatRequest(model="bench", messages=(Message("user", "go"),), options={"api": "chat_completions"})
     count = 0
     async for _ in provider.stream(request):
         count += 1
@@ -188,6 +198,96 @@ async def _measure_thinking(runs: int) -> dict[str, Any]:
     }
 
 
+# plugin providerName → the fake's flavour and a reasoning model that takes an effort
+RESPONSES_PLUGINS = {"OPENAI": ("openai", "o3-mini"), "GROK": ("xai", "grok-4.3")}
+# created, in_progress; the reasoning item: added, summary part added, one delta, text done, part done, item done;
+# the message: added, content part added, 2,000 deltas, text done, part done, item done; completed
+RESPONSES_STREAM_EVENTS = EVENTS + 14
+
+_RESPONSES_SERVER = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.fakes.openai_responses import FakeResponses, event
+fake = FakeResponses({flavour!r}).start()
+fake.reply(["tok "] * {events}, reasoning=["**Thinking**\\n\\nabout it."], usage=(10, {events}), cached=0)
+# One write of the whole body, as above.
+fake.chunks = [b"".join(event({{**e, "sequence_number": n}}) for n, e in enumerate(fake.events))]
+print(fake.base_url, flush=True)
+sys.stdin.read()
+fake.stop()
+"""
+
+
+async def _bare_responses(client: httpx.AsyncClient, base_url: str, *, parse: bool) -> int:
+    body = {"model": "bench", "input": [{"role": "user", "content": "go"}], "stream": True}
+    count = 0
+    async with client.stream("POST", f"{base_url}/responses", json=body) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                if parse:
+                    json.loads(line[6:])
+                count += 1
+    assert count == RESPONSES_STREAM_EVENTS, count
+    return count
+
+
+async def _plugin_responses(provider: Any, model: str) -> int:
+    from providers.contract import ChatRequest, Message, ProviderState, ReasoningOptions
+
+    request = ChatRequest(model=model, messages=(Message("user", "go"),), reasoning=ReasoningOptions(effort="low"))
+    count = 0
+    async for event in provider.stream(request):
+        count += 1
+        if isinstance(event, ProviderState):
+            assert event.value["items"][0]["type"] == "reasoning"
+    return count
+
+
+async def _measure_responses(runs: int) -> dict[str, Any]:
+    """The OpenAI and Grok plugins on the long Responses stream, beside the bare loops over the same bytes."""
+    from providers.factory import create_llm_provider
+    from providers.http import close_clients
+
+    plugins: dict[str, Any] = {}
+    baselines: dict[str, Any] = {}
+    for name, (flavour, model) in RESPONSES_PLUGINS.items():
+        code = _RESPONSES_SERVER.format(root=str(ROOT), flavour=flavour, events=EVENTS)
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        try:
+            provider = create_llm_provider(name, api_key="bench-key", base_url=base_url)
+            plugins[name] = await _time(
+                runs, lambda p=provider, m=model: _plugin_responses(p, m), RESPONSES_STREAM_EVENTS
+            )
+            if not baselines:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    for key, parse in (("bare_httpx_lines", False), ("bare_httpx_lines_json", True)):
+                        baselines[key] = await _time(
+                            runs,
+                            lambda p=parse, u=base_url: _bare_responses(client, u, parse=p),
+                            RESPONSES_STREAM_EVENTS,
+                        )
+        finally:
+            await close_clients()
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=10)
+    for figures in plugins.values():
+        figures["relative_to_bare"] = round(figures["events_per_s"] / baselines["bare_httpx_lines"]["events_per_s"], 3)
+        figures["relative_to_bare_json"] = round(
+            figures["events_per_s"] / baselines["bare_httpx_lines_json"]["events_per_s"], 3
+        )
+    return {
+        "stream": "openai_responses_stream_reasoning_summary.sse's shape at length",
+        "events_per_stream": RESPONSES_STREAM_EVENTS,
+        "baselines": baselines,
+        "plugins": plugins,
+    }
+
+
 async def _baselines(runs: int, base_url: str) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=30) as client:
         return {
@@ -196,13 +296,15 @@ async def _baselines(runs: int, base_url: str) -> dict[str, Any]:
         }
 
 
-async def _measure(runs: int, *, thinking_only: bool = False) -> dict[str, Any]:
+async def _measure(runs: int, *, thinking_only: bool = False, responses_only: bool = False) -> dict[str, Any]:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qtap_site.settings")
     django.setup()
     if thinking_only:
         return {"thinking": await _measure_thinking(runs)}
+    if responses_only:
+        return {"responses": await _measure_responses(runs)}
     from providers.factory import create_llm_provider
     from providers.http import close_clients
 
@@ -226,6 +328,7 @@ async def _measure(runs: int, *, thinking_only: bool = False) -> dict[str, Any]:
         figures["relative_to_bare"] = round(figures["events_per_s"] / bare, 3)
         figures["relative_to_bare_json"] = round(figures["events_per_s"] / bare_json, 3)
     thinking = await _measure_thinking(runs)
+    responses = await _measure_responses(runs)
     return {
         "benchmark": "parsers",
         "events_per_stream": EVENTS,
@@ -233,6 +336,7 @@ async def _measure(runs: int, *, thinking_only: bool = False) -> dict[str, Any]:
         "baselines": baselines,
         "plugins": plugins,
         "thinking": thinking,
+        "responses": responses,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
@@ -258,16 +362,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="measure the thinking stream alone and update its figures in the results file",
     )
+    parser.add_argument(
+        "--responses-only",
+        action="store_true",
+        help="measure the Responses API stream alone and update its figures in the results file",
+    )
     args = parser.parse_args(argv)
-    result = asyncio.run(_measure(args.runs, thinking_only=args.thinking_only))
-    if args.thinking_only:
+    result = asyncio.run(_measure(args.runs, thinking_only=args.thinking_only, responses_only=args.responses_only))
+    only = "thinking" if args.thinking_only else "responses" if args.responses_only else None
+    if only is not None:
         recorded = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"benchmark": "parsers"}
-        result = {**recorded, "thinking": {**result["thinking"], "runs": args.runs}}
-        result["thinking"]["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        result = {**recorded, only: {**result[only], "runs": args.runs}}
+        result[only]["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     else:
         _print(result)
-    print(f"thinking stream ({result['thinking']['events_per_stream']:,} events):")
-    _print(result["thinking"])
+    for section, label in (("thinking", "thinking stream"), ("responses", "Responses API stream")):
+        if section in result:
+            print(f"{label} ({result[section]['events_per_stream']:,} events):")
+            _print(result[section])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
