@@ -12,6 +12,10 @@ ending with ``fake.stop_reason``; ``fake.thinking_tokens = N`` serves ``thinking
 a signature, N text deltas.
 ``GET /v1/models`` pages through a small assembled model list with ``limit`` / ``after_id``.
 
+Requests the real API would refuse get its 400 ``invalid_request_error`` (``request_problem``): a thinking
+budget under 1,024 or not below ``max_tokens``, a temperature other than 1 while thinking, thinking blocks
+after other blocks of an assistant turn or carrying ``cache_control``, more than 4 cache breakpoints.
+
 The key is checked like the real service does (``x-api-key`` or ``Authorization: Bearer``, else 401
 ``authentication_error``) and a
 request without ``anthropic-version`` is refused. ``fail_next`` injects HTTP errors (use
@@ -239,6 +243,34 @@ def long_text(tokens: int) -> str:
     return "".join(f"w{i} " for i in range(tokens))
 
 
+def request_problem(body: dict[str, Any]) -> str | None:
+    """What the real API refuses with a 400 in a thinking or caching request (PROTOCOLS-reasoning-tools.md
+    R3.1, R3.4, R3.5; the wording is assembled, not recorded)."""
+    thinking = body.get("thinking") or {}
+    budget = thinking.get("budget_tokens")
+    if thinking.get("type") == "enabled" and (not isinstance(budget, int) or budget < 1024):
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+    if isinstance(budget, int) and budget >= body["max_tokens"]:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    if thinking.get("type") in ("enabled", "adaptive") and body.get("temperature", 1) != 1:
+        return "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode"
+    system = body.get("system")
+    blocks = [*(system if isinstance(system, list) else [])]
+    for i, message in enumerate(body.get("messages") or []):
+        content = message.get("content")
+        content = content if isinstance(content, list) else []
+        blocks += content
+        signed = [block.get("type") in ("thinking", "redacted_thinking") for block in content]
+        if message.get("role") == "assistant" and signed != sorted(signed, reverse=True):
+            return f"messages.{i}: thinking blocks must come first in an assistant message"
+        if any(is_signed and "cache_control" in block for is_signed, block in zip(signed, content, strict=True)):
+            return f"messages.{i}: thinking blocks take no cache_control"
+    breakpoints = sum("cache_control" in block for block in blocks)
+    if breakpoints > 4:
+        return f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}."
+    return None
+
+
 class FakeAnthropic(FakeProvider):
     def __init__(self, api_key: str = "sk-ant-api03-fake-test-key-000000") -> None:
         super().__init__()
@@ -274,6 +306,9 @@ class FakeAnthropic(FakeProvider):
             body = request.json or {}
             if "max_tokens" not in body:
                 await respond(send, 400, error_body("invalid_request_error", "max_tokens: Field required"))
+                return
+            if problem := request_problem(body):
+                await respond(send, 400, error_body("invalid_request_error", problem))
                 return
             await send_stream(
                 self,

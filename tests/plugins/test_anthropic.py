@@ -707,3 +707,8 @@ async def test_the_recorded_cache_figures_reach_usage(fake):
     assert result.text == TEXTS["cached"]
     # input_tokens counts all of it: 3 fresh + 418 written to the cache + 1,111 read from it
     assert result.usage == Usage(3 + 418 + 1111, 33, cached_input_tokens=1111, cache_write_tokens=418)
+
+
+async def test_an_unset_prompt_caching_parameter_means_the_default_on(fake):
+    await collect(make_provider(fake).stream(second_turn(None, options={"prompt_caching": None})))
+    assert cache_controls(fake.requests[-1].json) == [{"type": "ephemeral"}]

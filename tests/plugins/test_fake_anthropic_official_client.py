@@ -11,6 +11,7 @@ from tests.fakes.stream_faults import StreamFault
 
 KEY = "sk-ant-api03-official-client-check-0001"
 MESSAGES = [{"role": "user", "content": "Say just hello"}]
+HAIKU = "claude-haiku-4-5-20251001"
 
 
 @pytest.fixture
@@ -139,3 +140,24 @@ async def test_bad_key_and_paged_models(fake):
         await client(fake, key="sk-ant-wrong").models.list()
     ids = [model.id async for model in client(fake).models.list(limit=2)]
     assert ids == ["claude-opus-4-6", "claude-haiku-4-5-20251001", "claude-3-haiku-20240307"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "must be greater than `thinking.budget_tokens`"),
+        ({"thinking": {"type": "adaptive"}, "extra_body": {"temperature": 0.5}}, "may only be set to 1"),
+        (
+            {"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}] * 5},
+            "A maximum of 4 blocks with cache_control may be provided. Found 5.",
+        ),
+    ],
+)
+async def test_what_the_api_refuses_is_a_400_the_client_raises(fake, extra, message):
+    with pytest.raises(anthropic.BadRequestError, match=message):
+        await client(fake).messages.create(model=HAIKU, max_tokens=1024, messages=MESSAGES, **extra)
+    fake.reply = "thinking"
+    budget = {"type": "enabled", "budget_tokens": 2048}
+    async with client(fake).messages.stream(model=HAIKU, max_tokens=4096, messages=MESSAGES, thinking=budget) as s:
+        message = await s.get_final_message()
+    assert message.content[0].type == "thinking"  # the same budget below max_tokens is taken

@@ -206,7 +206,8 @@ class AnthropicProvider(HTTPProvider):
         if request.stop:
             body["stop_sequences"] = list(request.stop)
         self.add_thinking(body, request)
-        if self.config.prompt_caching and request.options.get("prompt_caching", True):
+        caching = request.options.get("prompt_caching")  # unset (None): the manifest's default, on
+        if self.config.prompt_caching and (caching is None or bool(caching)):
             place_breakpoints(body)
         return body
 
