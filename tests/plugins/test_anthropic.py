@@ -712,3 +712,20 @@ async def test_the_recorded_cache_figures_reach_usage(fake):
 async def test_an_unset_prompt_caching_parameter_means_the_default_on(fake):
     await collect(make_provider(fake).stream(second_turn(None, options={"prompt_caching": None})))
     assert cache_controls(fake.requests[-1].json) == [{"type": "ephemeral"}]
+
+
+async def test_merged_assistant_turns_keep_every_signed_block_first_in_order(fake):
+    first = [{"type": "thinking", "thinking": "a", "signature": "sig-a"}]
+    second = [{"type": "redacted_thinking", "data": "opaque-b"}]
+    messages = (
+        Message("user", "hi"),
+        Message("assistant", "One.", provider_state=first),
+        Message("assistant", "Two.", provider_state=second),
+        Message("user", "go on"),
+    )
+    request = ChatRequest(model=MODEL, messages=messages, reasoning=ReasoningOptions(budget_tokens=1024))
+    await collect(make_provider(fake).stream(request))
+
+    content = fake.requests[-1].json["messages"][1]["content"]
+    assert [block.get("signature") or block.get("data") for block in content[:2]] == ["sig-a", "opaque-b"]
+    assert [block.get("text") for block in content[2:]] == ["One.", "Two."]

@@ -115,18 +115,21 @@ def state_blocks(state: Any) -> list[dict[str, Any]]:
 
 def build_messages(conversation: tuple[Message, ...]) -> list[dict[str, Any]]:
     """Messages in the API's shape, consecutive turns of one role merged into one turn. An assistant turn's
-    thinking blocks go first in it, unchanged and in order, as the API requires."""
+    thinking blocks go first in it, unchanged and in order, as the API requires (merged turns: all of them
+    first, in order, then the rest)."""
     turns: list[dict[str, Any]] = []
     for message in conversation:
         blocks = _content_blocks(message)
         if not blocks:
             continue
-        if message.role == "assistant":
-            blocks = [*state_blocks(message.provider_state), *blocks]
+        signed = state_blocks(message.provider_state) if message.role == "assistant" else []
         if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"].extend(blocks)
+            content = turns[-1]["content"]
+            first_unsigned = next((i for i, b in enumerate(content) if b["type"] not in STATE_BLOCKS), len(content))
+            content[first_unsigned:first_unsigned] = signed  # after the signed blocks already there
+            content.extend(blocks)
         else:
-            turns.append({"role": message.role, "content": blocks})
+            turns.append({"role": message.role, "content": [*signed, *blocks]})
     # A final assistant turn is a prefill; the API refuses one that ends in whitespace.
     if turns and turns[-1]["role"] == "assistant":
         last = turns[-1]["content"][-1]
