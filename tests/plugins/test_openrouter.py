@@ -242,7 +242,7 @@ async def test_the_second_turn_sends_the_signed_reasoning_back_on_its_assistant_
     assert sent.json["messages"] == [
         {"role": "user", "content": "What is 2+2?"},
         {"role": "assistant", "content": "2 + 2 = 4", "reasoning_details": merged_claude_details()},
-        {"role": "user", "content": "And 3+3?"},
+        {"role": "user", "content": cached("And 3+3?")},  # prompt caching is on by default
     ]
     assert recorded_signature().encode() in sent.body  # byte for byte on the wire
 
@@ -343,3 +343,48 @@ async def test_a_whole_completion_hands_back_its_reasoning_details_too(fake):
     assert result.text == "Hi."
     assert [e.value for e in result.events if isinstance(e, ProviderState)] == [{"reasoning_details": details}]
     assert isinstance(result.events[-1], Finish)
+
+
+# ---- prompt caching: Anthropic upstreams need cache_control breakpoints; the others cache by themselves ----
+
+
+def conversation(model: str, **options) -> ChatRequest:
+    messages = (
+        Message("system", "You are a careful reviewer of long documents."),
+        Message("user", "Here is the document: …"),
+        Message("assistant", "Read it."),
+        Message("user", "Summarise section 2."),
+    )
+    return ChatRequest(model=model, messages=messages, options=options)
+
+
+def cached(text: str) -> list[dict]:
+    return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
+
+
+@pytest.mark.parametrize("options", [{}, {"prompt_caching": True}])
+async def test_prompt_caching_marks_the_system_prompt_and_the_last_message_for_anthropic(fake, options):
+    await collect(make(ROUTER, fake).stream(conversation(CLAUDE, **options)))
+    assert fake.chat_requests[-1].json["messages"] == [
+        {"role": "system", "content": cached("You are a careful reviewer of long documents.")},
+        {"role": "user", "content": "Here is the document: …"},
+        {"role": "assistant", "content": "Read it."},
+        {"role": "user", "content": cached("Summarise section 2.")},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [(CLAUDE, {"prompt_caching": False}), ("openai/gpt-4o", {}), ("google/gemini-2.5-flash", {})],
+)
+async def test_no_breakpoints_when_caching_is_off_or_the_upstream_caches_by_itself(fake, model, options):
+    await collect(make(ROUTER, fake).stream(conversation(model, **options)))
+    sent = fake.chat_requests[-1]
+    assert all(isinstance(m["content"], str) for m in sent.json["messages"])
+    assert b"cache_control" not in sent.body
+
+
+async def test_cache_reads_and_writes_arrive_in_the_usage(fake):
+    fake.reply(["Done."], usage=(3326, 12), cached=3211, cache_write=115)
+    usage = (await collect(make(ROUTER, fake).stream(conversation(CLAUDE)))).usage
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens) == (3326, 3211, 115)

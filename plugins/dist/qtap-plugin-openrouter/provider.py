@@ -6,11 +6,16 @@ stream carries the reasoning as text (``delta.reasoning``) and as ``delta.reason
 that hold what the upstream needs back (Anthropic's signatures, OpenAI's encrypted items, Gemini's
 thought signatures). The fragments are merged per type and index, handed back as this turn's state,
 and sent back unmodified as ``reasoning_details`` on that assistant message.
+
+Prompt caching is automatic for most upstreams; Anthropic's models cache only what a request marks, so
+with the profile's ``prompt_caching`` on (the default) the system prompt and the last message carry a
+``cache_control`` breakpoint (which needs the content as a list of parts).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from providers import errors
@@ -20,6 +25,9 @@ from providers.openai_format import Dialect, OpenAIDialectProvider, TurnState
 # qtap's own default address; operators set QTAP_OPENROUTER_REFERER to their site's public URL.
 DEFAULT_REFERER = "http://127.0.0.1:8000/"
 DEFAULT_TITLE = "qtap"
+# The upstreams that cache only at the breakpoints a request marks.
+EXPLICIT_CACHING = re.compile(r"^anthropic/")
+BREAKPOINT = {"type": "ephemeral"}
 
 
 def _setting(name: str, default: str) -> str:
@@ -82,6 +90,19 @@ def _details(message: Message) -> list[Any] | None:
     return details if isinstance(details, list) and details else None
 
 
+def _mark_breakpoints(messages: list[dict[str, Any]]) -> None:
+    """A cache breakpoint on the last system message and on the last message: the stable prefix and
+    the whole conversation so far, which the next turn starts with."""
+    systems = [m for m in messages if m["role"] == "system"]
+    for message in {id(m): m for m in (*systems[-1:], *messages[-1:])}.values():
+        content = message["content"]
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        texts = [p for p in parts if p.get("type") == "text" and p.get("text")]
+        if texts:  # an empty text part cannot carry a breakpoint
+            texts[-1]["cache_control"] = dict(BREAKPOINT)
+            message["content"] = parts
+
+
 class OpenRouterProvider(OpenAIDialectProvider):
     """Sends the attribution headers (``HTTP-Referer``, ``X-Title`` and its newer spelling
     ``X-OpenRouter-Title``), reads ``usage.cost`` into ``Usage.cost``, lists models with prices
@@ -97,6 +118,8 @@ class OpenRouterProvider(OpenAIDialectProvider):
                 sent["reasoning_details"] = details
         if (reasoning := self._reasoning(request)) is not None:
             body["reasoning"] = reasoning
+        if request.options.get("prompt_caching", True) and EXPLICIT_CACHING.search(request.model):
+            _mark_breakpoints(body["messages"])
         return body
 
     def _reasoning(self, request: ChatRequest) -> dict[str, Any] | None:
