@@ -20,7 +20,7 @@ from providers.contract import (
     Usage,
 )
 from tests.fakes.fixtures import fixture_bytes
-from tests.fakes.openai_dialect import FakeOpenAI
+from tests.fakes.openai_dialect import FakeOpenAI, sse
 from tests.fakes.samples import collect
 from tests.plugins.openai_support import FLAVOURS, OPENROUTER_USAGE, hello, make
 
@@ -388,3 +388,50 @@ async def test_cache_reads_and_writes_arrive_in_the_usage(fake):
     fake.reply(["Done."], usage=(3326, 12), cached=3211, cache_write=115)
     usage = (await collect(make(ROUTER, fake).stream(conversation(CLAUDE)))).usage
     assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens) == (3326, 3211, 115)
+
+
+def router_chunk(delta: dict, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": {"role": "assistant", **delta}, "finish_reason": finish}
+    return sse({"id": "gen-1", "object": "chat.completion.chunk", "model": "openai/gpt-5", "choices": [choice]})
+
+
+async def test_summary_and_encrypted_fragments_merge_into_one_item_each_and_unknown_ones_are_kept(fake):
+    fmt = {"format": "openai-responses-v1"}
+    fake.chunks = [
+        router_chunk(
+            {
+                "reasoning": "Weighing",
+                "reasoning_details": [{"type": "reasoning.summary", "summary": "Weighing", **fmt, "index": 0}],
+            }
+        ),
+        router_chunk(
+            {
+                "reasoning": " options",
+                "reasoning_details": [{"type": "reasoning.summary", "summary": " options", **fmt, "index": 0}],
+            }
+        ),
+        router_chunk(
+            {
+                "reasoning": None,
+                "reasoning_details": [
+                    {"type": "reasoning.encrypted", "data": "gAAA-1", "id": "rs_9", **fmt, "index": 1}
+                ],
+            }
+        ),
+        router_chunk(
+            {"reasoning_details": [{"type": "reasoning.future", "blob": "kept as sent", "index": 2}, "not an object"]}
+        ),
+        router_chunk({"content": "Pick B.", "audio": {"id": "ignored"}}),
+        router_chunk({}, finish="stop"),
+        b"data: [DONE]\n\n",
+    ]
+    result = await collect(make(ROUTER, fake).stream(hello("openai/gpt-5")))
+    assert (result.reasoning, result.text) == ("Weighing options", "Pick B.")
+    (state,) = [e.value for e in result.events if isinstance(e, ProviderState)]
+    assert state == {
+        "reasoning_details": [
+            {"type": "reasoning.summary", "summary": "Weighing options", **fmt, "index": 0},
+            {"type": "reasoning.encrypted", "data": "gAAA-1", "id": "rs_9", **fmt, "index": 1},
+            {"type": "reasoning.future", "blob": "kept as sent", "index": 2},
+        ]
+    }
