@@ -435,3 +435,8 @@ async def test_summary_and_encrypted_fragments_merge_into_one_item_each_and_unkn
             {"type": "reasoning.future", "blob": "kept as sent", "index": 2},
         ]
     }
+
+
+async def test_hiding_the_reasoning_of_a_model_that_does_not_reason_sends_nothing(fake):
+    await collect(make(ROUTER, fake).stream(hello("openai/gpt-4o", reasoning=ReasoningOptions(summary=False))))
+    assert "reasoning" not in fake.chat_requests[-1].json

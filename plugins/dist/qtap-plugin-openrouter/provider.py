@@ -124,9 +124,11 @@ class OpenRouterProvider(OpenAIDialectProvider):
 
     def _reasoning(self, request: ChatRequest) -> dict[str, Any] | None:
         """The unified ``reasoning`` object: an effort or a token budget (never both), and ``exclude``
-        when the reasoning should not be shown; None leaves the model's default."""
+        when the reasoning should not be shown; None leaves the model's default (and a model the
+        rules give no reasoning knob gets none)."""
         options = request.reasoning
-        if options is None:
+        rule = self.config.rule_for(request.model)
+        if options is None or rule is None or rule.reasoning is None:
             return None
         if options.effort is not None and options.budget_tokens is not None:
             raise errors.InvalidRequestError(
