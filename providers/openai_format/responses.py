@@ -200,6 +200,7 @@ class ResponsesStream:
     _items: list[Any] = field(default_factory=list)  # reasoning items from ``output_item.done``
     _reasoning_key: tuple[Any, Any] | None = None  # the (item, summary paragraph) reasoning text is in
     _calls: bool = False
+    _refused: bool = False
 
     def feed(self, data: Any) -> Iterator[StreamEvent]:
         if not isinstance(data, dict):
@@ -209,6 +210,11 @@ class ResponsesStream:
             delta = data.get("delta")
             if isinstance(delta, str) and delta:
                 yield TextDelta(delta)
+        elif kind == "response.refusal.delta":
+            delta = data.get("delta")
+            if isinstance(delta, str) and delta:
+                self._refused = True
+                yield TextDelta(delta)  # the model's own words for declining: the reply the user sees
         elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             delta = data.get("delta")
             if isinstance(delta, str) and delta:
@@ -254,6 +260,8 @@ class ResponsesStream:
             details = response.get("incomplete_details") if isinstance(response, dict) else None
             reason = details.get("reason") if isinstance(details, dict) else None
             return INCOMPLETE_REASONS.get(str(reason), "other")
+        if self._refused:
+            return "content_filter"
         return "tool_calls" if self._calls else "stop"
 
 

@@ -336,3 +336,23 @@ async def test_the_recording_is_replayed_byte_for_byte(fake):
         answer = await raw.post(fake.base_url + "/responses", json={"model": "o3-mini", "stream": True})
     assert answer.content == fixture_bytes("openai_responses_stream_reasoning_summary.sse")
     assert len(split_events(answer.content)) == 676
+
+
+async def test_raw_reasoning_text_is_reasoning_too(fake):
+    fake.reply(["4"])
+    raw = {"type": "response.reasoning_text.delta", "item_id": "rs_1", "output_index": 0, "content_index": 0}
+    fake.events[2:2] = [{**raw, "delta": "Two and two"}, {**raw, "delta": " make four."}]
+    result = await collect(make(fake).stream(ask("gpt-4o")))
+    assert (result.reasoning, result.text) == ("Two and two make four.", "4")
+
+
+async def test_a_refusal_is_shown_as_the_reply_and_finishes_as_content_filter(fake):
+    fake.reply([])
+    where = {"item_id": "msg_fake0001", "output_index": 0, "content_index": 0}
+    fake.events[3:3] = [
+        {"type": "response.refusal.delta", **where, "delta": "I can't help"},
+        {"type": "response.refusal.delta", **where, "delta": " with that."},
+        {"type": "response.refusal.done", **where, "refusal": "I can't help with that."},
+    ]
+    result = await collect(make(fake).stream(ask("gpt-4o")))
+    assert (result.text, result.finish) == ("I can't help with that.", "content_filter")
