@@ -16,6 +16,9 @@ from typing import Any
 from providers.contract import ReasoningOptions
 from providers.manifest import ProviderConfig
 
+# Profile parameters handed to the plugin as ``ChatRequest.options`` (the plugin's own switches).
+PLUGIN_OPTIONS = ("api", "prompt_caching")
+
 
 def options_from_parameters(parameters: Mapping[str, Any]) -> ReasoningOptions | None:
     """A profile's ``reasoning_*`` parameters as the request's ``ReasoningOptions`` (None: provider default)."""

@@ -126,8 +126,3 @@ def attachment_create(*, owner: Any, filename: str, data: bytes) -> Attachment:
         # The same file uploaded concurrently by the same owner: the other request won.
         return Attachment.objects.get(owner=owner, sha256=digest)
     return attachment
-
-
-def attachment_bytes(attachment: Attachment) -> bytes:
-    with attachment.file.open("rb") as handle:
-        return bytes(handle.read())

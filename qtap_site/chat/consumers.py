@@ -144,9 +144,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await runner.start_generation(prepared, received_at=received_at)
         elif isinstance(frame, MessageRegenerate):
             self.check_capacity()
-            prepared = await database_sync_to_async(services.prepare_generation)(
-                user_id=self.user_id, chat_id=self.chat_id, regenerate_id=frame.message_id, profile_id=frame.profile_id
+            send = SendRequest(
+                user_id=self.user_id, chat_id=self.chat_id, profile_id=frame.profile_id, regenerate_id=frame.message_id
             )
+            prepared = await SendQueue.for_loop().prepare(send, received_at=received_at)
             await runner.start_generation(prepared, received_at=received_at)
         elif isinstance(frame, GenerationStop):
             await delivery.stop_generation(self.chat_id, frame.message_id)

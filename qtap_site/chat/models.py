@@ -86,6 +86,12 @@ class Message(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    cached_input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_write_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Opaque state the plugin attached to this reply (signed thinking, encrypted reasoning…): handed back
+    # to the same plugin on the next turn, never shown, never sent in a frame.
+    provider_state = models.JSONField(null=True, blank=True, editable=False)
     client_msg_id = models.CharField(max_length=100, blank=True)
     attachments = models.ManyToManyField(Attachment, blank=True, related_name="messages")
     # The running-generation record other processes read: the last checkpointed `seq` and when

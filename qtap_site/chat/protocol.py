@@ -289,13 +289,20 @@ def generation_finished(
     cost: float | None,
     ttft_ms: int | None,
     html: str,
+    cached_input_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
 ) -> Frame:
-    """``html``: the reply's text as sanitised HTML (rendering.render_markdown)."""
+    """``html``: the reply's text as sanitised HTML (rendering.render_markdown). The provider's opaque state
+    never goes into a frame."""
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    # Counts a provider reports only sometimes are sent only when it did.
+    extra = {"cached_input_tokens": cached_input_tokens, "reasoning_tokens": reasoning_tokens}
+    usage |= {name: value for name, value in extra.items() if value is not None}
     return {
         "type": "generation.finished",
         "message_id": message_id,
         "finish_reason": finish_reason,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "usage": usage,
         "cost": cost,
         "ttft_ms": ttft_ms,
         "html": html,

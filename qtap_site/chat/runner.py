@@ -24,7 +24,7 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.chat import delivery, protocol, saves, services
+from qtap_site.chat import delivery, protocol, saves, sending
 from qtap_site.chat.batching import Checkpoints, FinalSaves
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
@@ -54,6 +54,7 @@ class RunningGeneration:
     streaming: bool = False  # between generation.started and the end: checkpointed
     saved_seq: int = -1  # seq of the last checkpoint written
     saved_at: float = 0.0  # loop time of the last checkpoint written
+    provider_state: Any = None  # the plugin's opaque state for this reply: saved, never sent to a tab
 
     def stop(self) -> None:
         if not self.stop_requested and self.task is not None:
@@ -70,7 +71,7 @@ class RunningGeneration:
         }
 
 
-async def start_generation(prepared: services.Prepared, *, received_at: float) -> RunningGeneration:
+async def start_generation(prepared: sending.Prepared, *, received_at: float) -> RunningGeneration:
     """Start the task of a prepared generation (the consumer awaited ``prepare_generation`` first)."""
     gen = RunningGeneration(
         chat_id=prepared.chat_id, user_id=prepared.user_id, message_id=prepared.assistant_id, received_at=received_at
@@ -83,7 +84,7 @@ async def start_generation(prepared: services.Prepared, *, received_at: float) -
 # ---- the task ------------------------------------------------------------------------------------
 
 
-async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
+async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
     control: str | None = None
     try:
         try:
@@ -136,7 +137,7 @@ async def _run(gen: RunningGeneration, prepared: services.Prepared) -> None:
 
 
 async def _stream(
-    gen: RunningGeneration, prepared: services.Prepared
+    gen: RunningGeneration, prepared: sending.Prepared
 ) -> tuple[contract.Usage | None, contract.Finish | None]:
     assert prepared.request is not None
     provider = create_llm_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
@@ -173,6 +174,8 @@ async def _stream(
                             await asyncio.sleep(0)
                 elif isinstance(event, contract.Usage):
                     usage = event
+                elif isinstance(event, contract.ProviderState):
+                    gen.provider_state = event.value
                 elif isinstance(event, contract.Finish):
                     finish = event
         finally:
@@ -259,7 +262,7 @@ def _release(gen: RunningGeneration) -> None:
 
 async def _finish(
     gen: RunningGeneration,
-    prepared: services.Prepared,
+    prepared: sending.Prepared,
     finish_reason: str,
     usage: contract.Usage | None,
     *,
@@ -279,6 +282,11 @@ async def _finish(
         output_tokens=usage.output_tokens if usage else None,
         cost=cost,
         ttft_ms=gen.ttft_ms,
+        cached_input_tokens=usage.cached_input_tokens if usage else None,
+        cache_write_tokens=usage.cache_write_tokens if usage else None,
+        reasoning_tokens=usage.reasoning_tokens if usage else None,
+        # Only a whole reply's state goes back: a cut-off turn's signatures would not verify.
+        provider_state=gen.provider_state if status == Message.Status.COMPLETE else None,
     )
     _release(gen)
     await send_to_chat(
@@ -291,6 +299,8 @@ async def _finish(
             cost=float(cost) if cost is not None else None,
             ttft_ms=gen.ttft_ms,
             html=html,
+            cached_input_tokens=usage.cached_input_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
         ),
     )
 

@@ -96,6 +96,10 @@ def finish_message(
     ttft_ms: int | None = None,
     error_code: str = "",
     error_message: str = "",
+    cached_input_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    provider_state: Any = None,
 ) -> str:
     """The final save of a generation; answers the rendered HTML of its text."""
     now = timezone.now()
@@ -109,6 +113,10 @@ def finish_message(
         output_tokens=output_tokens,
         cost=Decimal(str(cost)) if cost is not None else None,
         ttft_ms=ttft_ms,
+        cached_input_tokens=cached_input_tokens,
+        cache_write_tokens=cache_write_tokens,
+        reasoning_tokens=reasoning_tokens,
+        provider_state=provider_state,
         error_code=error_code,
         error_message=error_message[:2000],
         heartbeat_at=now,
@@ -129,6 +137,10 @@ FINAL_FIELDS = (
     "ttft_ms",
     "error_code",
     "error_message",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "provider_state",
     "heartbeat_at",
     "updated_at",
 )

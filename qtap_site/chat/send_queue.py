@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qtap_site.chat import runner, sending, services
+from qtap_site.chat import runner, sending
 from qtap_site.chat.batching import DatabaseBatches
 
 
@@ -20,14 +20,14 @@ class QueuedSend:
     received_at: float
 
 
-class SendQueue(DatabaseBatches[QueuedSend, services.Prepared]):
-    def run_batch(self, items: list[QueuedSend]) -> list[services.Prepared | Exception]:
+class SendQueue(DatabaseBatches[QueuedSend, sending.Prepared]):
+    def run_batch(self, items: list[QueuedSend]) -> list[sending.Prepared | Exception]:
         return sending.prepare_each([item.request for item in items])
 
-    async def prepare(self, request: sending.SendRequest, *, received_at: float) -> services.Prepared:
+    async def prepare(self, request: sending.SendRequest, *, received_at: float) -> sending.Prepared:
         """The prepared generation, or the ``ChatServiceError`` that refused this send."""
         return await self.submit(QueuedSend(request, received_at))
 
-    async def unclaimed(self, item: QueuedSend, result: services.Prepared) -> None:
+    async def unclaimed(self, item: QueuedSend, result: sending.Prepared) -> None:
         # Nobody awaits it any more (the socket closed): its messages are saved, so run it.
         await runner.start_generation(result, received_at=item.received_at)

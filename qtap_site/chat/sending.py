@@ -1,33 +1,37 @@
-"""The database side of ``message.send``, for many sends at once.
+"""The database side of ``message.send`` and ``message.regenerate``, for many at once, and the provider
+request each becomes.
 
-Every send saves the user's message and a "streaming" placeholder, checks the chat and the user's
-capacity, and gathers what the provider call needs (profile, key, history). Done one send at a time,
-that is about ten ORM statements, and under a burst (200 tabs pressing Enter together) the sends
-queue on the database thread: the last one waited for all the others before its request left.
-Here a whole batch costs the same ten statements, each covering every send of the batch, in one
-transaction. Each send still gets its own answer: a refused one (someone else's chat, a busy chat,
-a missing attachment) is refused alone, and the others go ahead; and a send that breaks the batch's
-statements (a value the database cannot take) fails alone too, because ``prepare_each`` then
-prepares every send of that batch on its own.
+A send saves the user's message and a "streaming" placeholder, a regeneration only a placeholder (a
+new sibling of an assistant reply, under the same user message); both check the chat and the user's
+capacity and gather what the provider call needs (profile, key, history). Done one at a time, that is
+about ten ORM statements, and under a burst (200 tabs pressing Enter together) they queue on the
+database thread: the last one waited for all the others before its request left. Here a whole batch
+costs the same ten statements, each covering every send of the batch, in one transaction. Each send
+still gets its own answer: a refused one (someone else's chat, a busy chat, a missing attachment) is
+refused alone, and the others go ahead; and a send that breaks the batch's statements (a value the
+database cannot take) fails alone too, because ``prepare_each`` then prepares every send of that batch
+on its own.
 
-``qtap_site.chat.send_queue`` collects the batches; ``services.prepare_generation`` is the same path
-for a single send, and for a regeneration (a new sibling of an assistant message), done one at a time.
+Owns: ``SendRequest``, ``Prepared``, the send transaction and ``ChatRequest`` building. Synchronous
+Django. Imports ``models``, ``protocol`` (refusals, the message shape) and ``services`` (branches, what
+counts as a live generation); ``qtap_site.chat.batching`` collects the batches.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from providers.errors import UnknownProviderError
+from providers import contract
+from providers.calls import CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile, PluginState
+from providers.reasoning import PLUGIN_OPTIONS, options_from_parameters, refused_parameters
 from providers.registry import registry
 from qtap_site.chat import protocol, services
 from qtap_site.chat.models import Attachment, Chat, Message
@@ -37,12 +41,37 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SendRequest:
+    """A ``message.send``, or with ``regenerate_id`` a ``message.regenerate`` (of that assistant message)."""
+
     user_id: int
     chat_id: int
     content: str = ""
     attachment_ids: tuple[int, ...] = ()
     profile_id: int | None = None
     client_msg_id: str | None = None
+    regenerate_id: int | None = None
+
+
+@dataclass
+class Prepared:
+    """Everything the runner needs, gathered in one trip to the database thread."""
+
+    chat_id: int
+    user_id: int
+    assistant_id: int
+    user_message: dict[str, Any] | None  # None for a regeneration: its user message exists already
+    assistant_message: dict[str, Any]
+    profile_id: int | None = None
+    plugin: str = ""
+    model: str = ""
+    provider_name: str = ""
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    request: contract.ChatRequest | None = None
+    error: tuple[str, str] | None = None  # (generation.error code, message) found before any network
+
+
+Outcome = Prepared | protocol.ChatServiceError
 
 
 @dataclass
@@ -51,13 +80,10 @@ class _Accepted:
     send: SendRequest
     chat: Chat
     profile: ConnectionProfile | None
-    attachments: list[Attachment]
-    branch: list[int]
-    user_message: Message | None = None
+    attachments: list[Attachment]  # the user message's
+    history: list[int]  # the active branch before the user message, root first
+    user_message: Message | None = None  # a regeneration's from the start, a send's once saved
     assistant: Message | None = None
-
-
-Outcome = services.Prepared | protocol.ChatServiceError
 
 
 def prepare_each(sends: list[SendRequest]) -> list[Outcome | Exception]:
@@ -96,7 +122,8 @@ def prepare_sends(sends: list[SendRequest]) -> list[Outcome]:
     enabled: dict[str, bool] | None = None
     history: dict[int, Message] | None = None
     try:
-        enabled = _plugin_states({a.profile.plugin for a in accepted if a.profile is not None})
+        plugins = {registry.find(item.profile.plugin) for item in accepted if item.profile is not None}
+        enabled = PluginState.objects.enabled_states([plugin.manifest for plugin in plugins if plugin is not None])
         history = _history_messages(accepted)
     except Exception:  # each send's provider call reads what it needs on its own instead
         logger.warning("preloading the history of %d sends failed", len(accepted), exc_info=True)
@@ -105,100 +132,14 @@ def prepare_sends(sends: list[SendRequest]) -> list[Outcome]:
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-# ---- regeneration: one at a time (a rare, single action) ------------------------------------------
-
-
-def prepare_regeneration(
-    *, user_id: int, chat_id: int, profile_id: int | None, regenerate_id: int
-) -> services.Prepared:
-    """A sibling of an assistant message: a new placeholder under the same user message."""
-    now = timezone.now()
-    with transaction.atomic():
-        # The chat's profile and key come in the same query; only the chat's row is locked (on
-        # PostgreSQL a lock cannot reach the nullable side of the outer join).
-        chat = _first(
-            Chat.objects.select_for_update(of=("self",))
-            .select_related("profile__api_key")
-            .filter(pk=chat_id, user_id=user_id)
-            .order_by()
-        )
-        if chat is None:
-            raise protocol.NotFound("That chat does not exist.")
-        profile = _resolve_profile(user_id, chat, profile_id)
-        target = _first(Message.objects.filter(pk=regenerate_id, chat_id=chat.pk))
-        if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
-            raise protocol.NotFound("That assistant message does not exist in this chat.")
-        user_message = Message.objects.get(pk=target.parent_id)
-        attachments: list[Attachment] = list(user_message.attachments.all())
-        history = services.active_branch(chat.pk, leaf_id=user_message.pk)[:-1]
-        _check_capacity(user_id, chat)
-        assistant = Message.objects.create(
-            chat=chat,
-            parent=user_message,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING,
-            plugin=profile.plugin if profile else "",
-            model=profile.model if profile else "",
-            heartbeat_at=now,
-        )
-        updates: dict[str, Any] = {"updated_at": now}
-        if profile is not None and chat.profile_id != profile.pk:
-            updates["profile_id"] = profile.pk
-        Chat.objects.filter(pk=chat.pk).update(**updates)
-
-    prepared = services.Prepared(
-        chat_id=chat.pk,
-        user_id=user_id,
-        assistant_id=assistant.pk,
-        user_message=None,
-        assistant_message=services.message_dict(assistant, []),
-        profile_id=profile.pk if profile else None,
-        plugin=profile.plugin if profile else "",
-        model=profile.model if profile else "",
-    )
-    prepared.error = services.resolve_provider(prepared, profile, chat, history, user_message, attachments)
-    return prepared
-
-
-def _resolve_profile(user_id: int, chat: Chat, profile_id: int | None) -> ConnectionProfile | None:
-    profiles = ConnectionProfile.objects.filter(user_id=user_id).select_related("api_key").order_by()
-    if profile_id is None and chat.profile_id is not None:
-        profile_id = chat.profile_id
-        if chat.profile is not None and chat.profile.user_id == user_id:
-            return chat.profile  # came with the chat's row (select_related): no query
-        return _first(profiles.filter(pk=profile_id))
-    if profile_id is not None:
-        profile = _first(profiles.filter(pk=profile_id))
-        if profile is None:
-            raise protocol.NotFound("That connection profile does not exist.")
-        return profile
-    return profiles.filter(is_default=True).order_by("pk").first()
-
-
-def _first(queryset: Any) -> Any:
-    """The first row of a query whose order does not matter (``first()`` would add an ORDER BY)."""
-    return next(iter(queryset[:1]), None)
-
-
-def _check_capacity(user_id: int, chat: Chat) -> None:
-    # One query answering one row: the chats of this user with a live generation (any process), and
-    # whether this chat is one of them. Fetching the busy chats' ids instead cost a row per running
-    # generation on every send: at 200 streams that was the largest part of the send transaction.
-    live = Message.objects.filter(services.live_streaming(), chat__user_id=user_id).order_by()
-    found = live.aggregate(chats=Count("chat_id", distinct=True), here=Count("pk", filter=Q(chat_id=chat.pk)))
-    if found["here"]:
-        raise protocol.Busy()
-    limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
-    if found["chats"] >= limit:
-        raise protocol.RateLimited.at(limit)
-
-
 # ---- reads and checks, in bulk -------------------------------------------------------------------
 
 
 def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_Accepted]:
     # Locked in id order, so two processes locking overlapping batches cannot deadlock (PostgreSQL;
-    # SQLite takes the whole database for the transaction anyway).
+    # SQLite takes the whole database for the transaction anyway). The chat's profile and key come in
+    # the same query; only the chat's row is locked (on PostgreSQL a lock cannot reach the nullable
+    # side of the outer join).
     chats = {
         chat.pk: chat
         for chat in Chat.objects.select_for_update(of=("self",))
@@ -206,11 +147,11 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
         .filter(pk__in={s.chat_id for s in sends})
         .order_by("pk")
     }
-    users = {s.user_id for s in sends}
     profiles = _profiles(sends, chats)
     attachments = _attachments(sends)
-    busy = _busy_chats(users)
-    branches = _branches({s.chat_id for s in sends if s.chat_id in chats})
+    targets = _regenerated(sends)
+    busy = _busy_chats({s.user_id for s in sends})
+    parents = _parents({s.chat_id for s in sends if s.chat_id in chats})
     limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
     accepted = []
     for index, send in enumerate(sends):
@@ -219,11 +160,23 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
             if chat is None or chat.user_id != send.user_id:
                 raise protocol.NotFound("That chat does not exist.")
             profile = _profile_for(send, chat, profiles)
-            files = [attachments[pk] for pk in dict.fromkeys(send.attachment_ids) if pk in attachments]
-            if len(files) != len(set(send.attachment_ids)) or any(a.owner_id != send.user_id for a in files):
-                raise protocol.NotFound("One of the attachments does not exist.")
-            if not send.content.strip() and not files:
-                raise protocol.ChatServiceError("A message needs some text or an attachment.")
+            rows = parents.get(chat.pk, {})
+            if send.regenerate_id is None:
+                files = [attachments[pk] for pk in dict.fromkeys(send.attachment_ids) if pk in attachments]
+                if len(files) != len(set(send.attachment_ids)) or any(a.owner_id != send.user_id for a in files):
+                    raise protocol.NotFound("One of the attachments does not exist.")
+                if not send.content.strip() and not files:
+                    raise protocol.ChatServiceError("A message needs some text or an attachment.")
+                user_message, history = None, services.branch_to(rows, max(rows)) if rows else []
+            else:
+                target = targets.get(send.regenerate_id)
+                if target is None or target.chat_id != chat.pk or target.role != Message.Role.ASSISTANT:
+                    raise protocol.NotFound("That assistant message does not exist in this chat.")
+                user_message = target.parent
+                if user_message is None:
+                    raise protocol.NotFound("That assistant message does not exist in this chat.")
+                files = list(user_message.attachments.all())
+                history = services.branch_to(rows, user_message.pk)[:-1]
             user_busy = busy[send.user_id]
             if chat.pk in user_busy:
                 raise protocol.Busy()
@@ -233,7 +186,7 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
             outcomes[index] = exc
             continue
         user_busy.add(chat.pk)  # a second send to this chat in the same batch is busy
-        accepted.append(_Accepted(index, send, chat, profile, files, branches.get(chat.pk, [])))
+        accepted.append(_Accepted(index, send, chat, profile, files, history, user_message))
     return accepted
 
 
@@ -255,6 +208,7 @@ def _profiles(sends: list[SendRequest], chats: dict[int, Chat]) -> dict[Any, Con
 
 
 def _profile_for(send: SendRequest, chat: Chat, profiles: dict[Any, ConnectionProfile]) -> ConnectionProfile | None:
+    """The profile the send names, else the chat's, else the user's default."""
     if send.profile_id is not None:
         profile = profiles.get(send.profile_id)
         if profile is None or profile.user_id != send.user_id:
@@ -273,6 +227,15 @@ def _attachments(sends: list[SendRequest]) -> dict[int, Attachment]:
     return {a.pk: a for a in Attachment.objects.filter(pk__in=ids)} if ids else {}
 
 
+def _regenerated(sends: list[SendRequest]) -> dict[int, Message]:
+    """The assistant messages to regenerate, with their user message and its attachments."""
+    ids = {s.regenerate_id for s in sends if s.regenerate_id is not None}
+    if not ids:
+        return {}
+    found = Message.objects.filter(pk__in=ids).select_related("parent").prefetch_related("parent__attachments")
+    return {m.pk: m for m in found}
+
+
 def _busy_chats(users: set[int]) -> defaultdict[int, set[int]]:
     """user → the chats with a live generation (any process)."""
     live = Message.objects.filter(services.live_streaming(), chat__user_id__in=users).order_by()
@@ -282,56 +245,64 @@ def _busy_chats(users: set[int]) -> defaultdict[int, set[int]]:
     return busy
 
 
-def _branches(chat_ids: set[int]) -> dict[int, list[int]]:
-    """chat → the ids of its active branch, root first (as ``services.active_branch``)."""
-    if not chat_ids:
-        return {}
+def _parents(chat_ids: set[int]) -> dict[int, dict[int, int | None]]:
+    """chat → every message's parent (``services.branch_to`` follows them)."""
     parents: defaultdict[int, dict[int, int | None]] = defaultdict(dict)
-    for chat_id, pk, parent_id in (
-        Message.objects.filter(chat_id__in=chat_ids).order_by().values_list("chat_id", "id", "parent_id")
-    ):
-        parents[chat_id][pk] = parent_id
-    return {chat_id: services.branch_to(rows, max(rows)) for chat_id, rows in parents.items()}
+    if chat_ids:
+        rows = Message.objects.filter(chat_id__in=chat_ids).order_by().values_list("chat_id", "id", "parent_id")
+        for chat_id, pk, parent_id in rows:
+            parents[chat_id][pk] = parent_id
+    return parents
+
+
+def _history_messages(accepted: list[_Accepted]) -> dict[int, Message]:
+    ids = {pk for item in accepted for pk in item.history}
+    if not ids:
+        return {}
+    return {m.pk: m for m in Message.objects.filter(pk__in=ids).prefetch_related("attachments")}
 
 
 # ---- writes, in bulk ------------------------------------------------------------------------------
 
 
 def _save(accepted: list[_Accepted], now: Any) -> None:
+    sends = [item for item in accepted if item.user_message is None]
     users = [
         Message(
             chat=item.chat,
-            parent_id=item.branch[-1] if item.branch else None,
+            parent_id=item.history[-1] if item.history else None,
             role=Message.Role.USER,
             content=item.send.content,
             client_msg_id=item.send.client_msg_id or "",
         )
-        for item in accepted
+        for item in sends
     ]
     Message.objects.bulk_create(users)  # answers the new ids (SQLite ≥ 3.35, PostgreSQL)
     links = [
         Message.attachments.through(message_id=message.pk, attachment_id=attachment.pk)
-        for item, message in zip(accepted, users, strict=True)
+        for item, message in zip(sends, users, strict=True)
         for attachment in item.attachments
     ]
     if links:
         Message.attachments.through.objects.bulk_create(links)
+    for item, message in zip(sends, users, strict=True):
+        item.user_message = message
     assistants = [
         Message(
             chat=item.chat,
-            parent=message,
+            parent=item.user_message,
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
             plugin=item.profile.plugin if item.profile else "",
             model=item.profile.model if item.profile else "",
             heartbeat_at=now,
         )
-        for item, message in zip(accepted, users, strict=True)
+        for item in accepted
     ]
     Message.objects.bulk_create(assistants)
     renamed = []
-    for item, user_message, assistant in zip(accepted, users, assistants, strict=True):
-        item.user_message, item.assistant = user_message, assistant
+    for item, assistant in zip(accepted, assistants, strict=True):
+        item.assistant = assistant
         chat, before = item.chat, (item.chat.profile_id, item.chat.title)
         if item.profile is not None and chat.profile_id != item.profile.pk:
             chat.profile = item.profile
@@ -350,55 +321,141 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
 # ---- what the provider call needs ------------------------------------------------------------------
 
 
-def _plugin_states(plugins: set[str]) -> dict[str, bool]:
-    """Whether each plugin in use is enabled, by plugin name (as ``plugin_is_enabled``, in one query)."""
-    manifests = {}
-    for name in plugins:
-        try:
-            manifest = registry.get(name).manifest
-        except UnknownProviderError:
-            continue  # resolve_provider answers "provider_unavailable" for it
-        manifests[manifest.name] = manifest
-    if not manifests:
-        return {}
-    stored = dict(PluginState.objects.filter(name__in=manifests).values_list("name", "enabled"))
-    return {name: bool(stored.get(name, manifest.enabled_by_default)) for name, manifest in manifests.items()}
-
-
-def _history_messages(accepted: list[_Accepted]) -> dict[int, Message]:
-    ids = {pk for item in accepted for pk in item.branch}
-    if not ids:
-        return {}
-    return {m.pk: m for m in Message.objects.filter(pk__in=ids).prefetch_related("attachments")}
-
-
-def _prepared(
-    item: _Accepted, enabled: dict[str, bool] | None, history: dict[int, Message] | None
-) -> services.Prepared:
+def _prepared(item: _Accepted, enabled: dict[str, bool] | None, history: dict[int, Message] | None) -> Prepared:
     assert item.user_message is not None and item.assistant is not None
     profile = item.profile
-    prepared = services.Prepared(
+    prepared = Prepared(
         chat_id=item.chat.pk,
         user_id=item.send.user_id,
         assistant_id=item.assistant.pk,
-        user_message=services.message_dict(item.user_message, item.attachments),
+        user_message=None
+        if item.send.regenerate_id is not None
+        else services.message_dict(item.user_message, item.attachments),
         assistant_message=services.message_dict(item.assistant, []),
         profile_id=profile.pk if profile else None,
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",
     )
     try:
-        prepared.error = services.resolve_provider(
-            prepared,
-            profile,
-            item.chat,
-            item.branch,
-            item.user_message,
-            item.attachments,
-            enabled=enabled,
-            messages=history,
-        )
+        prepared.error = resolve_provider(
+            prepared, profile, item.chat, item.history, item.user_message, item.attachments,
+            enabled=enabled, messages=history,
+        )  # fmt: skip
     except Exception:  # its reply ends with this error; the batch's other replies go ahead
         logger.exception("the provider call of message %s could not be prepared", item.assistant.pk)
-        prepared.error = ("internal", "The server could not prepare this reply; try again.")
+        prepared.error = (protocol.INTERNAL, "The server could not prepare this reply; try again.")
     return prepared
+
+
+def resolve_provider(
+    prepared: Prepared,
+    profile: ConnectionProfile | None,
+    chat: Chat,
+    history: list[int],
+    user_message: Message,
+    new_attachments: list[Attachment],
+    *,
+    enabled: dict[str, bool] | None = None,
+    messages: dict[int, Message] | None = None,
+) -> tuple[str, str] | None:
+    """Fill in plugin, key and request; answer the (code, message) that stops this generation, if any.
+
+    ``enabled`` (plugin name → enabled) and ``messages`` (the history's rows) may come preloaded
+    for many generations at once; what is missing is read here.
+    """
+    if profile is None:
+        return (protocol.NO_PROFILE, "Choose a connection profile for this chat first.")
+    try:
+        call = resolve_profile_call(profile, enabled=enabled)
+    except CallRefused as refused:
+        found = registry.find(profile.plugin)
+        if found is not None:
+            prepared.plugin = found.manifest.name
+            prepared.provider_name = found.manifest.provider_name or ""
+        return (refused.code, refused.message)
+    prepared.plugin, prepared.provider_name = call.plugin, call.provider_name
+    for attachment in new_attachments:
+        problem = _attachment_problem(call.config, attachment)
+        if problem:
+            return (protocol.UNSUPPORTED_ATTACHMENT, problem)
+    prepared.api_key, prepared.base_url = call.api_key, call.base_url
+    prepared.request = _build_request(
+        profile, chat, history, user_message, new_attachments, call.config, messages, plugin=call.plugin
+    )
+    return None
+
+
+def _attachment_problem(config: Any, attachment: Attachment) -> str:
+    support = config.attachment_support
+    accepted = ", ".join(support.mime_types) or "no attachments"
+    if not config.accepts_mime_type(attachment.mime_type):
+        return (
+            f"{config.display_name} cannot take {attachment.filename!r} ({attachment.mime_type}). Accepted: {accepted}."
+        )
+    if support.max_bytes is not None and attachment.size > support.max_bytes:
+        return f"{attachment.filename!r} is larger than the {support.max_bytes} bytes {config.display_name} accepts."
+    return ""
+
+
+def _build_request(
+    profile: ConnectionProfile,
+    chat: Chat,
+    history: list[int],
+    user_message: Message,
+    new_attachments: list[Attachment],
+    config: Any,
+    rows: dict[int, Message] | None = None,
+    *,
+    plugin: str = "",
+) -> contract.ChatRequest:
+    """System prompt, the complete messages of ``history`` (the branch before ``user_message``), then
+    ``user_message``, with attachments as bytes.
+
+    Older attachments the provider cannot take are left out (their text stays): switching a chat to a
+    text-only profile must not make the whole conversation unsendable.
+    """
+    by_id: dict[int, Message] = rows if rows is not None else {}
+    if history and rows is None:
+        by_id = {m.pk: m for m in Message.objects.filter(pk__in=history).prefetch_related("attachments")}
+    turns = [(by_id[pk], list(by_id[pk].attachments.all())) for pk in history if pk in by_id]
+    turns.append((user_message, new_attachments))
+    messages: list[contract.Message] = []
+    if chat.system_prompt.strip():
+        messages.append(contract.Message(role="system", content=chat.system_prompt))
+    for message, attachments in turns:
+        if message.status != Message.Status.COMPLETE:
+            continue
+        files = tuple(
+            contract.Attachment(filename=a.filename, mime_type=a.mime_type, data=_file_bytes(a))
+            for a in attachments
+            if not _attachment_problem(config, a)
+        )
+        # A plugin gets back only the state it attached itself; another plugin's is dropped, never sent.
+        state = message.provider_state if message.role == "assistant" and message.plugin == plugin else None
+        if message.content or files:
+            messages.append(
+                contract.Message(
+                    role=message.role,  # type: ignore[arg-type]
+                    content=message.content,
+                    attachments=files,
+                    provider_state=state,
+                )
+            )
+    params = profile.parameters or {}
+    # Sampling parameters the model rejects are dropped rather than failing the call (modelRules).
+    refused = set(refused_parameters(config, profile.model))
+    return contract.ChatRequest(
+        model=profile.model,
+        messages=tuple(messages),
+        temperature=None if "temperature" in refused else params.get("temperature"),
+        max_tokens=params.get("max_tokens"),
+        top_p=None if "top_p" in refused else params.get("top_p"),
+        stop=() if "stop" in refused else tuple(params.get("stop") or ()),
+        reasoning=options_from_parameters(params),
+        options={name: params[name] for name in PLUGIN_OPTIONS if name in params},
+    )
+
+
+def _file_bytes(attachment: Attachment) -> bytes:
+    with attachment.file.open("rb") as handle:
+        return bytes(handle.read())

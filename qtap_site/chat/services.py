@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -19,13 +18,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from providers import contract
-from providers.calls import CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile
-from providers.registry import registry
-from qtap_site.chat.attachments import attachment_bytes
 from qtap_site.chat.models import Attachment, Chat, Message
-from qtap_site.chat.protocol import ChatServiceError, Forbidden, NotFound
+from qtap_site.chat.protocol import Forbidden, NotFound
 from qtap_site.chat.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
@@ -183,142 +178,3 @@ def chat_state(*, user_id: int, chat_id: int) -> dict[str, Any]:
         "messages_tail": tail,
         "generation": generation,
     }
-
-
-# ---- the generation's database side --------------------------------------------------------------
-
-
-@dataclass
-class Prepared:
-    """Everything the runner needs, gathered in one trip to the database thread."""
-
-    chat_id: int
-    user_id: int
-    assistant_id: int
-    user_message: dict[str, Any] | None
-    assistant_message: dict[str, Any]
-    profile_id: int | None = None
-    plugin: str = ""
-    model: str = ""
-    provider_name: str = ""
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    request: contract.ChatRequest | None = None
-    error: tuple[str, str] | None = None  # (generation.error code, message) found before any network
-
-
-def prepare_generation(
-    *,
-    user_id: int,
-    chat_id: int,
-    content: str = "",
-    attachment_ids: list[int] | tuple[int, ...] = (),
-    profile_id: int | None = None,
-    client_msg_id: str | None = None,
-    regenerate_id: int | None = None,
-) -> Prepared:
-    """Save the user message (unless regenerating) and a "streaming" placeholder in one short
-    transaction, then resolve the profile, plugin and key and build the request."""
-    from qtap_site.chat import sending  # it builds on this module
-
-    if regenerate_id is not None:
-        return sending.prepare_regeneration(
-            user_id=user_id, chat_id=chat_id, profile_id=profile_id, regenerate_id=regenerate_id
-        )
-    send = sending.SendRequest(user_id, chat_id, content, tuple(attachment_ids), profile_id, client_msg_id)
-    outcome = sending.prepare_sends([send])[0]
-    if isinstance(outcome, ChatServiceError):
-        raise outcome
-    return outcome
-
-
-def resolve_provider(
-    prepared: Prepared,
-    profile: ConnectionProfile | None,
-    chat: Chat,
-    history: list[int],
-    user_message: Message,
-    new_attachments: list[Attachment],
-    *,
-    enabled: dict[str, bool] | None = None,
-    messages: dict[int, Message] | None = None,
-) -> tuple[str, str] | None:
-    """Fill in plugin, key and request; answer the (code, message) that stops this generation, if any.
-
-    ``enabled`` (plugin name → enabled) and ``messages`` (the history's rows) may come preloaded
-    for many generations at once; what is missing is read here.
-    """
-    if profile is None:
-        return ("no_profile", "Choose a connection profile for this chat first.")
-    try:
-        call = resolve_profile_call(profile, enabled=enabled)
-    except CallRefused as refused:
-        found = registry.find(profile.plugin)
-        if found is not None:
-            prepared.plugin = found.manifest.name
-            prepared.provider_name = found.manifest.provider_name or ""
-        return (refused.code, refused.message)
-    prepared.plugin, prepared.provider_name = call.plugin, call.provider_name
-    for attachment in new_attachments:
-        problem = _attachment_problem(call.config, attachment)
-        if problem:
-            return ("unsupported_attachment", problem)
-    prepared.api_key, prepared.base_url = call.api_key, call.base_url
-    prepared.request = _build_request(profile, chat, history, user_message, new_attachments, call.config, rows=messages)
-    return None
-
-
-def _attachment_problem(config: Any, attachment: Attachment) -> str:
-    support = config.attachment_support
-    accepted = ", ".join(support.mime_types) or "no attachments"
-    if not config.accepts_mime_type(attachment.mime_type):
-        return (
-            f"{config.display_name} cannot take {attachment.filename!r} ({attachment.mime_type}). Accepted: {accepted}."
-        )
-    if support.max_bytes is not None and attachment.size > support.max_bytes:
-        return f"{attachment.filename!r} is larger than the {support.max_bytes} bytes {config.display_name} accepts."
-    return ""
-
-
-def _build_request(
-    profile: ConnectionProfile,
-    chat: Chat,
-    history: list[int],
-    user_message: Message,
-    new_attachments: list[Attachment],
-    config: Any,
-    rows: dict[int, Message] | None = None,
-) -> contract.ChatRequest:
-    """System prompt, the complete messages of ``history`` (the branch before ``user_message``), then
-    ``user_message``, with attachments as bytes.
-
-    Older attachments the provider cannot take are left out (their text stays): switching a chat to a
-    text-only profile must not make the whole conversation unsendable.
-    """
-    by_id: dict[int, Message] = rows if rows is not None else {}
-    if history and rows is None:
-        by_id = {m.pk: m for m in Message.objects.filter(pk__in=history).prefetch_related("attachments")}
-    turns = [(by_id[pk], list(by_id[pk].attachments.all())) for pk in history if pk in by_id]
-    turns.append((user_message, new_attachments))
-    messages: list[contract.Message] = []
-    if chat.system_prompt.strip():
-        messages.append(contract.Message(role="system", content=chat.system_prompt))
-    for message, attachments in turns:
-        if message.status != Message.Status.COMPLETE:
-            continue
-        files = tuple(
-            contract.Attachment(filename=a.filename, mime_type=a.mime_type, data=attachment_bytes(a))
-            for a in attachments
-            if not _attachment_problem(config, a)
-        )
-        if message.content or files:
-            messages.append(contract.Message(role=message.role, content=message.content, attachments=files))  # type: ignore[arg-type]
-    params = profile.parameters or {}
-    return contract.ChatRequest(
-        model=profile.model,
-        messages=tuple(messages),
-        temperature=params.get("temperature"),
-        max_tokens=params.get("max_tokens"),
-        top_p=params.get("top_p"),
-        stop=tuple(params.get("stop") or ()),
-    )

@@ -18,6 +18,7 @@ from providers.services import api_key_create, connection_profile_create, image_
 from qtap_site.chat import delivery
 from qtap_site.chat.services import chat_create
 from tests.chat.fake_openai import VALID_KEY, ChatFake
+from tests.support.data import CHAT_COMPLETIONS
 
 HOST = b"127.0.0.1"
 ORIGIN = b"http://127.0.0.1"
@@ -56,8 +57,9 @@ def api_key(user, plugin):
 @pytest.fixture
 def profile(user, plugin, api_key, fake):
     return connection_profile_create(
-        user=user, name="Test", plugin=PLUGIN_NAME, model=MODEL, api_key=api_key, base_url=fake.base_url
-    )
+        user=user, name="Test", plugin=PLUGIN_NAME, model=MODEL, api_key=api_key, base_url=fake.base_url,
+        parameters=CHAT_COMPLETIONS,
+    )  # fmt: skip
 
 
 @pytest.fixture

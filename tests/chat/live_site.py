@@ -22,13 +22,15 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from providers.services import api_key_create, connection_profile_create
 from qtap_site.chat.services import chat_create
+from tests.support.data import chat_completions_for
 
 args = json.loads(ARGS)
 User = get_user_model()
 user = User.objects.filter(username="live").first() or User.objects.create_user("live", password="live-site-password")
 key = api_key_create(user=user, plugin=args["plugin"], label="live", secret=args["secret"])
 profile = connection_profile_create(
-    user=user, name="Live", plugin=args["plugin"], model=args["model"], api_key=key, base_url=args["base_url"]
+    user=user, name="Live", plugin=args["plugin"], model=args["model"], api_key=key, base_url=args["base_url"],
+    parameters=chat_completions_for(args["plugin"]),
 )
 chats = [chat_create(user=user, profile=profile).pk for _ in range(args["chats"])]
 client = Client()

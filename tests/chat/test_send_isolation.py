@@ -15,12 +15,13 @@ import pytest
 from channels.db import database_sync_to_async
 
 from providers.services import api_key_create, connection_profile_create
-from qtap_site.chat import runner, sending, services
+from qtap_site.chat import protocol, runner, sending
 from qtap_site.chat.models import Message
 from qtap_site.chat.send_queue import SendQueue
 from qtap_site.chat.services import chat_create
 from tests.chat.conftest import MODEL, PLUGIN_NAME, TERMINAL, open_socket, receive_until, session_cookie
 from tests.chat.fake_openai import VALID_KEY
+from tests.support.data import CHAT_COMPLETIONS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +37,13 @@ POISONS = {
 def their_chats(other_user: Any, base_url: str, count: int) -> list[Any]:
     key = api_key_create(user=other_user, plugin=PLUGIN_NAME, label="theirs", secret=VALID_KEY)
     profile = connection_profile_create(
-        user=other_user, name="Theirs", plugin=PLUGIN_NAME, model=MODEL, api_key=key, base_url=base_url
+        user=other_user,
+        name="Theirs",
+        plugin=PLUGIN_NAME,
+        model=MODEL,
+        api_key=key,
+        base_url=base_url,
+        parameters=CHAT_COMPLETIONS,
     )
     return [chat_create(user=other_user, profile=profile) for _ in range(count)]
 
@@ -70,10 +77,10 @@ async def test_a_poisoned_send_fails_alone_and_the_others_of_its_batch_get_repli
 
     assert batches[0] == 5, f"the five sends did not share one batch: {batches}"
     bad = outcomes.pop(2)
-    assert isinstance(bad, Exception) and not isinstance(bad, services.ChatServiceError), bad
-    assert all(isinstance(o, services.Prepared) and o.error is None for o in outcomes), outcomes
+    assert isinstance(bad, Exception) and not isinstance(bad, protocol.ChatServiceError), bad
+    assert all(isinstance(o, sending.Prepared) and o.error is None for o in outcomes), outcomes
     for prepared in outcomes:
-        assert isinstance(prepared, services.Prepared)
+        assert isinstance(prepared, sending.Prepared)
         await runner.start_generation(prepared, received_at=received_at)
     for tab, their_chat in zip(tabs, chats, strict=True):
         frames = await receive_until(tab, *TERMINAL, timeout=20)
@@ -114,14 +121,14 @@ def test_a_send_that_breaks_after_its_rows_are_saved_ends_its_own_reply_and_is_n
     user: Any, other_user: Any, chat: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     theirs = their_chats(other_user, "http://127.0.0.1:9/v1", 1)[0]
-    resolve_provider = services.resolve_provider
+    resolve_provider = sending.resolve_provider
 
-    def breaks_for_my_chat(prepared: services.Prepared, *args: Any, **kwargs: Any) -> Any:
+    def breaks_for_my_chat(prepared: sending.Prepared, *args: Any, **kwargs: Any) -> Any:
         if prepared.chat_id == chat.pk:
             raise RuntimeError("building this request failed")
         return resolve_provider(prepared, *args, **kwargs)
 
-    monkeypatch.setattr(services, "resolve_provider", breaks_for_my_chat)
+    monkeypatch.setattr(sending, "resolve_provider", breaks_for_my_chat)
     outcomes = sending.prepare_each(
         [
             sending.SendRequest(user_id=user.pk, chat_id=chat.pk, content="mine"),
@@ -130,8 +137,8 @@ def test_a_send_that_breaks_after_its_rows_are_saved_ends_its_own_reply_and_is_n
     )
 
     mine, other = outcomes
-    assert isinstance(mine, services.Prepared) and mine.error is not None and mine.error[0] == "internal"
-    assert isinstance(other, services.Prepared) and other.error is None
+    assert isinstance(mine, sending.Prepared) and mine.error is not None and mine.error[0] == "internal"
+    assert isinstance(other, sending.Prepared) and other.error is None
     # One user message and one placeholder per send: the failure came after the commit, nothing was retried.
     for each in (chat, theirs):
         assert list(Message.objects.filter(chat=each).values_list("role", flat=True).order_by("id")) == [

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from qtap_site.chat import runner, saves, send_queue, sending, services
+from qtap_site.chat import runner, saves, send_queue, sending
 from qtap_site.chat.attachments import attachment_create
 from qtap_site.chat.models import Message
 from qtap_site.chat.services import chat_create
@@ -48,7 +48,7 @@ def test_each_send_of_a_batch_is_answered_on_its_own(user: Any, other_user: Any,
         "Prepared",
     ]
     first, mine = outcomes[0], outcomes[5]
-    assert isinstance(first, services.Prepared) and isinstance(mine, services.Prepared)
+    assert isinstance(first, sending.Prepared) and isinstance(mine, sending.Prepared)
     assert first.user_message is not None and first.user_message["client_msg_id"] == "c1"
     assert first.error is None and first.api_key is not None and first.request is not None
     assert [(m.role, m.content) for m in first.request.messages] == [("system", "Be brief."), ("user", "first")]
@@ -68,12 +68,12 @@ def test_each_send_of_a_batch_is_answered_on_its_own(user: Any, other_user: Any,
 
 def test_the_history_goes_with_each_send(user: Any, chat: Any) -> None:
     first = sending.prepare_sends(sends_to([chat], user, "one"))[0]
-    assert isinstance(first, services.Prepared)
+    assert isinstance(first, sending.Prepared)
     saves.finish_message(message_id=first.assistant_id, status="complete", content="answer", reasoning="", seq=1)
 
     again = sending.prepare_sends(sends_to([chat], user, "two"))[0]
 
-    assert isinstance(again, services.Prepared) and again.request is not None
+    assert isinstance(again, sending.Prepared) and again.request is not None
     assert [(m.role, m.content) for m in again.request.messages] == [
         ("system", "Be brief."),
         ("user", f"one {chat.pk}"),
@@ -100,14 +100,14 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(user: Any, profile:
         sending.prepare_sends(sends_to(chats[:1], user))
     with CaptureQueriesContext(connection) as twenty:
         outcomes = sending.prepare_sends(sends_to(chats[1:], user))
-    assert all(isinstance(o, services.Prepared) and o.error is None for o in outcomes)
+    assert all(isinstance(o, sending.Prepared) and o.error is None for o in outcomes)
     assert len(twenty.captured_queries) == len(one.captured_queries) <= 12
 
 
 async def test_a_send_whose_tab_went_away_still_starts(user: Any, chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[int] = []
 
-    async def start_generation(prepared: services.Prepared, *, received_at: float) -> None:
+    async def start_generation(prepared: sending.Prepared, *, received_at: float) -> None:
         started.append(prepared.assistant_id)
 
     slow = sending.prepare_sends
@@ -128,3 +128,25 @@ async def test_a_send_whose_tab_went_away_still_starts(user: Any, chat: Any, mon
     await queue.worker
     assert len(started) == 1
     assert await Message.objects.filter(pk=started[0], status="streaming").aexists()
+
+
+def test_a_regeneration_shares_a_batch_with_sends(user: Any, profile: Any, chat: Any) -> None:
+    first = sending.prepare_sends(sends_to([chat], user, "question"))[0]
+    assert isinstance(first, sending.Prepared)
+    saves.finish_message(message_id=first.assistant_id, status="complete", content="answer", reasoning="", seq=1)
+    other = chat_create(user=user, profile=profile)
+    again = sending.SendRequest(user_id=user.pk, chat_id=chat.pk, regenerate_id=first.assistant_id)
+    missing = sending.SendRequest(user_id=user.pk, chat_id=other.pk, regenerate_id=first.assistant_id)
+
+    regenerated, sent, refused = sending.prepare_sends([again, *sends_to([other], user, "elsewhere"), missing])
+
+    assert isinstance(regenerated, sending.Prepared) and regenerated.user_message is None
+    assert isinstance(sent, sending.Prepared) and sent.user_message is not None
+    assert type(refused).__name__ == "NotFound"
+    sibling = Message.objects.get(pk=regenerated.assistant_id)
+    assert (sibling.parent_id, sibling.status) == (first.user_message["id"] if first.user_message else 0, "streaming")
+    assert regenerated.request is not None
+    assert [(m.role, m.content) for m in regenerated.request.messages] == [
+        ("system", "Be brief."),
+        ("user", f"question {chat.pk}"),
+    ]

@@ -14,6 +14,7 @@ from providers.services import api_key_create, connection_profile_create
 from qtap_site.chat.models import Message
 from qtap_site.chat.services import chat_create
 from tests.chat.conftest import PLUGIN_NAME, TERMINAL, deltas, open_socket, receive_until, send
+from tests.support.data import CHAT_COMPLETIONS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -91,7 +92,13 @@ async def test_bad_key_is_an_authentication_error(user, plugin, fake, cookie):
         user=user, plugin=PLUGIN_NAME, label="bad", secret="sk-wrong-key-000"
     )
     profile = await database_sync_to_async(connection_profile_create)(
-        user=user, name="Bad", plugin=PLUGIN_NAME, model="m", api_key=key, base_url=fake.base_url
+        user=user,
+        name="Bad",
+        plugin=PLUGIN_NAME,
+        model="m",
+        api_key=key,
+        base_url=fake.base_url,
+        parameters=CHAT_COMPLETIONS,
     )
     chat = await database_sync_to_async(chat_create)(user=user, profile=profile)
     frames = await _run_and_collect(chat, cookie)

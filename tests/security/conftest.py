@@ -14,7 +14,7 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from qtap_site.chat import delivery
-from tests.support.data import SECRET
+from tests.support.data import CHAT_COMPLETIONS, SECRET
 from tests.support.fixtures import alice_cookie, chat_on_fake, close_worker_connections, scripted_openai
 
 __all__ = [
@@ -93,6 +93,7 @@ def owned(transactional_db: None, user: Any, scripted_openai: Any) -> Owned:
         api_key=key,
         base_url=scripted_openai.base_url,
         is_default=True,
+        parameters=CHAT_COMPLETIONS,
     )
     image_profile = image_profile_create(
         user=user,

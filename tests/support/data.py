@@ -12,6 +12,15 @@ from typing import Any
 SECRET = "sk-proj-qtapTESTsecretDoNotLeak0123456789abcdef"
 
 
+# The chat tests' local servers speak Chat Completions; the OpenAI and Grok plugins default to the
+# Responses API, so a profile pointing at those servers asks for Chat Completions, as a gateway's would.
+CHAT_COMPLETIONS = {"api": "chat_completions"}
+
+
+def chat_completions_for(plugin: str) -> dict[str, str]:
+    return dict(CHAT_COMPLETIONS) if plugin in ("qtap-plugin-openai", "qtap-plugin-grok") else {}
+
+
 @dataclass
 class ChatSetup:
     user: Any
@@ -35,7 +44,14 @@ def chat_setup(
 
     key = api_key_create(user=user, plugin=plugin, label="test key", secret=secret)
     profile = connection_profile_create(
-        user=user, name="fake", plugin=plugin, model=model, api_key=key, base_url=base_url, is_default=True
+        user=user,
+        name="fake",
+        plugin=plugin,
+        model=model,
+        api_key=key,
+        base_url=base_url,
+        is_default=True,
+        parameters=chat_completions_for(plugin),
     )
     chat = chat_create(user=user, profile=profile, title=title)
     return ChatSetup(user=user, key=key, profile=profile, chat=chat, secret=secret)

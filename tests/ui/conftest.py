@@ -12,6 +12,7 @@ from django.test import Client
 
 from providers.services import api_key_create, connection_profile_create, image_profile_create
 from qtap_site.chat.services import chat_create
+from tests.support.data import CHAT_COMPLETIONS
 
 SECRET = "sk-proj-uiTESTsecretNeverShown0123456789wxyz"
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -69,6 +70,7 @@ def alice_rows(user: Any) -> dict[str, Any]:
         api_key=key,
         base_url="http://127.0.0.1:9/v1",
         is_default=True,
+        parameters=CHAT_COMPLETIONS,
     )
     image_profile = image_profile_create(
         user=user, name="Pictures", plugin="qtap-plugin-openai", model="gpt-image-1", api_key=key, is_default=True
