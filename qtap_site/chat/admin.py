@@ -25,7 +25,17 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ("id", "chat", "role", "status", "plugin", "model", "output_tokens", "cost", "ttft_ms", "created_at")
     list_filter = ("role", "status", "plugin")
     raw_id_fields = ("chat", "parent", "attachments")
-    readonly_fields = ("seq", "heartbeat_at", "created_at", "updated_at")
+    readonly_fields = (
+        "seq",
+        "heartbeat_at",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "created_at",
+        "updated_at",
+    )
+    # The plugin's opaque state (signed thinking, encrypted reasoning) is for the plugin alone.
+    exclude = ("provider_state",)
 
 
 @admin.register(Attachment)
