@@ -4,8 +4,9 @@ OpenAI, xAI Grok, Gab AI, OpenRouter and generic OpenAI-compatible servers (llam
 LM Studio) differ in small ways: which token-limit parameter a model takes, how strictly a stream
 must end, what an error body looks like, what a model listing carries. A ``Dialect`` names those
 differences; the pure mapping functions (``mapping``) and the provider classes (``providers``) do
-the rest, so each plugin is a few lines of configuration plus its own quirks. Plugins import
-everything from ``providers.openai_format``.
+the rest, so each plugin is a few lines of configuration plus its own quirks: request fields of its
+own through ``OpenAIDialectProvider.chat_body``, state to hand back next turn through ``turn_state``
+(a ``TurnState``, fed every chunk). Plugins import everything from ``providers.openai_format``.
 
 Parsing is tolerant in the ways real servers need (PROTOCOLS.md §8): ``choices`` may be missing,
 null or empty on any chunk; usage may ride on any chunk; SSE comments are skipped; a ``data:`` JSON

@@ -96,7 +96,7 @@ def _mark_breakpoints(messages: list[dict[str, Any]]) -> None:
     systems = [m for m in messages if m["role"] == "system"]
     for message in {id(m): m for m in (*systems[-1:], *messages[-1:])}.values():
         content = message["content"]
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if isinstance(content, str) else content
         texts = [p for p in parts if p.get("type") == "text" and p.get("text")]
         if texts:  # an empty text part cannot carry a breakpoint
             texts[-1]["cache_control"] = dict(BREAKPOINT)
