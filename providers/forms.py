@@ -127,6 +127,66 @@ def _chat_parameter_fields() -> dict[str, forms.Field]:
     }
 
 
+EFFORT_LABELS = {
+    "none": "None",
+    "minimal": "Minimal",
+    "low": "Low",
+    "medium": "Medium",
+    "high": "High",
+    "xhigh": "Extra high",
+}
+API_LABELS = {"responses": "Responses API", "chat_completions": "Chat Completions (for gateways that speak only it)"}
+
+
+def model_parameter_fields(plugin: str, model: str) -> dict[str, forms.Field]:
+    """The controls ``model`` of ``plugin`` takes, from its manifest's rules: its reasoning effort or thinking
+    budget, whether to show its reasoning, prompt caching and the wire API. None for a model without them."""
+    found = registry.find(plugin) if plugin else None
+    config = found.manifest.provider_config if found else None
+    if config is None:
+        return {}
+    fields: dict[str, forms.Field] = {}
+    rule = config.rule_for(model) if model else None
+    knob = rule.reasoning if rule is not None else None
+    if knob is not None and knob.efforts:
+        choices = [("", "Model default"), *((effort, EFFORT_LABELS[effort]) for effort in knob.efforts)]
+        fields["reasoning_effort"] = forms.ChoiceField(
+            required=False, choices=choices, label="Reasoning effort", help_text=f"What {model} takes."
+        )
+    if knob is not None and knob.budget_tokens is not None:
+        budget = knob.budget_tokens
+        fields["reasoning_budget_tokens"] = forms.IntegerField(
+            required=False,
+            min_value=budget.min,
+            max_value=budget.max,
+            label="Thinking budget (tokens)",
+            help_text=f"{budget.min} to {budget.max}; empty leaves thinking to the model's default.",
+        )
+    if knob is not None and knob.summary:
+        fields["reasoning_summary"] = forms.TypedChoiceField(
+            required=False,
+            choices=[("", "Show it"), ("false", "Do not return it")],
+            coerce=lambda value: value != "false",
+            empty_value=None,
+            label="Reasoning",
+        )
+    if config.prompt_caching:
+        fields["prompt_caching"] = forms.TypedChoiceField(
+            required=False,
+            choices=[("", "On (cheaper repeated context)"), ("false", "Off")],
+            coerce=lambda value: value != "false",
+            empty_value=None,
+            label="Prompt caching",
+        )
+    if len(config.apis) > 1:
+        fields["api"] = forms.ChoiceField(
+            required=False,
+            choices=[("", f"Default ({API_LABELS[config.apis[0]]})"), *((a, API_LABELS[a]) for a in config.apis)],
+            label="API",
+        )
+    return fields
+
+
 def _image_parameter_fields() -> dict[str, forms.Field]:
     return {
         "size": forms.CharField(required=False, help_text="e.g. 1024x1024 (OpenAI)."),
@@ -152,16 +212,28 @@ class _ProfileForm(forms.ModelForm):
         if user is not None:
             self.instance.user = user
         stored = self.instance.parameters or {}
-        for name, field in self.parameter_fields().items():
+        self.parameter_names: list[str] = []
+        for name, field in {**self.parameter_fields(), **self._model_fields()}.items():
             value = stored.get(name)
+            if isinstance(value, bool):
+                value = "" if value else "false"
             field.initial = "\n".join(value) if isinstance(value, list) else value
             self.fields[name] = field
+            self.parameter_names.append(name)
         self.fields["plugin"] = forms.ChoiceField(
             label="Provider", choices=plugin_choices(capability=self.capability, current=self.instance.plugin)
         )
         cast(forms.ModelChoiceField, self.fields["api_key"]).queryset = self._key_choices()
         self.fields["api_key"].required = False
         self.fields["base_url"].required = False
+
+    def _model_fields(self) -> dict[str, forms.Field]:
+        if self.capability != "chat":
+            return {}
+        source = self.data if self.is_bound else {**{"plugin": self.instance.plugin, "model": self.instance.model}}
+        plugin = source.get(self.add_prefix("plugin")) or self.initial.get("plugin") or source.get("plugin") or ""
+        model = source.get(self.add_prefix("model")) or self.initial.get("model") or source.get("model") or ""
+        return model_parameter_fields(str(plugin), str(model))
 
     def _owner_id(self) -> Any:
         if self.user is not None:
@@ -190,7 +262,7 @@ class _ProfileForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         parameters = dict(self.instance.parameters or {})
-        for name in self.parameter_fields():
+        for name in self.parameter_names:
             value = cleaned.get(name)
             if name == "stop" and isinstance(value, str):
                 value = [line for line in value.splitlines() if line.strip()]

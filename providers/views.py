@@ -172,6 +172,8 @@ PROFILE_KINDS: dict[str, dict[str, Any]] = {
 
 # Fields the profile template lays out itself; any other form field is rendered generically.
 HANDLED_FIELDS = frozenset({"name", "plugin", "api_key", "base_url", "model", "is_default"})
+# Fields that depend on the chosen model (forms.model_parameter_fields), drawn beside the model field.
+MODEL_FIELDS = frozenset({"reasoning_effort", "reasoning_budget_tokens", "reasoning_summary", "prompt_caching", "api"})
 
 
 def _form_class(kind: str) -> Any:
@@ -199,7 +201,9 @@ def image_profiles(request: HtmxHttpRequest) -> HttpResponse:
 def _fields_context(request: HtmxHttpRequest, kind: str, plugin: str, form: Any | None = None) -> dict[str, Any]:
     config = provider_config(plugin)
     keys = ApiKey.objects.filter(user=request.user, plugin=plugin, is_active=True) if config else ApiKey.objects.none()
-    return {"config": config, "plugin": plugin, "keys": keys, "form": form, "kind": kind}
+    # The controls the chosen model takes (reasoning, caching, API) are drawn with the provider's fields.
+    model_fields = [form[name] for name in MODEL_FIELDS if form is not None and name in form.fields]
+    return {"config": config, "plugin": plugin, "keys": keys, "form": form, "kind": kind, "model_fields": model_fields}
 
 
 def _profile_form(request: HtmxHttpRequest, kind: str, instance: Any | None) -> HttpResponse:
@@ -210,7 +214,7 @@ def _profile_form(request: HtmxHttpRequest, kind: str, instance: Any | None) -> 
     plugin = form["plugin"].value() or (instance.plugin if instance else "")
     context = {
         "form": form,
-        "extra_fields": [field for field in form if field.name not in HANDLED_FIELDS],
+        "extra_fields": [field for field in form if field.name not in HANDLED_FIELDS | MODEL_FIELDS],
         "kind": kind,
         "instance": instance,
         "providers": provider_choices(images=PROFILE_KINDS[kind]["images"]),
@@ -276,7 +280,11 @@ def provider_fields(request: HtmxHttpRequest, kind: str) -> HttpResponse:
     """htmx: the provider-dependent part of a profile form (key, base URL, model) for the picked plugin."""
     if kind not in PROFILE_KINDS:
         raise Http404
-    context = _fields_context(request, kind, request.GET.get("plugin", ""))
+    plugin = request.GET.get("plugin", "")
+    # Re-drawn when the provider or the model changes: what was typed so far is kept.
+    initial = {name: request.GET.get(name, "") for name in ("plugin", "model", "base_url", "api_key")}
+    form = _form_class(kind)(initial=initial, user=request.user)
+    context = _fields_context(request, kind, plugin, form)
     return render(request, "providers/profile_form.html#provider-fields", context)
 
 

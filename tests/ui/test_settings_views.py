@@ -350,3 +350,50 @@ def test_a_listing_costs_the_same_queries_for_1_and_20_rows(alice_client: Any, u
     page = alice_client.get(path).content.decode()
     if kind != "key":
         assert page.count("Provider disabled") + page.count("Provider unavailable") >= 4
+
+
+# ---- the model's own controls: reasoning, caching, API ------------------------------------------------
+
+
+def test_the_profile_form_offers_only_the_reasoning_control_the_model_takes(alice_client: Any) -> None:
+    def fields(plugin: str, model: str) -> str:
+        url = f"/settings/chat-profiles/fields/?plugin={plugin}&model={model}"
+        return alice_client.get(url, headers={"HX-Request": "true"}).content.decode()
+
+    o3 = fields("qtap-plugin-openai", "o3-mini")
+    assert 'name="reasoning_effort"' in o3 and '<option value="high">' in o3 and 'value="xhigh"' not in o3
+    assert 'name="reasoning_budget_tokens"' not in o3
+    assert 'value="o3-mini"' in o3  # what was typed stays
+    plain = fields("qtap-plugin-openai", "gpt-4o")
+    assert 'name="reasoning_effort"' not in plain and 'name="reasoning_budget_tokens"' not in plain
+    haiku = fields("qtap-plugin-anthropic", "claude-haiku-4-5")
+    assert 'name="reasoning_budget_tokens"' in haiku and 'name="reasoning_effort"' not in haiku
+    assert 'name="prompt_caching"' in haiku  # Anthropic places cache breakpoints
+    assert 'name="prompt_caching"' not in o3
+
+
+def test_a_reasoning_effort_is_saved_and_refused_where_the_model_cannot_take_it(
+    alice_client: Any, alice_rows: dict[str, Any], user: Any
+) -> None:
+    data = {
+        "name": "Thinker",
+        "plugin": "qtap-plugin-openai",
+        "api_key": alice_rows["key"].pk,
+        "model": "o3-mini",
+        "reasoning_effort": "high",
+    }
+    saved = alice_client.htmx_post("/settings/profiles/new/", data)
+    assert saved.status_code in (200, 204, 302), saved.content.decode()[:500]
+    profile = ConnectionProfile.objects.get(user=user, name="Thinker")
+    assert profile.parameters.get("reasoning_effort") == "high"
+    page = alice_client.get(f"/settings/profiles/{profile.pk}/").content.decode()
+    assert '<option value="high" selected>' in page
+    # The same effort on a model without the knob is refused with the reason (the field is not offered,
+    # so it can only arrive in a hand-made request: the rule still holds at the model).
+    from django.core.exceptions import ValidationError
+
+    from providers.services import profile_update
+
+    with pytest.raises(ValidationError) as refused:
+        profile_update(profile=profile, model="gpt-4o")
+    assert "'gpt-4o' takes no reasoning effort" in str(refused.value)
