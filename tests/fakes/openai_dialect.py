@@ -26,7 +26,7 @@ What a chat request gets (``POST {base}/chat/completions``, ``stream: true``):
     fake.synthetic(2000, delay=0.0, token="tok ")
                              a long stream of N one-token deltas, then finish, usage and [DONE]
     fake.chunks = [b"data: ...\\n\\n", ...]  raw bytes, sent one write each
-    ``stream: false`` gets one chat.completion JSON built from the same script.
+    ``stream: false`` gets one chat.completion JSON built from the same script (reasoning included).
     fake.stream_delay = 0.01 pauses between chunks (seconds).
 
 Faults:
@@ -379,6 +379,7 @@ class FakeOpenAI(FakeProvider):
 def _completion(chunks: list[bytes], model: str) -> dict[str, Any]:
     """A non-streaming chat.completion assembled from a stream script."""
     text: list[str] = []
+    reasoning: dict[str, list[str]] = {"reasoning_content": [], "reasoning": []}
     usage: Any = None
     finish = "stop"
     for chunk in chunks:
@@ -388,14 +389,19 @@ def _completion(chunks: list[bytes], model: str) -> dict[str, Any]:
         parsed = json.loads(data[6:])
         usage = parsed.get("usage") or usage
         for choice in parsed.get("choices") or []:
-            text.append(choice.get("delta", {}).get("content") or "")
+            delta = choice.get("delta", {})
+            text.append(delta.get("content") or "")
+            for field, pieces in reasoning.items():
+                pieces.append(delta.get(field) or "")
             finish = choice.get("finish_reason") or finish
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
+    message.update({field: "".join(pieces) for field, pieces in reasoning.items() if "".join(pieces)})
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": 1747148050,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(text)}, "finish_reason": finish}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage,
     }
 

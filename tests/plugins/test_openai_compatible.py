@@ -197,3 +197,11 @@ async def test_the_official_client_reads_a_reasoning_content_stream(fake):
     assert ("".join(reasoning), "".join(text)) == ("The capital of France.", "Paris.")
     assert usage.prompt_tokens_details.cached_tokens == 16
     assert usage.completion_tokens_details.reasoning_tokens == 7
+
+
+async def test_a_whole_completion_carries_the_scripted_reasoning(fake):
+    fake.reply(["Paris."], reasoning=["The capital", " of France."])
+    async with openai.AsyncOpenAI(api_key="sk-local", base_url=fake.base_url, max_retries=0) as api:
+        answer = await api.chat.completions.create(model="qwen3-8b", messages=[{"role": "user", "content": "Capital?"}])
+    message = answer.choices[0].message
+    assert (message.model_extra["reasoning_content"], message.content) == ("The capital of France.", "Paris.")
