@@ -102,6 +102,20 @@ async def test_the_request_is_a_stateless_responses_request(fake):
     }
 
 
+async def test_the_request_says_what_the_recorded_one_said(fake):
+    """The recording's own request (o3-mini, effort high, encrypted reasoning included), field by field; qtap
+    asks for the ``auto`` summary where the recording asked for ``detailed``, and stores nothing."""
+    recorded_request = json.loads(
+        fixture_bytes("openai_responses_stream_reasoning_summary.sse.request.txt").decode().split("\n", 1)[1]
+    )
+    await collect(make(fake).stream(ask("o3-mini", reasoning=ReasoningOptions(effort="high"))))
+    sent = fake.responses_requests[-1].json
+    for key in ("model", "input", "include", "stream"):
+        assert sent[key] == recorded_request[key], key
+    assert sent["reasoning"]["effort"] == recorded_request["reasoning"]["effort"]
+    assert sent["store"] is False
+
+
 @pytest.mark.parametrize(
     ("model", "reasoning", "sent"),
     [
