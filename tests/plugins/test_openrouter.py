@@ -362,7 +362,7 @@ def cached(text: str) -> list[dict]:
     return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
 
 
-@pytest.mark.parametrize("options", [{}, {"prompt_caching": True}])
+@pytest.mark.parametrize("options", [{}, {"prompt_caching": None}, {"prompt_caching": True}])  # unset: on
 async def test_prompt_caching_marks_the_system_prompt_and_the_last_message_for_anthropic(fake, options):
     await collect(make(ROUTER, fake).stream(conversation(CLAUDE, **options)))
     assert fake.chat_requests[-1].json["messages"] == [

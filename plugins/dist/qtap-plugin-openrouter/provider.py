@@ -118,7 +118,8 @@ class OpenRouterProvider(OpenAIDialectProvider):
                 sent["reasoning_details"] = details
         if (reasoning := self._reasoning(request)) is not None:
             body["reasoning"] = reasoning
-        if request.options.get("prompt_caching", True) and EXPLICIT_CACHING.search(request.model):
+        caching = request.options.get("prompt_caching")  # unset (None): the manifest's default, on
+        if self.config.prompt_caching and caching in (None, True) and EXPLICIT_CACHING.search(request.model):
             _mark_breakpoints(body["messages"])
         return body
 
