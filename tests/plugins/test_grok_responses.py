@@ -162,3 +162,9 @@ async def test_the_responses_api_is_the_default_and_chat_completions_the_opt_in(
     await collect(provider.stream(ask("grok-3", options={"api": "chat_completions"})))
     assert [r.path for r in fake.requests] == ["/v1/responses", "/v1/chat/completions"]
     assert provider.config.apis == ("responses", "chat_completions")
+
+
+async def test_on_chat_completions_the_effort_goes_as_reasoning_effort(fake):
+    chat = {"api": "chat_completions"}
+    await collect(make(fake).stream(ask("grok-3-mini", reasoning=ReasoningOptions(effort="high"), options=chat)))
+    assert fake.chat_requests[-1].json["reasoning_effort"] == "high"

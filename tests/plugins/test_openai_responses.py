@@ -370,3 +370,11 @@ async def test_a_refusal_is_shown_as_the_reply_and_finishes_as_content_filter(fa
     ]
     result = await collect(make(fake).stream(ask("gpt-4o")))
     assert (result.text, result.finish) == ("I can't help with that.", "content_filter")
+
+
+async def test_on_chat_completions_the_effort_goes_as_reasoning_effort(fake):
+    chat = {"api": "chat_completions"}
+    await collect(make(fake).stream(ask("o3-mini", reasoning=ReasoningOptions(effort="low"), options=chat)))
+    body = fake.chat_requests[-1].json
+    assert body["reasoning_effort"] == "low"
+    assert "reasoning" not in body

@@ -14,7 +14,7 @@ class GrokProvider(ResponsesProvider):
     API the encrypted reasoning items (which may have no ``id``) go back unchanged in their place; the
     manifest's rules say which models take an effort (grok-3-mini, grok-4.3 on) and which refuse ``stop``."""
 
-    dialect = Dialect(reasoning_outside_completion=True)
+    dialect = Dialect(reasoning_outside_completion=True, reasoning_effort=True)
 
     async def validate_key(self) -> None:
         self.require_key()

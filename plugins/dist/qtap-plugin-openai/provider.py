@@ -11,4 +11,4 @@ class OpenAIProvider(ResponsesProvider):
     must end with a finish reason or ``[DONE]`` (on the Responses API, with ``response.completed``), so a cut
     connection is an error, never a short reply."""
 
-    dialect = Dialect(completion_tokens_param=True)
+    dialect = Dialect(completion_tokens_param=True, reasoning_effort=True)
