@@ -378,3 +378,18 @@ async def test_on_chat_completions_the_effort_goes_as_reasoning_effort(fake):
     body = fake.chat_requests[-1].json
     assert body["reasoning_effort"] == "low"
     assert "reasoning" not in body
+
+
+async def test_an_api_the_plugin_does_not_speak_is_refused_before_any_request(fake):
+    with pytest.raises(errors.InvalidRequestError, match="'graphql'"):
+        await collect(make(fake).stream(ask("gpt-4o", options={"api": "graphql"})))
+    assert fake.requests == []
+
+
+async def test_consecutive_responses_streams_reuse_one_pooled_connection(fake):
+    provider = make(fake)
+    for _ in range(3):
+        fake.reply(["Hi"])
+        await collect(provider.stream(ask("gpt-4o")))
+    assert len(fake.clients) == 3
+    assert len(set(fake.clients)) == 1  # the body was read to its end, so no new handshake
