@@ -19,7 +19,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from providers.loops import PerLoop
-from qtap_site.chat import saves
+from qtap_site.chat import saves, sending
+from qtap_site.chat.sending import Prepared, SendRequest
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,6 @@ class DatabaseBatches(Generic[Item, Result]):
     def run_batch(self, items: list[Item]) -> list[Result | Exception]:
         raise NotImplementedError
 
-    async def unclaimed(self, item: Item, result: Result) -> None:
-        """The caller went away (its task was cancelled) before its answer came."""
-
     async def submit(self, item: Item) -> Result:
         return await self._queue(item)
 
@@ -86,16 +84,24 @@ class DatabaseBatches(Generic[Item, Result]):
                         waiting.answer.set_exception(exc)
                 continue
             for waiting, result in zip(batch, results, strict=True):
-                if not waiting.answer.done():
-                    if isinstance(result, Exception):
-                        waiting.answer.set_exception(result)
-                    else:
-                        waiting.answer.set_result(result)
-                elif not isinstance(result, Exception):
-                    try:
-                        await self.unclaimed(waiting.item, result)
-                    except Exception:
-                        logger.exception("%s: an unclaimed answer could not be handled", type(self).__name__)
+                if waiting.answer.done():  # its caller went away
+                    continue
+                if isinstance(result, Exception):
+                    waiting.answer.set_exception(result)
+                else:
+                    waiting.answer.set_result(result)
+
+
+class SendQueue(DatabaseBatches[SendRequest, Prepared]):
+    """``message.send`` and ``message.regenerate`` of this loop. One send that breaks its batch fails
+    alone: the batch's other sends are then prepared one by one (``sending.prepare_each``)."""
+
+    def run_batch(self, items: list[SendRequest]) -> list[Prepared | Exception]:
+        return sending.prepare_each(items)
+
+    async def prepare(self, request: SendRequest) -> Prepared:
+        """The prepared generation, or the ``ChatServiceError`` that refused this send."""
+        return await self.submit(request)
 
 
 class FinalSaves(DatabaseBatches[dict[str, Any], str]):

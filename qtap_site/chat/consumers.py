@@ -16,8 +16,6 @@ from django.conf import settings
 from qtap_site.chat import delivery, images, protocol, runner, services
 from qtap_site.chat.models import chat_group_name
 from qtap_site.chat.protocol import GenerationStop, ImageGenerate, MessageRegenerate, MessageSend, Ping
-from qtap_site.chat.send_queue import SendQueue
-from qtap_site.chat.sending import SendRequest
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -130,25 +128,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def dispatch_frame(self, frame: Any, received_at: float) -> None:
         if isinstance(frame, Ping):
             await self.send_json(protocol.pong())
-        elif isinstance(frame, MessageSend):
-            self.check_capacity()
-            send = SendRequest(
-                user_id=self.user_id,
-                chat_id=self.chat_id,
-                content=frame.content,
-                attachment_ids=tuple(frame.attachments),
-                profile_id=frame.profile_id,
-                client_msg_id=frame.client_msg_id,
-            )
-            prepared = await SendQueue.for_loop().prepare(send, received_at=received_at)
-            await runner.start_generation(prepared, received_at=received_at)
-        elif isinstance(frame, MessageRegenerate):
-            self.check_capacity()
-            send = SendRequest(
-                user_id=self.user_id, chat_id=self.chat_id, profile_id=frame.profile_id, regenerate_id=frame.message_id
-            )
-            prepared = await SendQueue.for_loop().prepare(send, received_at=received_at)
-            await runner.start_generation(prepared, received_at=received_at)
+        elif isinstance(frame, MessageSend | MessageRegenerate):
+            await runner.start_reply(frame, user_id=self.user_id, chat_id=self.chat_id, received_at=received_at)
         elif isinstance(frame, GenerationStop):
             await delivery.stop_generation(self.chat_id, frame.message_id)
         elif isinstance(frame, ImageGenerate):
@@ -161,15 +142,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 options=options,
             )
             await images.start_image_generation(prepared, frame.prompt)
-
-    def check_capacity(self) -> None:
-        # Cheap in-process refusals first; the send transaction checks again against the database
-        # (other processes).
-        if delivery.local_generation(self.chat_id) is not None:
-            raise protocol.Busy()
-        limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
-        if delivery.running_count(self.user_id) >= limit:
-            raise protocol.RateLimited.at(limit)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Before every handler, channels closes stale database connections, which is a trip to the

@@ -25,7 +25,7 @@ from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
 from qtap_site.chat import delivery, protocol, saves, sending
-from qtap_site.chat.batching import Checkpoints, FinalSaves
+from qtap_site.chat.batching import Checkpoints, FinalSaves, SendQueue
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
 from qtap_site.chat.pricing import message_cost
@@ -71,8 +71,60 @@ class RunningGeneration:
         }
 
 
+# ---- starting --------------------------------------------------------------------------------------
+
+
+async def start_reply(
+    frame: protocol.MessageSend | protocol.MessageRegenerate, *, user_id: int, chat_id: int, received_at: float
+) -> None:
+    """A reply to ``message.send``, or another reply by ``message.regenerate``."""
+    if isinstance(frame, protocol.MessageSend):
+        request = sending.SendRequest(
+            user_id=user_id,
+            chat_id=chat_id,
+            content=frame.content,
+            attachment_ids=tuple(frame.attachments),
+            profile_id=frame.profile_id,
+            client_msg_id=frame.client_msg_id,
+        )
+    else:
+        request = sending.SendRequest(user_id, chat_id, profile_id=frame.profile_id, regenerate_id=frame.message_id)
+    await send(request, received_at=received_at)
+
+
+async def send(request: sending.SendRequest, *, received_at: float) -> None:
+    """Refused at once if this process already writes a reply in the chat, or the user's limit of them
+    (the send transaction checks again across processes); else prepared in the next batch of sends and
+    started. Preparing and starting are a task of their own: a tab that closes while its send is being
+    prepared does not lose the reply, which starts like one whose tab closed a moment later."""
+    if delivery.local_generation(request.chat_id) is not None:
+        raise protocol.Busy()
+    limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
+    if delivery.running_count(request.user_id) >= limit:
+        raise protocol.RateLimited.at(limit)
+    task = asyncio.get_running_loop().create_task(_prepare_and_start(request, received_at))
+    _starting.add(task)  # the loop holds tasks only weakly
+    task.add_done_callback(_started)
+    await asyncio.shield(task)
+
+
+_starting: set[asyncio.Task[None]] = set()
+
+
+async def _prepare_and_start(request: sending.SendRequest, received_at: float) -> None:
+    prepared = await SendQueue.for_loop().prepare(request)
+    await start_generation(prepared, received_at=received_at)
+
+
+def _started(task: asyncio.Task[None]) -> None:
+    _starting.discard(task)
+    # Its tab answers a refusal; when the tab went away, it is retrieved here (and only logged).
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.debug("a send ended before its reply started: %r", exc)
+
+
 async def start_generation(prepared: sending.Prepared, *, received_at: float) -> RunningGeneration:
-    """Start the task of a prepared generation (the consumer awaited ``prepare_generation`` first)."""
+    """Start the task of a prepared generation."""
     gen = RunningGeneration(
         chat_id=prepared.chat_id, user_id=prepared.user_id, message_id=prepared.assistant_id, received_at=received_at
     )

@@ -16,8 +16,8 @@ from channels.db import database_sync_to_async
 
 from providers.services import api_key_create, connection_profile_create
 from qtap_site.chat import protocol, runner, sending
+from qtap_site.chat.batching import SendQueue
 from qtap_site.chat.models import Message
-from qtap_site.chat.send_queue import SendQueue
 from qtap_site.chat.services import chat_create
 from tests.chat.conftest import MODEL, PLUGIN_NAME, TERMINAL, open_socket, receive_until, session_cookie
 from tests.chat.fake_openai import VALID_KEY
@@ -71,7 +71,7 @@ async def test_a_poisoned_send_fails_alone_and_the_others_of_its_batch_get_repli
     received_at = time.monotonic()
     # Submitted in one step of the event loop: the queue prepares all five in one batch.
     outcomes = await asyncio.gather(
-        *(queue.prepare(send, received_at=received_at) for send in [good[0], good[1], poisoned, good[2], good[3]]),
+        *(queue.prepare(send) for send in [good[0], good[1], poisoned, good[2], good[3]]),
         return_exceptions=True,
     )
 

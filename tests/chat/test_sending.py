@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from qtap_site.chat import runner, saves, send_queue, sending
+from qtap_site.chat import batching, runner, saves, sending
 from qtap_site.chat.attachments import attachment_create
 from qtap_site.chat.models import Message
 from qtap_site.chat.services import chat_create
@@ -120,8 +120,8 @@ async def test_a_send_whose_tab_went_away_still_starts(user: Any, chat: Any, mon
 
     monkeypatch.setattr(sending, "prepare_sends", prepare_slowly)
     monkeypatch.setattr(runner, "start_generation", start_generation)
-    queue = send_queue.SendQueue.for_loop()
-    waiter = asyncio.ensure_future(queue.prepare(sends_to([chat], user)[0], received_at=0.0))
+    queue = batching.SendQueue.for_loop()
+    waiter = asyncio.ensure_future(runner.send(sends_to([chat], user)[0], received_at=0.0))
     await asyncio.sleep(0.05)
     waiter.cancel()  # the socket closed while its send was in the database thread
     assert queue.worker is not None
