@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,15 +53,11 @@ class Dialect:
 # ---- request ------------------------------------------------------------------------------------
 
 
-def _data_url(attachment: Attachment) -> str:
-    return f"data:{attachment.mime_type};base64,{base64.b64encode(attachment.data).decode('ascii')}"
-
-
 def _attachment_part(attachment: Attachment) -> dict[str, Any]:
     if attachment.mime_type.startswith("image/"):
-        return {"type": "image_url", "image_url": {"url": _data_url(attachment)}}
+        return {"type": "image_url", "image_url": {"url": data_url(attachment)}}
     if attachment.mime_type == "application/pdf":
-        return {"type": "file", "file": {"filename": attachment.filename, "file_data": _data_url(attachment)}}
+        return {"type": "file", "file": {"filename": attachment.filename, "file_data": data_url(attachment)}}
     raise errors.UnsupportedAttachmentError(
         attachment.filename,
         attachment.mime_type,
@@ -70,7 +66,15 @@ def _attachment_part(attachment: Attachment) -> dict[str, Any]:
     )
 
 
-def _message(message: Message) -> dict[str, Any]:
+def data_url(attachment: Attachment) -> str:
+    return f"data:{attachment.mime_type};base64,{base64.b64encode(attachment.data).decode('ascii')}"
+
+
+def message_with_parts(
+    message: Message, *, text_type: str, part: Callable[[Attachment], dict[str, Any]]
+) -> dict[str, Any]:
+    """A message as the OpenAI formats write it: plain content, or (a user message with attachments) a
+    list of a ``text_type`` part and one ``part(attachment)`` per file. Both OpenAI APIs share this shape."""
     if not message.attachments:
         return {"role": message.role, "content": message.content}
     if message.role != "user":
@@ -79,9 +83,13 @@ def _message(message: Message) -> dict[str, Any]:
         raise errors.UnsupportedAttachmentError(first.filename, first.mime_type, (), reason=why)
     parts: list[dict[str, Any]] = []
     if message.content:
-        parts.append({"type": "text", "text": message.content})
-    parts.extend(_attachment_part(a) for a in message.attachments)
+        parts.append({"type": text_type, "text": message.content})
+    parts.extend(part(a) for a in message.attachments)
     return {"role": "user", "content": parts}
+
+
+def _message(message: Message) -> dict[str, Any]:
+    return message_with_parts(message, text_type="text", part=_attachment_part)
 
 
 def build_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:

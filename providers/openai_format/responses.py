@@ -12,7 +12,6 @@ May import: ``providers.contract``, ``providers.errors``, ``providers.manifest``
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from providers.contract import (
 )
 from providers.errors import UpstreamError, error_for_status
 from providers.manifest import ProviderConfig
-from providers.openai_format.mapping import stream_error
+from providers.openai_format.mapping import data_url, message_with_parts, stream_error
 
 # ``response.failed`` error codes that blame the request (OpenAI's ``ResponseError.code`` values).
 _REQUEST_FAULTS = ("invalid_", "unsupported_", "empty_image", "image_")
@@ -47,15 +46,11 @@ INCOMPLETE_REASONS: dict[str, FinishReason] = {
 # ---- request ------------------------------------------------------------------------------------
 
 
-def _data_url(attachment: Attachment) -> str:
-    return f"data:{attachment.mime_type};base64,{base64.b64encode(attachment.data).decode('ascii')}"
-
-
 def _input_part(attachment: Attachment) -> dict[str, Any]:
     if attachment.mime_type.startswith("image/"):
-        return {"type": "input_image", "image_url": _data_url(attachment)}
+        return {"type": "input_image", "image_url": data_url(attachment)}
     if attachment.mime_type == "application/pdf":
-        return {"type": "input_file", "filename": attachment.filename, "file_data": _data_url(attachment)}
+        return {"type": "input_file", "filename": attachment.filename, "file_data": data_url(attachment)}
     raise errors.UnsupportedAttachmentError(
         attachment.filename,
         attachment.mime_type,
@@ -65,17 +60,7 @@ def _input_part(attachment: Attachment) -> dict[str, Any]:
 
 
 def _message(message: Message) -> dict[str, Any]:
-    if not message.attachments:
-        return {"role": message.role, "content": message.content}
-    if message.role != "user":
-        first = message.attachments[0]
-        why = f"attachments can only be sent on user messages, not {message.role}"
-        raise errors.UnsupportedAttachmentError(first.filename, first.mime_type, (), reason=why)
-    parts: list[dict[str, Any]] = []
-    if message.content:
-        parts.append({"type": "input_text", "text": message.content})
-    parts.extend(_input_part(a) for a in message.attachments)
-    return {"role": "user", "content": parts}
+    return message_with_parts(message, text_type="input_text", part=_input_part)
 
 
 def state_items(state: Any, model: str) -> list[Any]:
