@@ -9,8 +9,12 @@ A value the database could not store or look up is refused here, naming its fiel
 failing later inside a shared send batch: text must be whole Unicode (JSON can spell a lone
 surrogate, ``"\\ud800"``, which no UTF-8 column takes) and an id must fit a 64-bit key.
 
-Owns: frame shapes and names, error codes, refusal exceptions. Imports nothing of the chat app (it is
-the first room after ``models``); ``providers.errors`` for the provider error classes.
+A message travels in the same shape everywhere (``message_dict``: ``message.created``, ``chat.state``,
+the page), with ``message_html``, the server's drawing of it (``rendering``); ``generation.finished``
+and ``generation.error`` carry the reply's ``message_html`` as it ended, so a tab never draws one itself.
+
+Owns: frame shapes and names, the message shape, error codes, refusal exceptions. Imports ``models`` and
+``rendering`` of the chat app, ``providers.errors`` for the provider error classes.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
+from django.urls import reverse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
+from qtap_site.chat import rendering
+from qtap_site.chat.models import Attachment, Message
 
 Frame = dict[str, Any]
 
@@ -248,6 +255,55 @@ def _describe(exc: ValidationError) -> str:
 # ---- server → client -----------------------------------------------------------------------------
 
 
+def attachment_dict(attachment: Attachment) -> dict[str, Any]:
+    """An attachment in frames and on the page: what the upload endpoint answers, and its file's URL."""
+    return {
+        "id": attachment.pk,
+        "filename": attachment.filename,
+        "mime_type": attachment.mime_type,
+        "size": attachment.size,
+        "url": reverse("chat_api:attachment_file", args=[attachment.pk]),
+    }
+
+
+def message_dict(message: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
+    """A message as frames carry it; ``html`` is its sanitised text (replies), ``message_html`` all of it."""
+    if attachments is None:
+        attachments = list(message.attachments.all())
+    shape = {
+        "id": message.pk,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "content": message.content,
+        "reasoning": message.reasoning,
+        "html": rendering.markdown_of_history(message.content) if message.role == Message.Role.ASSISTANT else "",
+        "status": message.status,
+        "plugin": message.plugin,
+        "model": message.model,
+        "input_tokens": message.input_tokens,
+        "output_tokens": message.output_tokens,
+        "cost": float(message.cost) if message.cost is not None else None,
+        "finish_reason": message.finish_reason,
+        "error_code": message.error_code,
+        "error_message": message.error_message,
+        "ttft_ms": message.ttft_ms,
+        "attachments": [attachment_dict(a) for a in attachments],
+        "created_at": message.created_at.isoformat(),
+        "client_msg_id": message.client_msg_id or None,
+    }
+    shape["message_html"] = rendering.message_html(shape, retryable=is_retryable(message.error_code))
+    return shape
+
+
+def ended_message(created: Mapping[str, Any], *, html: str, retryable: bool, **saved: Any) -> dict[str, Any]:
+    """A reply's ``message_dict`` once it ended: its shape when it was created, with what its final save
+    wrote (``saved``: the row's fields) and its text as ``html``, drawn again."""
+    shape = {**created, **{name: value for name, value in saved.items() if name in created}, "html": html}
+    shape["cost"] = float(shape["cost"]) if shape["cost"] is not None else None
+    shape["message_html"] = rendering.message_html(shape, retryable=retryable)
+    return shape
+
+
 def error(code: str, message: str) -> Frame:
     return {"type": "error", "code": code, "message": message}
 
@@ -289,11 +345,12 @@ def generation_finished(
     cost: float | None,
     ttft_ms: int | None,
     html: str,
+    message_html: str,
     cached_input_tokens: int | None = None,
     reasoning_tokens: int | None = None,
 ) -> Frame:
-    """``html``: the reply's text as sanitised HTML (rendering.render_markdown). The provider's opaque state
-    never goes into a frame."""
+    """``html``: the reply's text as sanitised HTML (rendering.render_markdown); ``message_html``: the whole
+    message as it ended (``ended_message``). The provider's opaque state never goes into a frame."""
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     # Counts a provider reports only sometimes are sent only when it did.
     extra = {"cached_input_tokens": cached_input_tokens, "reasoning_tokens": reasoning_tokens}
@@ -306,16 +363,18 @@ def generation_finished(
         "cost": cost,
         "ttft_ms": ttft_ms,
         "html": html,
+        "message_html": message_html,
     }
 
 
-def generation_error(*, message_id: int, code: str, message: str, retryable: bool) -> Frame:
+def generation_error(*, message_id: int, code: str, message: str, retryable: bool, message_html: str) -> Frame:
     return {
         "type": "generation.error",
         "message_id": message_id,
         "code": code,
         "message": message,
         "retryable": retryable,
+        "message_html": message_html,
     }
 
 

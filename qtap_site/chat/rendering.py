@@ -1,13 +1,22 @@
-"""Model output is untrusted: Markdown is rendered with raw HTML disabled, then sanitised with nh3.
+"""The one place a message becomes HTML: the ``chat/chat.html#message`` partial, drawn here for the page,
+for ``message.created`` and for the end of a reply alike (the page script only appends streamed text,
+as text nodes, and swaps in this HTML).
 
-Images are not allowed: a remote image URL in model output would leak the reader's data to its host.
+Model output is untrusted: Markdown is rendered with raw HTML disabled, then sanitised with nh3; every
+other value is escaped by the template. Images are not allowed: a remote image URL in model output would
+leak the reader's data to its host.
+
+Owns: Markdown → sanitised HTML, and a message → its HTML. Imports nothing of the chat app.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 import nh3
+from django.template.loader import get_template
 from markdown_it import MarkdownIt
 
 ALLOWED_TAGS = {
@@ -47,3 +56,18 @@ def render_markdown(text: str) -> str:
         link_rel="noopener noreferrer nofollow",
         filter_style_properties={"text-align"},
     )
+
+
+@lru_cache(maxsize=2048)
+def markdown_of_history(text: str) -> str:
+    """``render_markdown`` memoised per text: a saved reply is parsed once per process, not per view."""
+    return render_markdown(text)
+
+
+MESSAGE_PARTIAL = "chat/chat.html#message"
+
+
+def message_html(message: Mapping[str, Any], *, retryable: bool) -> str:
+    """The message's HTML, from its frame shape (``protocol.message_dict``): ``html`` holds its sanitised
+    text; ``retryable`` says whether a failed reply offers "Retry"."""
+    return str(get_template(MESSAGE_PARTIAL).render({"m": message, "retryable": retryable}))

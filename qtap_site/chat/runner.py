@@ -146,7 +146,7 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             await send_to_chat(gen.chat_id, protocol.message_created(prepared.assistant_message))
             if prepared.error is not None:
                 code, message = prepared.error
-                await _fail(gen, code, message, retryable=protocol.is_retryable(code))
+                await _fail(gen, prepared, code, message, retryable=protocol.is_retryable(code))
                 return
             await send_to_chat(
                 gen.chat_id,
@@ -174,7 +174,7 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             if not isinstance(exc, QtapProviderError):
                 logger.exception("generation %s failed", gen.message_id)
             code, message, retryable = protocol.failure(exc)
-            await _fail(gen, code, message, retryable=retryable)
+            await _fail(gen, prepared, code, message, retryable=retryable)
             return
         gen.streaming = False
         await _finish(gen, prepared, finish.reason, usage, status=Message.Status.COMPLETE)
@@ -323,59 +323,70 @@ async def _finish(
     await _drain(gen)
     cost = message_cost(usage, provider_name=prepared.provider_name, model=prepared.model)
     snap = gen.snapshot()
-    html = await _save_final(
-        message_id=gen.message_id,
-        status=status,
-        content=snap["content"],
-        reasoning=snap["reasoning"],
-        seq=snap["seq"],
-        finish_reason=finish_reason,
-        input_tokens=usage.input_tokens if usage else None,
-        output_tokens=usage.output_tokens if usage else None,
-        cost=cost,
-        ttft_ms=gen.ttft_ms,
-        cached_input_tokens=usage.cached_input_tokens if usage else None,
-        cache_write_tokens=usage.cache_write_tokens if usage else None,
-        reasoning_tokens=usage.reasoning_tokens if usage else None,
+    saved = {
+        "status": status,
+        "content": snap["content"],
+        "reasoning": snap["reasoning"],
+        "seq": snap["seq"],
+        "finish_reason": finish_reason,
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "cost": cost,
+        "ttft_ms": gen.ttft_ms,
+        "cached_input_tokens": usage.cached_input_tokens if usage else None,
+        "cache_write_tokens": usage.cache_write_tokens if usage else None,
+        "reasoning_tokens": usage.reasoning_tokens if usage else None,
         # Only a whole reply's state goes back: a cut-off turn's signatures would not verify.
-        provider_state=gen.provider_state if status == Message.Status.COMPLETE else None,
-    )
+        "provider_state": gen.provider_state if status == Message.Status.COMPLETE else None,
+    }
+    html = await _save_final(message_id=gen.message_id, **saved)
     _release(gen)
+    ended = protocol.ended_message(prepared.assistant_message, html=html, retryable=False, **saved)
     await send_to_chat(
         gen.chat_id,
         protocol.generation_finished(
             message_id=gen.message_id,
             finish_reason=finish_reason,
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            cost=float(cost) if cost is not None else None,
+            input_tokens=saved["input_tokens"],
+            output_tokens=saved["output_tokens"],
+            cost=ended["cost"],
             ttft_ms=gen.ttft_ms,
             html=html,
-            cached_input_tokens=usage.cached_input_tokens if usage else None,
-            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            message_html=ended["message_html"],
+            cached_input_tokens=saved["cached_input_tokens"],
+            reasoning_tokens=saved["reasoning_tokens"],
         ),
     )
 
 
-async def _fail(gen: RunningGeneration, code: str, message: str, *, retryable: bool) -> None:
+async def _fail(
+    gen: RunningGeneration, prepared: sending.Prepared, code: str, message: str, *, retryable: bool
+) -> None:
     gen.streaming = False
     await _drain(gen)
     snap = gen.snapshot()
-    await _save_final(
-        message_id=gen.message_id,
-        status=Message.Status.ERROR,
-        content=snap["content"],
-        reasoning=snap["reasoning"],
-        seq=snap["seq"],
-        finish_reason="error",
-        ttft_ms=gen.ttft_ms,
-        error_code=code,
-        error_message=message,
-    )
+    saved = {
+        "status": Message.Status.ERROR,
+        "content": snap["content"],
+        "reasoning": snap["reasoning"],
+        "seq": snap["seq"],
+        "finish_reason": "error",
+        "ttft_ms": gen.ttft_ms,
+        "error_code": code,
+        "error_message": message,
+    }
+    html = await _save_final(message_id=gen.message_id, **saved)
     _release(gen)
+    ended = protocol.ended_message(prepared.assistant_message, html=html, retryable=retryable, **saved)
     await send_to_chat(
         gen.chat_id,
-        protocol.generation_error(message_id=gen.message_id, code=code, message=message, retryable=retryable),
+        protocol.generation_error(
+            message_id=gen.message_id,
+            code=code,
+            message=message,
+            retryable=retryable,
+            message_html=ended["message_html"],
+        ),
     )
 
 

@@ -330,8 +330,8 @@ def _prepared(item: _Accepted, enabled: dict[str, bool] | None, history: dict[in
         assistant_id=item.assistant.pk,
         user_message=None
         if item.send.regenerate_id is not None
-        else services.message_dict(item.user_message, item.attachments),
-        assistant_message=services.message_dict(item.assistant, []),
+        else protocol.message_dict(item.user_message, item.attachments),
+        assistant_message=protocol.message_dict(item.assistant, []),
         profile_id=profile.pk if profile else None,
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",

@@ -15,13 +15,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 
 from providers.models import ConnectionProfile
-from qtap_site.chat.models import Attachment, Chat, Message
-from qtap_site.chat.protocol import Forbidden, NotFound
-from qtap_site.chat.rendering import render_markdown
+from qtap_site.chat.models import Chat, Message
+from qtap_site.chat.protocol import Forbidden, NotFound, message_dict
 
 logger = logging.getLogger(__name__)
 
@@ -76,43 +74,7 @@ def chat_for_user(*, user_id: int, chat_id: int) -> Chat:
     return chat
 
 
-# ---- serialisation -----------------------------------------------------------------------------
-
-
-def attachment_dict(attachment: Attachment) -> dict[str, Any]:
-    return {
-        "id": attachment.pk,
-        "filename": attachment.filename,
-        "mime_type": attachment.mime_type,
-        "size": attachment.size,
-        "url": reverse("chat_api:attachment_file", args=[attachment.pk]),
-    }
-
-
-def message_dict(message: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
-    if attachments is None:
-        attachments = list(message.attachments.all())
-    return {
-        "id": message.pk,
-        "parent_id": message.parent_id,
-        "role": message.role,
-        "content": message.content,
-        "reasoning": message.reasoning,
-        "html": render_markdown(message.content) if message.role == Message.Role.ASSISTANT else "",
-        "status": message.status,
-        "plugin": message.plugin,
-        "model": message.model,
-        "input_tokens": message.input_tokens,
-        "output_tokens": message.output_tokens,
-        "cost": float(message.cost) if message.cost is not None else None,
-        "finish_reason": message.finish_reason,
-        "error_code": message.error_code,
-        "error_message": message.error_message,
-        "ttft_ms": message.ttft_ms,
-        "attachments": [attachment_dict(a) for a in attachments],
-        "created_at": message.created_at.isoformat(),
-        "client_msg_id": message.client_msg_id or None,
-    }
+# ---- branches ---------------------------------------------------------------------------------
 
 
 def active_branch(chat_id: int, *, leaf_id: int | None = None) -> list[int]:

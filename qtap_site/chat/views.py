@@ -6,7 +6,6 @@ Streaming, stop, regenerate and image generation go over the websocket (consumer
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -20,9 +19,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from providers.models import ConnectionProfile, ImageProfile
-from qtap_site.chat import delivery, protocol, services
+from qtap_site.chat import delivery, protocol, rendering, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
-from qtap_site.chat.rendering import render_markdown
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -57,21 +55,12 @@ def new(request: HtmxHttpRequest) -> HttpResponse:
     return redirect("chat:detail", chat_id=chat.pk)
 
 
-def _attachment_entries(message: Message) -> list[dict[str, Any]]:
-    return [
-        {"name": a.filename, "mime_type": a.mime_type, "url": reverse("chat_api:attachment_file", args=[a.pk])}
-        for a in message.attachments.all()
-    ]
-
-
 # The chat page shows the newest messages; older ones arrive a page at a time ("Show earlier messages").
 HISTORY_PAGE = 100
 
 
-@lru_cache(maxsize=2048)
-def _message_html(content: str) -> str:
-    """Rendered history, memoised per text: a reply's Markdown is parsed once per process, not per view."""
-    return render_markdown(content)
+# The memo of rendered history (bench/page_weight.py clears it to time a cold page).
+_message_html = rendering.markdown_of_history
 
 
 def timeline(
@@ -91,21 +80,14 @@ def timeline(
     messages = list(
         Message.objects.filter(pk__in=window)
         .exclude(role=Message.Role.SYSTEM)
-        .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.only("id", "filename", "mime_type")))
-    )
-    items: list[dict[str, Any]] = []
-    for message in messages:
-        items.append(
-            {
-                "kind": "message",
-                "obj": message,
-                "at": message.created_at,
-                # History is rendered from Markdown and sanitised here; live text is only ever text nodes.
-                "html": _message_html(message.content) if message.role == Message.Role.ASSISTANT else "",
-                "attachments": _attachment_entries(message),
-                "retryable": protocol.is_retryable(message.error_code),
-            }
+        .prefetch_related(
+            Prefetch("attachments", queryset=Attachment.objects.only("id", "filename", "mime_type", "size"))
         )
+    )
+    # Each message drawn by the one partial (rendering.message_html), in the shape frames carry it.
+    items: list[dict[str, Any]] = [
+        {"kind": "message", "message": protocol.message_dict(message), "at": message.created_at} for message in messages
+    ]
     images = GeneratedImage.objects.filter(chat=chat)
     if older is not None and messages:
         images = images.filter(created_at__gte=messages[0].created_at)
@@ -160,6 +142,8 @@ def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
         "selected_profile_id": selected,
         "image_profiles": image_profiles,
         "profile_info": _profile_info(profiles),
+        # What the page script fills with a reply it joins mid-stream: the message partial, for no message yet.
+        "placeholder_html": rendering.message_html({"role": "assistant", "status": "streaming"}, retryable=False),
         # After this long without a frame while a reply streams, the page reconnects: the process
         # writing the reply may have died, and only a fresh chat.state can say so.
         "silence_limit_s": int(services.stale_after().total_seconds()) + 5,

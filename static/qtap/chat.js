@@ -1,6 +1,7 @@
 // qtap chat page: the websocket client of /ws/chats/<id>/ (SPEC §5).
-// Model output arrives as untrusted text: it is only ever inserted as text nodes. The one
-// exception is generation.finished's `html`, which the server has already sanitised.
+// The server draws every message (qtap_site.chat.rendering): the page swaps in its `message_html`
+// (message.created, chat.state, generation.finished, generation.error), already sanitised. While a
+// reply streams, its text arrives untrusted and is only ever appended as text nodes.
 (function () {
   "use strict";
   var root = document.getElementById("chat");
@@ -54,38 +55,23 @@
 
   function findMsg(id) { return document.getElementById("msg-" + id); }
 
-  function cloneTemplate(id) { return $(id).content.firstElementChild.cloneNode(true); }
-
-  function userMessage(msg) {
-    var el = findMsg(msg.id);
-    if (el) return el;
-    el = cloneTemplate("tpl-user");
-    el.id = "msg-" + msg.id;
-    el.dataset.id = msg.id;
-    text(el.querySelector(".body"), msg.content);
-    var list = el.querySelector(".attachments");
-    (msg.attachments || []).forEach(function (a) {
-      var li = document.createElement("li");
-      var label = (a.filename || a.name || "file") + (a.mime_type ? " (" + a.mime_type + ")" : "");
-      if (typeof a.url === "string" && a.url.charAt(0) === "/" && a.url.charAt(1) !== "/") {
-        var link = document.createElement("a");  // the owner-only file view of this site
-        link.href = a.url;
-        link.textContent = label;
-        li.appendChild(link);
-      } else {
-        li.textContent = label;
-      }
-      list.appendChild(li);
-      list.hidden = false;
-    });
-    messages.appendChild(el);
+  // The server's drawing of a message in place of what the page shows for it (or added at the end).
+  function draw(id, html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html || "";
+    var el = holder.content.firstElementChild;
+    if (!el) return findMsg(id);
+    var old = findMsg(id);
+    if (old) old.replaceWith(el); else messages.appendChild(el);
     return el;
   }
 
-  function assistantMessage(id) {
+  // The element a streaming reply's text goes into: its drawing, or the server's blank one
+  // (#tpl-assistant) for a reply whose start this tab did not see.
+  function streamingMessage(id) {
     var el = findMsg(id);
     if (el) return el;
-    el = cloneTemplate("tpl-assistant");
+    el = $("tpl-assistant").content.firstElementChild.cloneNode(true);
     el.id = "msg-" + id;
     el.dataset.id = id;
     el.querySelector("[data-action=regenerate]").dataset.messageId = id;
@@ -112,45 +98,6 @@
     box.hidden = target.textContent.length === 0;
   }
 
-  function setMeta(el, data) {
-    var usage = data.usage || {};
-    var q = function (sel) { return el.querySelector(sel); };
-    if (data.finish_reason === "cancelled") text(q(".m-status"), "Stopped");
-    else if (data.finish_reason === "length") text(q(".m-status"), "Cut off (length)");
-    else if (data.finish_reason === "interrupted") text(q(".m-status"), "Interrupted");
-    else text(q(".m-status"), "");
-    if (data.model) text(q(".m-model"), data.model);
-    if (usage.input_tokens != null || usage.output_tokens != null) {
-      text(q(".m-tokens"), (usage.input_tokens == null ? "?" : usage.input_tokens) + " in / " +
-        (usage.output_tokens == null ? "?" : usage.output_tokens) + " out");
-    }
-    if (data.cost != null) text(q(".m-cost"), "$" + Number(data.cost).toFixed(6).replace(/0+$/, "").replace(/\.$/, ""));
-    if (data.ttft_ms != null) text(q(".m-ttft"), "first token " + data.ttft_ms + " ms");
-  }
-
-  function showError(el, data) {
-    var old = el.querySelector(".msg-error");
-    if (old) old.remove();
-    var p = document.createElement("p");
-    p.className = "msg-error";
-    p.setAttribute("role", "alert");
-    var strong = document.createElement("strong");
-    text(strong, data.code);
-    p.appendChild(strong);
-    appendText(p, ": " + (data.message || "The generation failed."));
-    if (data.retryable && data.message_id) {
-      var b = document.createElement("button");
-      b.type = "button";
-      b.dataset.action = "regenerate";
-      b.dataset.messageId = data.message_id;
-      b.textContent = "Retry";
-      appendText(p, " ");
-      p.appendChild(b);
-    }
-    var meta = el.querySelector(".meta");
-    el.insertBefore(p, meta);
-  }
-
   function notice(message) {
     var p = document.createElement("p");
     p.className = "notice";
@@ -169,26 +116,14 @@
       // that finished (or failed) while this tab was away.
       (data.messages_tail || []).forEach(function (m) {
         var el = findMsg(m.id);
-        if (m.role === "user") { if (!el) userMessage(m); return; }
-        if (m.role !== "assistant" || m.status === "streaming") { if (!el) assistantMessage(m.id); return; }
+        if (m.status === "streaming") { if (!el) draw(m.id, m.message_html); return; }
         if (el && !el.classList.contains("status-streaming")) return;
-        el = assistantMessage(m.id);
-        if (m.reasoning) showReasoning(el, m.reasoning, true);
+        draw(m.id, m.message_html);
         lastSeq[m.id] = Infinity;
-        if (m.status === "error") {
-          text(el.querySelector(".body"), m.content);
-          handlers["generation.error"]({ message_id: m.id, code: m.error_code, message: m.error_message, retryable: false });
-          return;
-        }
-        el.querySelector(".body").innerHTML = m.html;  // server-sanitised
-        el.className = el.className.replace(/status-\w+/, "status-" + m.status);
-        markStreaming(el, false);
-        setMeta(el, { usage: { input_tokens: m.input_tokens, output_tokens: m.output_tokens }, cost: m.cost,
-          ttft_ms: m.ttft_ms, model: m.model, finish_reason: m.status === "cancelled" ? "cancelled" : m.finish_reason });
       });
       var gen = data.generation;
       if (gen) {
-        var el = assistantMessage(gen.message_id);
+        var el = streamingMessage(gen.message_id);
         markStreaming(el, true);
         text(el.querySelector(".body"), gen.content);
         showReasoning(el, gen.reasoning || "", true);
@@ -206,42 +141,24 @@
         Array.prototype.forEach.call(messages.querySelectorAll(".msg-assistant[data-parent='" + Number(m.parent_id) + "']"),
           function (old) { if (old.dataset.id !== String(m.id)) old.remove(); });
       }
-      var el = m.role === "user" ? userMessage(m) : assistantMessage(m.id);
-      if (m.parent_id != null) el.dataset.parent = m.parent_id;
+      if (!(lastSeq[m.id] > 0)) draw(m.id, m.message_html);  // text already streamed into it stays
       scrollDown();
     },
     "generation.started": function (data) {
-      var el = assistantMessage(data.message_id);
-      markStreaming(el, true);
-      if (data.model) text(el.querySelector(".m-model"), data.model);
+      markStreaming(streamingMessage(data.message_id), true);
       lastSeq[data.message_id] = lastSeq[data.message_id] || 0;
       setRunning(data.message_id);
       scrollDown();
     },
     "generation.delta": function (data) { delta(data, false); },
     "generation.reasoning": function (data) { delta(data, true); },
-    "generation.finished": function (data) {
-      var el = assistantMessage(data.message_id);
-      markStreaming(el, false);
-      if (typeof data.html === "string") el.querySelector(".body").innerHTML = data.html;  // server-sanitised
-      el.className = el.className.replace(/status-\w+/, "status-" + (data.finish_reason === "cancelled" ? "cancelled" : "complete"));
-      setMeta(el, data);
-      lastSeq[data.message_id] = Infinity;  // late duplicates of a finished stream are dropped
-      if (running === data.message_id) setRunning(null);
-      scrollDown();
-    },
+    "generation.finished": function (data) { ended(data); },
     "generation.error": function (data) {
-      var el = data.message_id ? assistantMessage(data.message_id) : null;
-      if (el) {
-        markStreaming(el, false);
-        el.className = el.className.replace(/status-\w+/, "status-error");
-        text(el.querySelector(".m-status"), "");
-        showError(el, data);
-      } else {
+      if (data.message_id && data.message_html) ended(data);
+      else {
         notice(data.code + ": " + data.message);
+        if (!data.message_id || running === data.message_id) setRunning(null);
       }
-      if (!data.message_id || running === data.message_id) setRunning(null);
-      scrollDown();
     },
     "image.started": function () {
       var p = $("image-pending") || document.createElement("p");
@@ -286,12 +203,20 @@
     "pong": function () {}
   };
 
+  // The end of a reply: the server's drawing of it as it ended replaces the streamed text.
+  function ended(data) {
+    draw(data.message_id, data.message_html);
+    lastSeq[data.message_id] = Infinity;  // late duplicates of a finished stream are dropped
+    if (running === data.message_id) setRunning(null);
+    scrollDown();
+  }
+
   function delta(data, reasoning) {
     var id = data.message_id;
     var seen = lastSeq[id];
     if (seen != null && data.seq <= seen) return;   // already applied (arrived before a resume)
     lastSeq[id] = data.seq;
-    var el = assistantMessage(id);
+    var el = streamingMessage(id);
     if (reasoning) showReasoning(el, data.text, false);
     else appendText(el.querySelector(".body"), data.text);
     if (running !== id) { markStreaming(el, true); setRunning(id); }
