@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from providers.models import ConnectionProfile, ImageProfile
+from providers.selectors import with_statuses
 from qtap_site.chat import delivery, protocol, rendering, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
 
@@ -128,7 +129,8 @@ def _profile_info(profiles: list[ConnectionProfile]) -> dict[str, dict[str, Any]
 @require_GET
 def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
     chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
-    profiles = list(ConnectionProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
+    # Each profile's plugin status (the picker and the attachment warnings show it) from one query.
+    profiles = with_statuses(ConnectionProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
     image_profiles = list(ImageProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
     items, older = timeline(chat)
     selected = chat.profile_id or next((p.pk for p in profiles if p.is_default), None)

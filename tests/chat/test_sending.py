@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from providers.services import connection_profile_create
 from qtap_site.chat import batching, runner, saves, sending
 from qtap_site.chat.attachments import attachment_create
 from qtap_site.chat.models import Message
@@ -150,3 +151,16 @@ def test_a_regeneration_shares_a_batch_with_sends(user: Any, profile: Any, chat:
         ("system", "Be brief."),
         ("user", f"question {chat.pk}"),
     ]
+
+
+def test_a_batch_costs_the_same_statements_with_one_profile_or_twenty(user: Any, profile: Any, settings: Any) -> None:
+    settings.QTAP_MAX_CONCURRENT_GENERATIONS = 50
+    chats = [chat_create(user=user, profile=profile) for _ in range(6)]
+    with CaptureQueriesContext(connection) as one:
+        sending.prepare_sends(sends_to(chats[:3], user))
+    for n in range(19):
+        connection_profile_create(user=user, name=f"Other {n}", plugin="qtap-plugin-ollama", model="m")
+    with CaptureQueriesContext(connection) as twenty:
+        outcomes = sending.prepare_sends(sends_to(chats[3:], user))
+    assert all(isinstance(o, sending.Prepared) and o.error is None for o in outcomes)
+    assert len(twenty.captured_queries) == len(one.captured_queries)

@@ -213,3 +213,26 @@ def test_long_chats_show_the_newest_page_and_load_earlier_ones(
         cursor = re.search(r"history/\?before=(\d+)", more)
     assert seen == 250 and "message number 0." in more
     assert alice_client.get(f"/chats/{chat.pk}/history/").status_code == 400
+
+
+def test_the_chat_page_costs_the_same_queries_with_one_profile_or_twenty(
+    alice_client: Any, alice_rows: dict[str, Any], user: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from providers.services import connection_profile_create
+
+    page = f"/chats/{alice_rows['chat'].pk}/"
+    alice_client.get(page)  # sessions, templates and the like warmed up
+    with CaptureQueriesContext(connection) as one:
+        assert alice_client.get(page).status_code == 200
+    for n in range(19):
+        plugin = ("qtap-plugin-ollama", "qtap-plugin-openai-compatible")[n % 2]
+        connection_profile_create(
+            user=user, name=f"Local {n}", plugin=plugin, model="m", base_url="http://127.0.0.1:9/v1"
+        )
+    with CaptureQueriesContext(connection) as twenty:
+        response = alice_client.get(page)
+    assert response.content.decode().count("<option value=") >= 20
+    assert len(twenty.captured_queries) == len(one.captured_queries), [q["sql"] for q in twenty.captured_queries]
