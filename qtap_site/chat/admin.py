@@ -1,3 +1,8 @@
+"""The chat models in the admin (read-mostly: a message's figures, never a provider's state).
+
+May import: ``models``.
+"""
+
 from django.contrib import admin
 
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message

@@ -1,3 +1,8 @@
+"""Upload and file routes of the chat app.
+
+May import: ``api_views``.
+"""
+
 from django.urls import path
 
 from qtap_site.chat import api_views

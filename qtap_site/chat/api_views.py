@@ -1,5 +1,8 @@
 """Uploads and owner-only file serving. Every lookup is scoped to the signed-in user: anything
-else answers 404, whether it exists or not."""
+else answers 404, whether it exists or not.
+
+May import: ``attachments``, ``models``.
+"""
 
 from __future__ import annotations
 

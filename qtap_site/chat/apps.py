@@ -1,3 +1,8 @@
+"""The chat app's configuration: no ``ready()`` work.
+
+May import: nothing of the chat app.
+"""
+
 from django.apps import AppConfig
 
 

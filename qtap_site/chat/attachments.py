@@ -1,5 +1,8 @@
 """Uploads: the type is sniffed from the bytes (never the client's word), images are verified with
-Pillow, and identical files of one owner are stored once."""
+Pillow, and identical files of one owner are stored once.
+
+May import: ``models``.
+"""
 
 from __future__ import annotations
 

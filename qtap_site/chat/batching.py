@@ -1,10 +1,14 @@
-"""Database work of many tasks of one event loop, done in batches on the database thread.
+"""Database work of many tasks of one event loop, done in batches on the database thread: sends
+(``SendQueue``), final saves (``FinalSaves``) and checkpoints (``Checkpoints``, with the loop's one
+checkpoint task), each kind one per event loop (``providers.loops.PerLoop``).
 
 Every database call of a process goes through one thread. Under a burst (200 replies starting, or
 ending, at the same moment) single calls queue there, and the last waits for all the others. A
 batch waits for no timer: when no batch is in the database thread, a call goes at once, alone;
 calls made meanwhile go together in the next batch, which costs about what one call did. Each
-call still gets its own answer, or its own exception.
+call still gets its own answer, or its own exception. Nothing here starts a generation.
+
+May import: ``rendering``, ``saves``, ``sending``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from django.conf import settings
 
 from providers.loops import PerLoop
 from qtap_site.chat import saves, sending
+from qtap_site.chat.rendering import render_markdown
 from qtap_site.chat.sending import Prepared, SendRequest
 
 logger = logging.getLogger(__name__)
@@ -104,11 +109,29 @@ class SendQueue(DatabaseBatches[SendRequest, Prepared]):
         return await self.submit(request)
 
 
+FINAL_SAVE_ATTEMPTS = 5
+
+
 class FinalSaves(DatabaseBatches[dict[str, Any], str]):
     """The final saves of generations ending together; each answers its reply's rendered HTML."""
 
     def run_batch(self, items: list[dict[str, Any]]) -> list[str | Exception]:
         return saves.finish_messages(items)
+
+    async def save(self, **fields: Any) -> str:
+        """A final save, retried while the database is briefly unavailable. If it still fails, the
+        terminal event goes out anyway (answering the rendered text from memory): the row keeps its last
+        checkpoint and becomes "interrupted" once its heartbeat goes stale."""
+        for attempt in range(1, FINAL_SAVE_ATTEMPTS + 1):
+            try:
+                return await self.submit(fields)
+            except Exception:
+                if attempt == FINAL_SAVE_ATTEMPTS:
+                    logger.exception("final save of message %s failed", fields.get("message_id"))
+                    return render_markdown(str(fields.get("content") or ""))
+                logger.warning("final save of message %s failed; retrying", fields.get("message_id"), exc_info=True)
+                await asyncio.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 IDLE_HEARTBEAT_S = 5.0  # a generation with no new text still beats this often (stale after 30 s)
@@ -160,6 +183,14 @@ class Checkpoints(DatabaseBatches[dict[str, Any], bool]):
             for gen, item, saved in zip(due, items, await self.submit_all(items), strict=True):
                 if saved is True:
                     gen.saved_seq, gen.saved_at = item["seq"], now
+
+    async def save_now(self, gen: Checkpointed) -> None:
+        """One last checkpoint, alone: the loop is shutting down mid-reply (recovery marks it "interrupted")."""
+        item = {"message_id": gen.message_id, **_text(gen)}
+        try:
+            await asyncio.shield(database_sync_to_async(saves.checkpoint_message)(**item))
+        except BaseException:
+            logger.debug("could not save message %s while shutting down", gen.message_id, exc_info=True)
 
     def _on_loop(self, gen: Checkpointed) -> bool:
         return gen.task is not None and gen.task.get_loop() is self.loop

@@ -1,5 +1,9 @@
-"""The chat websocket: authorise, parse a frame, call a service. Generation runs in the runner's tasks,
-never in ``receive()``, so a stop frame is handled at once."""
+"""The chat websocket: authorise, parse a frame (``protocol``), hand it on. A reply is the runner's
+(``runner.start_reply``), and runs in its own task, never in ``receive()``, so a stop frame is
+handled at once; a stop is delivery's.
+
+May import: ``delivery``, ``images``, ``models``, ``protocol``, ``runner``, ``services``.
+"""
 
 from __future__ import annotations
 

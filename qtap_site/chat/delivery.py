@@ -10,9 +10,11 @@ Stop reaches a generation from any process: each process's ``ControlListener`` j
 ``chatctl_<chat_id>`` of the chats it is generating in, and acts on ``generation.cancel`` (and on
 ``generation.sync``, a tab elsewhere asking for the exact state to resume from).
 
-Owns: tabs, publishing, the running-generation registry, stop and sync. Imports ``models`` (group
-names) and ``batching`` (what a running generation offers the checkpoints); the runner registers its
-generations here, which is how a stop reaches them without this room importing the runner.
+The runner registers its generations here, which is how a stop reaches them without this room
+importing the runner.
+
+May import: ``batching``, ``models``; ``batching`` only for what a running generation offers the
+checkpoints, ``models`` for group names.
 """
 
 from __future__ import annotations

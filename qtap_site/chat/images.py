@@ -1,5 +1,8 @@
 """Image generation from a chat: an ImageProfile's plugin generates, the files are saved as
-GeneratedImage rows and every tab of the chat is told (image.started / image.finished / image.error)."""
+GeneratedImage rows and every tab of the chat is told (image.started / image.finished / image.error).
+
+May import: ``delivery``, ``models``, ``protocol``.
+"""
 
 from __future__ import annotations
 

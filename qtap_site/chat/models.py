@@ -1,4 +1,7 @@
-"""Chats, their messages (a tree: regenerated replies are siblings), attachments and generated images."""
+"""Chats, their messages (a tree: regenerated replies are siblings), attachments and generated images.
+
+May import: nothing of the chat app (the first room).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Per-message cost: the provider's own figure when it reports one, else genai-prices (best effort), with
-cached input tokens priced at the provider's cache-read and cache-write rates."""
+cached input tokens priced at the provider's cache-read and cache-write rates.
+
+May import: nothing of the chat app; ``providers.contract`` for the usage it prices.
+"""
 
 from __future__ import annotations
 

@@ -13,8 +13,7 @@ A message travels in the same shape everywhere (``message_dict``: ``message.crea
 the page), with ``message_html``, the server's drawing of it (``rendering``); ``generation.finished``
 and ``generation.error`` carry the reply's ``message_html`` as it ended, so a tab never draws one itself.
 
-Owns: frame shapes and names, the message shape, error codes, refusal exceptions. Imports ``models`` and
-``rendering`` of the chat app, ``providers.errors`` for the provider error classes.
+May import: ``models``, ``rendering``; ``providers.errors`` for the provider error classes.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Model output is untrusted: Markdown is rendered with raw HTML disabled, then san
 other value is escaped by the template. Images are not allowed: a remote image URL in model output would
 leak the reader's data to its host.
 
-Owns: Markdown → sanitised HTML, and a message → its HTML. Imports nothing of the chat app.
+May import: nothing of the chat app (the template loader draws the partial).
 """
 
 from __future__ import annotations

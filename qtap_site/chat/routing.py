@@ -1,4 +1,7 @@
-"""Websocket routes of the chat app."""
+"""Websocket routes of the chat app.
+
+May import: ``consumers``.
+"""
 
 from django.urls import path
 

@@ -1,13 +1,14 @@
-"""The generation runner: one asyncio task per generation, relaying provider events to the chat's group.
+"""The generation runner: one asyncio task per generation, relaying provider events to the chat's tabs.
 
-The per-token path appends to an in-memory buffer and nothing else; a flush a few milliseconds later
-sends one frame per batch (serialised once, whatever the number of tabs). One task per event loop
-checkpoints the text of every running generation about once a second; that write is also the
-heartbeat other processes read. Exactly one
-terminal event (``generation.finished`` or ``generation.error``) is sent per generation.
+``start_reply`` takes a ``message.send`` or ``message.regenerate`` from the consumer: refused at once if
+this process is already busy for it, else prepared in the next batch of sends and started. The
+per-token path appends to an in-memory buffer and nothing else; a flush a few milliseconds later
+sends one frame per batch (serialised once, whatever the number of tabs). Checkpoints and final saves
+go through ``batching``. Exactly one terminal event (``generation.finished`` or ``generation.error``)
+is sent per generation. Stop reaches the task from any process through ``delivery``, where each
+generation is registered while it runs.
 
-Stop reaches the task from any process through ``qtap_site.chat.delivery``, where each generation is
-registered while it runs.
+May import: ``batching``, ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``.
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.chat import delivery, protocol, saves, sending
+from qtap_site.chat import delivery, protocol, sending
 from qtap_site.chat.batching import Checkpoints, FinalSaves, SendQueue
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
 from qtap_site.chat.pricing import message_cost
-from qtap_site.chat.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +167,7 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
                 await _finish(gen, prepared, "cancelled", None, status=Message.Status.CANCELLED)
                 return
             # The loop is shutting down: keep the text; recovery marks the row "interrupted".
-            await _save_interrupted(gen)
+            await Checkpoints.for_loop().save_now(gen)
             raise
         except Exception as exc:
             if not isinstance(exc, QtapProviderError):
@@ -320,41 +319,35 @@ async def _finish(
     *,
     status: str,
 ) -> None:
-    await _drain(gen)
     cost = message_cost(usage, provider_name=prepared.provider_name, model=prepared.model)
-    snap = gen.snapshot()
-    saved = {
-        "status": status,
-        "content": snap["content"],
-        "reasoning": snap["reasoning"],
-        "seq": snap["seq"],
-        "finish_reason": finish_reason,
-        "input_tokens": usage.input_tokens if usage else None,
-        "output_tokens": usage.output_tokens if usage else None,
-        "cost": cost,
-        "ttft_ms": gen.ttft_ms,
-        "cached_input_tokens": usage.cached_input_tokens if usage else None,
-        "cache_write_tokens": usage.cache_write_tokens if usage else None,
-        "reasoning_tokens": usage.reasoning_tokens if usage else None,
+    ended, html = await _end(
+        gen,
+        prepared,
+        retryable=False,
+        status=status,
+        finish_reason=finish_reason,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        cost=cost,
+        cached_input_tokens=usage.cached_input_tokens if usage else None,
+        cache_write_tokens=usage.cache_write_tokens if usage else None,
+        reasoning_tokens=usage.reasoning_tokens if usage else None,
         # Only a whole reply's state goes back: a cut-off turn's signatures would not verify.
-        "provider_state": gen.provider_state if status == Message.Status.COMPLETE else None,
-    }
-    html = await _save_final(message_id=gen.message_id, **saved)
-    _release(gen)
-    ended = protocol.ended_message(prepared.assistant_message, html=html, retryable=False, **saved)
+        provider_state=gen.provider_state if status == Message.Status.COMPLETE else None,
+    )
     await send_to_chat(
         gen.chat_id,
         protocol.generation_finished(
             message_id=gen.message_id,
             finish_reason=finish_reason,
-            input_tokens=saved["input_tokens"],
-            output_tokens=saved["output_tokens"],
+            input_tokens=ended["input_tokens"],
+            output_tokens=ended["output_tokens"],
             cost=ended["cost"],
             ttft_ms=gen.ttft_ms,
             html=html,
             message_html=ended["message_html"],
-            cached_input_tokens=saved["cached_input_tokens"],
-            reasoning_tokens=saved["reasoning_tokens"],
+            cached_input_tokens=usage.cached_input_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
         ),
     )
 
@@ -363,59 +356,29 @@ async def _fail(
     gen: RunningGeneration, prepared: sending.Prepared, code: str, message: str, *, retryable: bool
 ) -> None:
     gen.streaming = False
+    ended, _ = await _end(
+        gen,
+        prepared,
+        retryable=retryable,
+        status=Message.Status.ERROR,
+        finish_reason="error",
+        error_code=code,
+        error_message=message,
+    )
+    frame = protocol.generation_error(
+        message_id=gen.message_id, code=code, message=message, retryable=retryable, message_html=ended["message_html"]
+    )
+    await send_to_chat(gen.chat_id, frame)
+
+
+async def _end(
+    gen: RunningGeneration, prepared: sending.Prepared, *, retryable: bool, **saved: Any
+) -> tuple[dict[str, Any], str]:
+    """Send what is still buffered, save the reply as it ended and free the chat; answers the reply's
+    message as it ended (``protocol.ended_message``) and its text as HTML."""
     await _drain(gen)
     snap = gen.snapshot()
-    saved = {
-        "status": Message.Status.ERROR,
-        "content": snap["content"],
-        "reasoning": snap["reasoning"],
-        "seq": snap["seq"],
-        "finish_reason": "error",
-        "ttft_ms": gen.ttft_ms,
-        "error_code": code,
-        "error_message": message,
-    }
-    html = await _save_final(message_id=gen.message_id, **saved)
+    saved |= {"content": snap["content"], "reasoning": snap["reasoning"], "seq": snap["seq"], "ttft_ms": gen.ttft_ms}
+    html = await FinalSaves.for_loop().save(message_id=gen.message_id, **saved)
     _release(gen)
-    ended = protocol.ended_message(prepared.assistant_message, html=html, retryable=retryable, **saved)
-    await send_to_chat(
-        gen.chat_id,
-        protocol.generation_error(
-            message_id=gen.message_id,
-            code=code,
-            message=message,
-            retryable=retryable,
-            message_html=ended["message_html"],
-        ),
-    )
-
-
-FINAL_SAVE_ATTEMPTS = 5
-
-
-async def _save_final(**fields: Any) -> str:
-    """The final save, retried while the database is briefly unavailable. If it still fails, the
-    terminal event goes out anyway (answering the rendered text from memory): the row keeps its last
-    checkpoint and becomes "interrupted" once its heartbeat goes stale."""
-    for attempt in range(1, FINAL_SAVE_ATTEMPTS + 1):
-        try:
-            return await FinalSaves.for_loop().submit(fields)
-        except Exception:
-            if attempt == FINAL_SAVE_ATTEMPTS:
-                logger.exception("final save of message %s failed", fields.get("message_id"))
-                return render_markdown(str(fields.get("content") or ""))
-            logger.warning("final save of message %s failed; retrying", fields.get("message_id"), exc_info=True)
-            await asyncio.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _save_interrupted(gen: RunningGeneration) -> None:
-    snap = gen.snapshot()
-    try:
-        await asyncio.shield(
-            database_sync_to_async(saves.checkpoint_message)(
-                message_id=gen.message_id, content=snap["content"], reasoning=snap["reasoning"], seq=snap["seq"]
-            )
-        )
-    except BaseException:
-        logger.debug("could not save message %s while shutting down", gen.message_id, exc_info=True)
+    return protocol.ended_message(prepared.assistant_message, html=html, retryable=retryable, **saved), html

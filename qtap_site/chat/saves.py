@@ -1,6 +1,8 @@
 """Saving the text of running generations: checkpoints (about once a second, also the heartbeat other
-processes read) and final saves. Both come in batches (``qtap_site.chat.checkpoints``,
-``qtap_site.chat.batching``) and are written with one prepared statement run once per row.
+processes read) and final saves, synchronous Django. Both come in batches (``batching``) and are
+written with one prepared statement run once per row.
+
+May import: ``models``, ``rendering``.
 """
 
 from __future__ import annotations

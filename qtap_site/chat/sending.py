@@ -1,26 +1,21 @@
-"""The database side of ``message.send`` and ``message.regenerate``, for many at once, and the provider
+"""The database side of ``message.send`` and ``message.regenerate``, many at once, and the provider
 request each becomes.
 
-A send saves the user's message and a "streaming" placeholder, a regeneration only a placeholder (a
-new sibling of an assistant reply, under the same user message); both check the chat and the user's
-capacity and gather what the provider call needs (profile, key, history). Done one at a time, that is
-about ten ORM statements, and under a burst (200 tabs pressing Enter together) they queue on the
-database thread: the last one waited for all the others before its request left. Here a whole batch
-costs the same ten statements, each covering every send of the batch, in one transaction. Each send
-still gets its own answer: a refused one (someone else's chat, a busy chat, a missing attachment) is
-refused alone, and the others go ahead; and a send that breaks the batch's statements (a value the
-database cannot take) fails alone too, because ``prepare_each`` then prepares every send of that batch
-on its own.
+A send saves the user's message and a "streaming" placeholder (a regeneration only the placeholder, a
+new sibling under the same user message), checks the chat and the user's capacity and gathers what the
+call needs. One at a time that is about ten statements, and under a burst (200 tabs pressing Enter
+together) sends queued on the database thread; a batch costs the same ten, in one transaction. Each
+send still gets its own answer: a refused one is refused alone, and one that breaks the batch's
+statements (a value the database cannot take) fails alone too (``prepare_each``).
 
-Owns: ``SendRequest``, ``Prepared``, the send transaction and ``ChatRequest`` building. Synchronous
-Django. Imports ``models``, ``protocol`` (refusals, the message shape) and ``services`` (branches, what
-counts as a live generation); ``qtap_site.chat.batching`` collects the batches.
+Synchronous Django; ``batching`` collects the batches.
+
+May import: ``models``, ``protocol``, ``services``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from providers import contract
-from providers.calls import CallRefused, resolve_profile_call
+from providers.calls import Call, CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile, PluginState
 from providers.reasoning import PLUGIN_OPTIONS, options_from_parameters, refused_parameters
 from providers.registry import registry
@@ -147,11 +142,11 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
         .filter(pk__in={s.chat_id for s in sends})
         .order_by("pk")
     }
-    profiles = _profiles(sends, chats)
+    profiles = services.reply_profiles(sends, chats)
     attachments = _attachments(sends)
     targets = _regenerated(sends)
-    busy = _busy_chats({s.user_id for s in sends})
-    parents = _parents({s.chat_id for s in sends if s.chat_id in chats})
+    busy = services.live_chats_of({s.user_id for s in sends})
+    parents = services.parents_of({s.chat_id for s in sends if s.chat_id in chats})
     limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
     accepted = []
     for index, send in enumerate(sends):
@@ -159,7 +154,7 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
             chat = chats.get(send.chat_id)
             if chat is None or chat.user_id != send.user_id:
                 raise protocol.NotFound("That chat does not exist.")
-            profile = _profile_for(send, chat, profiles)
+            profile = services.reply_profile(send, chat, profiles)
             rows = parents.get(chat.pk, {})
             if send.regenerate_id is None:
                 files = [attachments[pk] for pk in dict.fromkeys(send.attachment_ids) if pk in attachments]
@@ -170,9 +165,9 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
                 user_message, history = None, services.branch_to(rows, max(rows)) if rows else []
             else:
                 target = targets.get(send.regenerate_id)
-                if target is None or target.chat_id != chat.pk or target.role != Message.Role.ASSISTANT:
-                    raise protocol.NotFound("That assistant message does not exist in this chat.")
-                user_message = target.parent
+                user_message = (
+                    target.parent if target and target.chat_id == chat.pk and target.role == "assistant" else None
+                )
                 if user_message is None:
                     raise protocol.NotFound("That assistant message does not exist in this chat.")
                 files = list(user_message.attachments.all())
@@ -190,38 +185,6 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
     return accepted
 
 
-def _profiles(sends: list[SendRequest], chats: dict[int, Chat]) -> dict[Any, ConnectionProfile]:
-    """Profiles named by a send (by id) and the users' default profiles (by ``("default", user)``)."""
-    wanted = {s.profile_id for s in sends if s.profile_id is not None}
-    wanted |= {c.profile_id for c in chats.values() if c.profile_id is not None and c.profile is None}
-    found: dict[Any, ConnectionProfile] = {}
-    if wanted:
-        found.update({p.pk: p for p in ConnectionProfile.objects.filter(pk__in=wanted).select_related("api_key")})
-    without = {
-        s.user_id for s in sends if s.profile_id is None and s.chat_id in chats and chats[s.chat_id].profile_id is None
-    }
-    if without:
-        defaults = ConnectionProfile.objects.filter(user_id__in=without, is_default=True).select_related("api_key")
-        for profile in defaults.order_by("-pk"):  # the lowest id wins, as ``first()`` did
-            found[("default", profile.user_id)] = profile
-    return found
-
-
-def _profile_for(send: SendRequest, chat: Chat, profiles: dict[Any, ConnectionProfile]) -> ConnectionProfile | None:
-    """The profile the send names, else the chat's, else the user's default."""
-    if send.profile_id is not None:
-        profile = profiles.get(send.profile_id)
-        if profile is None or profile.user_id != send.user_id:
-            raise protocol.NotFound("That connection profile does not exist.")
-        return profile
-    if chat.profile_id is not None:
-        if chat.profile is not None and chat.profile.user_id == send.user_id:
-            return chat.profile
-        profile = profiles.get(chat.profile_id)
-        return profile if profile is not None and profile.user_id == send.user_id else None
-    return profiles.get(("default", send.user_id))
-
-
 def _attachments(sends: list[SendRequest]) -> dict[int, Attachment]:
     ids = {pk for s in sends for pk in s.attachment_ids}
     return {a.pk: a for a in Attachment.objects.filter(pk__in=ids)} if ids else {}
@@ -234,25 +197,6 @@ def _regenerated(sends: list[SendRequest]) -> dict[int, Message]:
         return {}
     found = Message.objects.filter(pk__in=ids).select_related("parent").prefetch_related("parent__attachments")
     return {m.pk: m for m in found}
-
-
-def _busy_chats(users: set[int]) -> defaultdict[int, set[int]]:
-    """user → the chats with a live generation (any process)."""
-    live = Message.objects.filter(services.live_streaming(), chat__user_id__in=users).order_by()
-    busy: defaultdict[int, set[int]] = defaultdict(set)
-    for user_id, chat_id in live.values_list("chat__user_id", "chat_id").distinct():
-        busy[user_id].add(chat_id)
-    return busy
-
-
-def _parents(chat_ids: set[int]) -> dict[int, dict[int, int | None]]:
-    """chat → every message's parent (``services.branch_to`` follows them)."""
-    parents: defaultdict[int, dict[int, int | None]] = defaultdict(dict)
-    if chat_ids:
-        rows = Message.objects.filter(chat_id__in=chat_ids).order_by().values_list("chat_id", "id", "parent_id")
-        for chat_id, pk, parent_id in rows:
-            parents[chat_id][pk] = parent_id
-    return parents
 
 
 def _history_messages(accepted: list[_Accepted]) -> dict[int, Message]:
@@ -323,24 +267,19 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
 
 def _prepared(item: _Accepted, enabled: dict[str, bool] | None, history: dict[int, Message] | None) -> Prepared:
     assert item.user_message is not None and item.assistant is not None
-    profile = item.profile
+    profile, new = item.profile, item.send.regenerate_id is None
     prepared = Prepared(
         chat_id=item.chat.pk,
         user_id=item.send.user_id,
         assistant_id=item.assistant.pk,
-        user_message=None
-        if item.send.regenerate_id is not None
-        else protocol.message_dict(item.user_message, item.attachments),
+        user_message=protocol.message_dict(item.user_message, item.attachments) if new else None,
         assistant_message=protocol.message_dict(item.assistant, []),
         profile_id=profile.pk if profile else None,
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",
     )
     try:
-        prepared.error = resolve_provider(
-            prepared, profile, item.chat, item.history, item.user_message, item.attachments,
-            enabled=enabled, messages=history,
-        )  # fmt: skip
+        prepared.error = resolve_provider(prepared, item, enabled=enabled, messages=history)
     except Exception:  # its reply ends with this error; the batch's other replies go ahead
         logger.exception("the provider call of message %s could not be prepared", item.assistant.pk)
         prepared.error = (protocol.INTERNAL, "The server could not prepare this reply; try again.")
@@ -349,11 +288,7 @@ def _prepared(item: _Accepted, enabled: dict[str, bool] | None, history: dict[in
 
 def resolve_provider(
     prepared: Prepared,
-    profile: ConnectionProfile | None,
-    chat: Chat,
-    history: list[int],
-    user_message: Message,
-    new_attachments: list[Attachment],
+    item: _Accepted,
     *,
     enabled: dict[str, bool] | None = None,
     messages: dict[int, Message] | None = None,
@@ -363,6 +298,7 @@ def resolve_provider(
     ``enabled`` (plugin name → enabled) and ``messages`` (the history's rows) may come preloaded
     for many generations at once; what is missing is read here.
     """
+    profile = item.profile
     if profile is None:
         return (protocol.NO_PROFILE, "Choose a connection profile for this chat first.")
     try:
@@ -374,14 +310,12 @@ def resolve_provider(
             prepared.provider_name = found.manifest.provider_name or ""
         return (refused.code, refused.message)
     prepared.plugin, prepared.provider_name = call.plugin, call.provider_name
-    for attachment in new_attachments:
+    for attachment in item.attachments:
         problem = _attachment_problem(call.config, attachment)
         if problem:
             return (protocol.UNSUPPORTED_ATTACHMENT, problem)
     prepared.api_key, prepared.base_url = call.api_key, call.base_url
-    prepared.request = _build_request(
-        profile, chat, history, user_message, new_attachments, call.config, messages, plugin=call.plugin
-    )
+    prepared.request = _build_request(item, profile, call, messages)
     return None
 
 
@@ -398,30 +332,24 @@ def _attachment_problem(config: Any, attachment: Attachment) -> str:
 
 
 def _build_request(
-    profile: ConnectionProfile,
-    chat: Chat,
-    history: list[int],
-    user_message: Message,
-    new_attachments: list[Attachment],
-    config: Any,
-    rows: dict[int, Message] | None = None,
-    *,
-    plugin: str = "",
+    item: _Accepted, profile: ConnectionProfile, call: Call, rows: dict[int, Message] | None = None
 ) -> contract.ChatRequest:
-    """System prompt, the complete messages of ``history`` (the branch before ``user_message``), then
-    ``user_message``, with attachments as bytes.
+    """System prompt, the complete messages of the history (the branch before the user message), then
+    the user message, with attachments as bytes.
 
     Older attachments the provider cannot take are left out (their text stays): switching a chat to a
     text-only profile must not make the whole conversation unsendable.
     """
+    config, plugin, history, user_message = call.config, call.plugin, item.history, item.user_message
+    assert user_message is not None
     by_id: dict[int, Message] = rows if rows is not None else {}
     if history and rows is None:
         by_id = {m.pk: m for m in Message.objects.filter(pk__in=history).prefetch_related("attachments")}
     turns = [(by_id[pk], list(by_id[pk].attachments.all())) for pk in history if pk in by_id]
-    turns.append((user_message, new_attachments))
+    turns.append((user_message, item.attachments))
     messages: list[contract.Message] = []
-    if chat.system_prompt.strip():
-        messages.append(contract.Message(role="system", content=chat.system_prompt))
+    if item.chat.system_prompt.strip():
+        messages.append(contract.Message(role="system", content=item.chat.system_prompt))
     for message, attachments in turns:
         if message.status != Message.Status.COMPLETE:
             continue

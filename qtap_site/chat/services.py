@@ -1,17 +1,21 @@
-"""Chat services: creating, renaming and deleting chats, the state a tab receives on connect, and what
-a generation needs from the database before its upstream call (profile, plugin, key, request).
-Starting generations lives in ``qtap_site.chat.sending``; saving their text in ``qtap_site.chat.saves``.
+"""Chats (create, rename, delete, one user's chat), the state a tab receives on connect, branches of
+the message tree, recovery of replies whose process died, and which profile a reply uses. A batch of
+sends asks the many-chats forms at the end once for all its chats.
 
-Everything here is synchronous Django; the async runner (``qtap_site.chat.runner``) calls it through
-``database_sync_to_async`` so the per-token path never touches the database.
+Everything here is synchronous Django; the async rooms call it through ``database_sync_to_async`` so
+the per-token path never touches the database. A service that must reach a room below it (deleting a
+chat stops its reply) takes a callback.
+
+May import: ``models``, ``protocol``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import Q
@@ -140,3 +144,70 @@ def chat_state(*, user_id: int, chat_id: int) -> dict[str, Any]:
         "messages_tail": tail,
         "generation": generation,
     }
+
+
+# ---- many chats at once: a batch of sends asks these once for all its chats ------------------------
+
+
+def live_chats_of(users: Iterable[int]) -> defaultdict[int, set[int]]:
+    """user → the chats with a live generation (any process)."""
+    live = Message.objects.filter(live_streaming(), chat__user_id__in=users).order_by()
+    busy: defaultdict[int, set[int]] = defaultdict(set)
+    for user_id, chat_id in live.values_list("chat__user_id", "chat_id").distinct():
+        busy[user_id].add(chat_id)
+    return busy
+
+
+def parents_of(chat_ids: Iterable[int]) -> dict[int, dict[int, int | None]]:
+    """chat → every message's parent (``branch_to`` follows them)."""
+    parents: defaultdict[int, dict[int, int | None]] = defaultdict(dict)
+    rows = Message.objects.filter(chat_id__in=chat_ids).order_by().values_list("chat_id", "id", "parent_id")
+    for chat_id, pk, parent_id in rows:
+        parents[chat_id][pk] = parent_id
+    return parents
+
+
+class ProfileAsked(Protocol):
+    """What a reply's request says of its profile (``sending.SendRequest``)."""
+
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def chat_id(self) -> int: ...
+    @property
+    def profile_id(self) -> int | None: ...
+
+
+def reply_profiles(asked: Sequence[ProfileAsked], chats: Mapping[int, Chat]) -> dict[Any, ConnectionProfile]:
+    """The profiles ``reply_profile`` may answer for these requests, in two queries at most: those named
+    (by id) and the users' default profiles (by ``("default", user)``)."""
+    wanted = {a.profile_id for a in asked if a.profile_id is not None}
+    wanted |= {c.profile_id for c in chats.values() if c.profile_id is not None and c.profile is None}
+    found: dict[Any, ConnectionProfile] = {}
+    if wanted:
+        found.update({p.pk: p for p in ConnectionProfile.objects.filter(pk__in=wanted).select_related("api_key")})
+    without = {
+        a.user_id for a in asked if a.profile_id is None and a.chat_id in chats and chats[a.chat_id].profile_id is None
+    }
+    if without:
+        defaults = ConnectionProfile.objects.filter(user_id__in=without, is_default=True).select_related("api_key")
+        for profile in defaults.order_by("-pk"):  # the lowest id wins, as ``first()`` did
+            found[("default", profile.user_id)] = profile
+    return found
+
+
+def reply_profile(
+    asked: ProfileAsked, chat: Chat, profiles: Mapping[Any, ConnectionProfile]
+) -> ConnectionProfile | None:
+    """The profile a reply uses: the one its request names, else the chat's, else the user's default."""
+    if asked.profile_id is not None:
+        profile = profiles.get(asked.profile_id)
+        if profile is None or profile.user_id != asked.user_id:
+            raise NotFound("That connection profile does not exist.")
+        return profile
+    if chat.profile_id is not None:
+        if chat.profile is not None and chat.profile.user_id == asked.user_id:
+            return chat.profile
+        profile = profiles.get(chat.profile_id)
+        return profile if profile is not None and profile.user_id == asked.user_id else None
+    return profiles.get(("default", asked.user_id))

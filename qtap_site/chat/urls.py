@@ -1,3 +1,8 @@
+"""Page routes of the chat app.
+
+May import: ``views``.
+"""
+
 from django.urls import path
 
 from qtap_site.chat import views

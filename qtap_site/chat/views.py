@@ -1,7 +1,10 @@
 """Pages of the chat app: the chat list and the chat page (htmx partials for htmx requests).
 
-Every object is fetched through the requesting user, so another user's chat answers 404.
-Streaming, stop, regenerate and image generation go over the websocket (consumers.py).
+Every object is fetched through the requesting user, so another user's chat answers 404. Messages are
+drawn by ``rendering`` in their frame shape (``protocol.message_dict``), the same drawing the websocket
+carries. Streaming, stop, regenerate and image generation go over the websocket (``consumers``).
+
+May import: ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The chat app's rooms: imports only go down. Every import among qtap_site's modules is read from the
 source (module level and inside functions alike: a lazy import that dodges a cycle is still a cycle),
-there is no cycle, and a chat module imports only modules of the rooms above its own.
+there is no cycle, and a chat module imports only modules of the rooms above its own, which its
+docstring names in a "May import:" paragraph (the first sentence; chat modules by their short names).
 
 ``python -m tests.chat.test_rooms`` lists every import among qtap_site's modules and prints the cycles
 and the imports that go up.
@@ -9,6 +10,7 @@ and the imports that go up.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -121,6 +123,27 @@ def upward(edges: dict[str, set[str]]) -> list[str]:
             if here is not None and there is not None and there >= here and not target.startswith(module):
                 found.append(f"{module} → {target}")
     return found
+
+
+def may_import(path: Path) -> set[str] | None:
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    paragraph = next((p for p in doc.split("\n\n") if p.startswith("May import")), None)
+    if paragraph is None:
+        return None
+    allowed = re.split(r"[;.](?:\s|$)", paragraph, maxsplit=1)[0]  # what follows is commentary
+    return {f"{CHAT}.{name}" for name in re.findall(r"``(\w+)``", allowed)}
+
+
+def test_each_chat_module_says_what_it_may_import_and_imports_no_more() -> None:
+    edges, found = graph(), modules()
+    for module, path in found.items():
+        if not module.startswith(CHAT + ".") or path.name == "__init__.py":
+            continue
+        declared = may_import(path)
+        assert declared is not None, f"{module}'s docstring has no “May import:” paragraph"
+        chat_imports = {t for t in edges[module] if t.startswith(CHAT + ".")}
+        undeclared = {t.rpartition(".")[2] for t in chat_imports} - {d.rpartition(".")[2] for d in declared}
+        assert not undeclared, f"{module} imports {sorted(undeclared)}, which its docstring does not allow"
 
 
 def test_every_chat_module_has_a_room() -> None:

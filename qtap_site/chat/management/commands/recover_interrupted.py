@@ -1,3 +1,8 @@
+"""``manage.py recover_interrupted``: replies a stopped process left "streaming" become "interrupted".
+
+May import: ``services``.
+"""
+
 from typing import Any
 
 from django.core.management.base import BaseCommand
