@@ -265,8 +265,11 @@ def attachment_dict(attachment: Attachment) -> dict[str, Any]:
     }
 
 
-def message_dict(message: Message, attachments: list[Attachment] | None = None) -> dict[str, Any]:
-    """A message as frames carry it; ``html`` is its sanitised text (replies), ``message_html`` all of it."""
+def message_dict(
+    message: Message, attachments: list[Attachment] | None = None, *, drawn: bool = True
+) -> dict[str, Any]:
+    """A message as frames carry it; ``html`` is its sanitised text (replies), ``message_html`` all of it
+    (``drawn=False`` leaves the drawing to ``message_created``: a send batch does not wait for it)."""
     if attachments is None:
         attachments = list(message.attachments.all())
     shape = {
@@ -290,7 +293,11 @@ def message_dict(message: Message, attachments: list[Attachment] | None = None) 
         "created_at": message.created_at.isoformat(),
         "client_msg_id": message.client_msg_id or None,
     }
-    shape["message_html"] = rendering.message_html(shape, retryable=is_retryable(message.error_code))
+    return _drawn(shape) if drawn else shape
+
+
+def _drawn(shape: dict[str, Any]) -> dict[str, Any]:
+    shape["message_html"] = rendering.message_html(shape, retryable=is_retryable(shape["error_code"]))
     return shape
 
 
@@ -316,8 +323,8 @@ def chat_state(state: Mapping[str, Any]) -> Frame:
     return {"type": "chat.state", **state}
 
 
-def message_created(message: Mapping[str, Any]) -> Frame:
-    return {"type": "message.created", "message": message}
+def message_created(message: dict[str, Any]) -> Frame:
+    return {"type": "message.created", "message": message if "message_html" in message else _drawn(message)}
 
 
 def generation_started(*, message_id: int, profile_id: int | None, plugin: str, model: str) -> Frame:
