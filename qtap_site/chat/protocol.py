@@ -284,6 +284,8 @@ def message_dict(
         "model": message.model,
         "input_tokens": message.input_tokens,
         "output_tokens": message.output_tokens,
+        "cached_input_tokens": message.cached_input_tokens,
+        "reasoning_tokens": message.reasoning_tokens,
         "cost": float(message.cost) if message.cost is not None else None,
         "finish_reason": message.finish_reason,
         "error_code": message.error_code,

@@ -117,3 +117,23 @@ async def test_an_old_reply_without_state_still_continues_the_conversation(think
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert json.dumps(sent[1]).count("Earlier answer") == 1 and "signature" not in json.dumps(sent[1])
     await comm.disconnect()
+
+
+async def test_the_meta_line_shows_cached_and_reasoning_tokens(thinking_chat, cookie, anthropic, user) -> None:
+    anthropic.reply = "cached"  # 1,111 input tokens read from the cache (the recorded figures)
+    comm, _ = await open_socket(thinking_chat.pk, cookie)
+    frames = await turn(comm, "Again, from the cache")
+    finished = frames[-1]
+    assert finished["type"] == "generation.finished", finished
+    assert finished["usage"]["cached_input_tokens"] == 1111
+    assert "1111 cached" in finished["message_html"]
+    await comm.disconnect()
+    row = await Message.objects.filter(chat=thinking_chat, role="assistant").alatest("id")
+    assert (row.cached_input_tokens, row.cache_write_tokens) == (1111, 418)
+
+    def page() -> str:
+        client = Client()
+        client.force_login(user)
+        return client.get(f"/chats/{thinking_chat.pk}/").content.decode()
+
+    assert "1111 cached" in await database_sync_to_async(page)()
