@@ -81,6 +81,13 @@ class ChatRequest:
     def attachments(self) -> tuple[Attachment, ...]:
         return tuple(a for m in self.messages for a in m.attachments)
 
+    def sampling(self, **names: str) -> dict[str, Any]:
+        """The sampling parameters that are set, under the provider's own names: ``names`` maps
+        ``temperature``, ``top_p``, ``max_tokens`` and ``stop`` to them (a parameter not named is left out)."""
+        values: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+        values["stop"] = list(self.stop) if self.stop else None
+        return {names[key]: value for key, value in values.items() if key in names and value is not None}
+
 
 # ---- stream events -------------------------------------------------------------------------------
 

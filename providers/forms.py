@@ -138,6 +138,17 @@ EFFORT_LABELS = {
 API_LABELS = {"responses": "Responses API", "chat_completions": "Chat Completions (for gateways that speak only it)"}
 
 
+def _on_by_default(label: str, *, on: str, off: str) -> forms.Field:
+    """A switch stored only when turned off (``False``); empty means the default, on."""
+    return forms.TypedChoiceField(
+        required=False,
+        choices=[("", on), ("false", off)],
+        coerce=lambda value: value != "false",
+        empty_value=None,
+        label=label,
+    )
+
+
 def model_parameter_fields(plugin: str, model: str) -> dict[str, forms.Field]:
     """The controls ``model`` of ``plugin`` takes, from its manifest's rules: its reasoning effort or thinking
     budget, whether to show its reasoning, prompt caching and the wire API. None for a model without them."""
@@ -163,21 +174,9 @@ def model_parameter_fields(plugin: str, model: str) -> dict[str, forms.Field]:
             help_text=f"{budget.min} to {budget.max}; empty leaves thinking to the model's default.",
         )
     if knob is not None and knob.summary:
-        fields["reasoning_summary"] = forms.TypedChoiceField(
-            required=False,
-            choices=[("", "Show it"), ("false", "Do not return it")],
-            coerce=lambda value: value != "false",
-            empty_value=None,
-            label="Reasoning",
-        )
+        fields["reasoning_summary"] = _on_by_default("Reasoning", on="Show it", off="Do not return it")
     if config.prompt_caching:
-        fields["prompt_caching"] = forms.TypedChoiceField(
-            required=False,
-            choices=[("", "On (cheaper repeated context)"), ("false", "Off")],
-            coerce=lambda value: value != "false",
-            empty_value=None,
-            label="Prompt caching",
-        )
+        fields["prompt_caching"] = _on_by_default("Prompt caching", on="On (cheaper repeated context)", off="Off")
     if len(config.apis) > 1:
         fields["api"] = forms.ChoiceField(
             required=False,

@@ -103,12 +103,7 @@ def build_responses_body(request: ChatRequest, config: ProviderConfig) -> dict[s
     body["include"] = ["reasoning.encrypted_content"]
     if reasoning := _reasoning(request, config):
         body["reasoning"] = reasoning
-    if request.max_tokens is not None:
-        body["max_output_tokens"] = request.max_tokens
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
+    body |= request.sampling(max_tokens="max_output_tokens", temperature="temperature", top_p="top_p")
     return body
 
 

@@ -234,15 +234,9 @@ class GoogleProvider(GeminiHTTP):
         body: dict[str, Any] = {"contents": build_contents(request.conversation)}
         if request.system_prompt:
             body["systemInstruction"] = {"parts": [{"text": request.system_prompt}]}
-        config: dict[str, Any] = {}
-        if request.temperature is not None:
-            config["temperature"] = request.temperature
-        if request.top_p is not None:
-            config["topP"] = request.top_p
-        if request.max_tokens is not None:
-            config["maxOutputTokens"] = request.max_tokens
-        if request.stop:
-            config["stopSequences"] = list(request.stop)
+        config: dict[str, Any] = request.sampling(
+            temperature="temperature", top_p="topP", max_tokens="maxOutputTokens", stop="stopSequences"
+        )
         if (thinking := self.thinking_config(request)) is not None:
             config["thinkingConfig"] = thinking
         if config:

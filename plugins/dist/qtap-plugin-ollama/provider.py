@@ -80,15 +80,9 @@ class OllamaProvider(HTTPProvider):
             if message.attachments:
                 item["images"] = [base64.b64encode(a.data).decode("ascii") for a in message.attachments]
             messages.append(item)
-        options: dict[str, Any] = {}
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
-        if request.top_p is not None:
-            options["top_p"] = request.top_p
-        if request.max_tokens is not None:
-            options["num_predict"] = request.max_tokens
-        if request.stop:
-            options["stop"] = list(request.stop)
+        options: dict[str, Any] = request.sampling(
+            temperature="temperature", top_p="top_p", max_tokens="num_predict", stop="stop"
+        )
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
         if (think := self.think(request)) is not None:
             body["think"] = think
