@@ -70,6 +70,14 @@ def refused_parameters(config: ProviderConfig, model: str) -> tuple[str, ...]:
     return rule.refused_parameters if rule is not None else ()
 
 
+def dropped_note(config: ProviderConfig, model: str, parameters: Mapping[str, Any]) -> str:
+    """What a person is told when parameters of their profile are not sent because ``model`` refuses them."""
+    dropped = [name for name in refused_parameters(config, model) if parameters.get(name) not in (None, "", [])]
+    if not dropped:
+        return ""
+    return f"{' and '.join(dropped)} not sent: {model} does not take {'it' if len(dropped) == 1 else 'them'}."
+
+
 def parameter_problems(config: ProviderConfig, model: str, parameters: Mapping[str, Any]) -> list[str]:
     """Every reason a profile's parameters do not fit its plugin and model, one line each."""
     problems = []

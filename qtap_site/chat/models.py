@@ -95,6 +95,7 @@ class Message(models.Model):
     # Opaque state the plugin attached to this reply (signed thinking, encrypted reasoning…): handed back
     # to the same plugin on the next turn, never shown, never sent in a frame.
     provider_state = models.JSONField(null=True, blank=True, editable=False)
+    notes = models.CharField(max_length=300, blank=True)  # e.g. parameters the model did not take
     client_msg_id = models.CharField(max_length=100, blank=True)
     attachments = models.ManyToManyField(Attachment, blank=True, related_name="messages")
     # The running-generation record other processes read: the last checkpointed `seq` and when

@@ -286,6 +286,7 @@ def message_dict(
         "output_tokens": message.output_tokens,
         "cached_input_tokens": message.cached_input_tokens,
         "reasoning_tokens": message.reasoning_tokens,
+        "notes": message.notes,
         "cost": float(message.cost) if message.cost is not None else None,
         "finish_reason": message.finish_reason,
         "error_code": message.error_code,

@@ -334,6 +334,7 @@ async def _finish(
         reasoning_tokens=usage.reasoning_tokens if usage else None,
         # Only a whole reply's state goes back: a cut-off turn's signatures would not verify.
         provider_state=gen.provider_state if status == Message.Status.COMPLETE else None,
+        notes=prepared.notes,
     )
     await send_to_chat(
         gen.chat_id,

@@ -102,6 +102,7 @@ def finish_message(
     cache_write_tokens: int | None = None,
     reasoning_tokens: int | None = None,
     provider_state: Any = None,
+    notes: str = "",
 ) -> str:
     """The final save of a generation; answers the rendered HTML of its text."""
     now = timezone.now()
@@ -119,6 +120,7 @@ def finish_message(
         cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
         provider_state=provider_state,
+        notes=notes,
         error_code=error_code,
         error_message=error_message[:2000],
         heartbeat_at=now,
@@ -143,6 +145,7 @@ FINAL_FIELDS = (
     "cache_write_tokens",
     "reasoning_tokens",
     "provider_state",
+    "notes",
     "heartbeat_at",
     "updated_at",
 )
@@ -171,7 +174,8 @@ def _finish_batch(items: list[dict[str, Any]]) -> None:
     now = timezone.now()
     rows = []
     for item in items:
-        values = {"finish_reason": "", "error_code": "", "error_message": "", "heartbeat_at": now, "updated_at": now}
+        values = {"finish_reason": "", "error_code": "", "error_message": "", "notes": "", "heartbeat_at": now}
+        values["updated_at"] = now
         values |= {name: item.get(name) for name in FINAL_FIELDS if name in item}
         values["error_message"] = str(values["error_message"] or "")[:2000]
         cost = values.get("cost")

@@ -26,7 +26,7 @@ from django.utils import timezone
 from providers import contract
 from providers.calls import Call, CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile, PluginState
-from providers.reasoning import PLUGIN_OPTIONS, options_from_parameters, refused_parameters
+from providers.reasoning import PLUGIN_OPTIONS, dropped_note, options_from_parameters, refused_parameters
 from providers.registry import registry
 from qtap_site.chat import protocol, services
 from qtap_site.chat.models import Attachment, Chat, Message
@@ -64,6 +64,7 @@ class Prepared:
     api_key: str | None = field(default=None, repr=False)
     request: contract.ChatRequest | None = None
     error: tuple[str, str] | None = None  # (generation.error code, message) found before any network
+    notes: str = ""  # what the person is told about the request (parameters their model does not take)
 
 
 Outcome = Prepared | protocol.ChatServiceError
@@ -316,6 +317,7 @@ def resolve_provider(
             return (protocol.UNSUPPORTED_ATTACHMENT, problem)
     prepared.api_key, prepared.base_url = call.api_key, call.base_url
     prepared.request = _build_request(item, profile, call, messages)
+    prepared.notes = dropped_note(call.config, profile.model, profile.parameters or {})
     return None
 
 

@@ -137,3 +137,23 @@ async def test_the_meta_line_shows_cached_and_reasoning_tokens(thinking_chat, co
         return client.get(f"/chats/{thinking_chat.pk}/").content.decode()
 
     assert "1111 cached" in await database_sync_to_async(page)()
+
+
+async def test_sampling_parameters_a_model_refuses_are_dropped_and_the_reply_says_so(
+    user, api_key, fake, cookie
+) -> None:
+    profile = await database_sync_to_async(connection_profile_create)(
+        user=user, name="o3", plugin="qtap-plugin-openai", model="o3-mini", api_key=api_key, base_url=fake.base_url,
+        parameters={**CHAT_COMPLETIONS, "temperature": 0.3, "max_tokens": 200},
+    )  # fmt: skip
+    chat = await database_sync_to_async(chat_create)(user=user, profile=profile)
+    comm, _ = await open_socket(chat.pk, cookie)
+    finished = (await turn(comm, "Think"))[-1]
+    assert finished["type"] == "generation.finished", finished
+    body = fake.chat_requests[-1].json
+    assert "temperature" not in body and body["max_completion_tokens"] == 200  # dropped; kept
+    note = "temperature not sent: o3-mini does not take it."
+    assert note in finished["message_html"]
+    await comm.disconnect()
+    row = await Message.objects.filter(chat=chat, role="assistant").alatest("id")
+    assert row.notes == note
