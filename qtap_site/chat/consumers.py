@@ -18,7 +18,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from qtap_site.chat import delivery, images, protocol, runner, services
-from qtap_site.chat.models import chat_group_name
 from qtap_site.chat.protocol import GenerationStop, ImageGenerate, MessageRegenerate, MessageSend, Ping
 
 CLOSE_FORBIDDEN = 4403
@@ -62,7 +61,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except protocol.NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = chat_group_name(self.chat_id)
+        self.group = delivery.chat_group_name(self.chat_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Taken after joining the group and in the same step as registering this tab for direct
         # frames: every frame after this snapshot reaches this socket, none is missing.

@@ -31,7 +31,6 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from providers.loops import PerLoop
 from qtap_site.chat.batching import Checkpointed
-from qtap_site.chat.models import chat_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +141,11 @@ def running_count(user_id: int) -> int:
 
 
 # ---- stop and sync, from any process -------------------------------------------------------------
+
+
+def chat_group_name(chat_id: int) -> str:
+    """The channel-layer group every open tab of a chat joins."""
+    return f"chat_{chat_id}"
 
 
 def control_group_name(chat_id: int) -> str:

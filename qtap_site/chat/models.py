@@ -26,15 +26,6 @@ class Chat(models.Model):
     def __str__(self) -> str:
         return self.title or f"Chat {self.pk}"
 
-    @property
-    def group_name(self) -> str:
-        return chat_group_name(self.pk)
-
-
-def chat_group_name(chat_id: int) -> str:
-    """The channel-layer group every open tab of a chat joins."""
-    return f"chat_{chat_id}"
-
 
 def attachment_upload_to(instance: Attachment, filename: str) -> str:
     # Content-addressed per owner: the client's filename never reaches the file system.

@@ -12,8 +12,7 @@ import pytest
 from channels import consumer as channels_consumer
 from channels.layers import get_channel_layer
 
-from qtap_site.chat.delivery import relay_event
-from qtap_site.chat.models import chat_group_name
+from qtap_site.chat.delivery import chat_group_name, relay_event
 from tests.chat.conftest import open_socket, receive_until, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
