@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from providers.redaction import REDACTED, RedactSecretsFilter
+from tests.support.logs import handlers_writing_to_buffer
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "sk-proj-logLEAKcheck0123456789abcdef"
-GEMINI_KEY = "AIzaSyLogLeakCheck0123456789abcdefgh"
+KEY = "sk-proj-FAKE-log-leak-check-not-a-key"
+GEMINI_KEY = "AIzaSy-FAKE-log-leak-check-not-a-key-01"
 LOGGERS = ("qtap.plugins.qtap-plugin-openai", "providers.http", "django", "django.request", "httpx", "daphne", "axes")
 
 
@@ -48,21 +49,9 @@ def written(settings: Any) -> Iterator[io.StringIO]:
     """What every stream handler on every logger writes, with DEBUG on (Django's console handler writes only
     then) and every logger at DEBUG."""
     settings.DEBUG = True
-    buffer = io.StringIO()
     handlers = [h for h in all_handlers() if isinstance(h, logging.StreamHandler)]
-    assert handlers
-    saved_streams = [h.setStream(buffer) for h in handlers]
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in LOGGERS)]
-    saved_levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.DEBUG)
-    try:
+    with handlers_writing_to_buffer(handlers, LOGGERS) as buffer:
         yield buffer
-    finally:
-        for handler, stream in zip(handlers, saved_streams, strict=True):
-            handler.setStream(stream)  # type: ignore[arg-type]
-        for logger, level in zip(loggers, saved_levels, strict=True):
-            logger.setLevel(level)
 
 
 def failing_call() -> None:

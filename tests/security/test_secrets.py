@@ -15,6 +15,7 @@ from django.test import Client
 from tests.security.conftest import Owned
 from tests.security.routes import concrete_urls, site_endpoints
 from tests.support.data import SECRET, chat_setup, db
+from tests.support.logs import handlers_writing_to_buffer
 from tests.support.scripted_openai import Script, ScriptedOpenAI
 from tests.support.wsclient import InProcessTab
 
@@ -36,22 +37,11 @@ def body(response: Any) -> bytes:
 @pytest.fixture
 def emitted_logs() -> Iterator[io.StringIO]:
     """Everything the configured log handlers write, at DEBUG for every logger, in one buffer."""
-    buffer = io.StringIO()
     root = logging.getLogger()
     handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler) and h.filters]
     assert handlers, "the LOGGING setting configures a console handler with the redaction filter"
-    saved_streams = [h.setStream(buffer) for h in handlers]
-    loggers = [root, *(logging.getLogger(n) for n in ("httpx", "httpcore", "django", "qtap", "daphne", "channels"))]
-    saved_levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.DEBUG)
-    try:
+    with handlers_writing_to_buffer(handlers, ("httpx", "httpcore", "django", "qtap", "daphne", "channels")) as buffer:
         yield buffer
-    finally:
-        for handler, stream in zip(handlers, saved_streams, strict=True):
-            handler.setStream(stream)  # type: ignore[arg-type]
-        for logger, level in zip(loggers, saved_levels, strict=True):
-            logger.setLevel(level)
 
 
 def test_no_page_or_json_answer_contains_the_key(owned: Owned) -> None:
