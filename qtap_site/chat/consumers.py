@@ -2,7 +2,7 @@
 (``runner.start_reply``), and runs in its own task, never in ``receive()``, so a stop frame is
 handled at once; a stop is delivery's.
 
-May import: ``delivery``, ``images``, ``models``, ``protocol``, ``runner``, ``services``.
+May import: ``delivery``, ``images``, ``protocol``, ``runner``, ``services``.
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@ Stop reaches a generation from any process: each process's ``ControlListener`` j
 The runner registers its generations here, which is how a stop reaches them without this room
 importing the runner.
 
-May import: ``batching``, ``models``; ``batching`` only for what a running generation offers the
-checkpoints, ``models`` for group names.
+May import: ``batching``, only for what a running generation offers the checkpoints.
 """
 
 from __future__ import annotations
