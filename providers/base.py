@@ -39,7 +39,7 @@ from providers.contract import (
 )
 from providers.errors import error_for_status, extract_error, parse_retry_after
 from providers.manifest import Manifest
-from providers.reasoning import reasoning_problem
+from providers.reasoning import reasoning_problem, tools_problem
 from providers.redaction import REDACTED, redact
 from providers.retries import RetryPolicy, send_with_retries
 from providers.streams import drain
@@ -220,6 +220,8 @@ class HTTPProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         self.check_attachments(request)
         if problem := reasoning_problem(self.config, request.model, request.reasoning):
+            raise errors.InvalidRequestError(self.provider, problem)
+        if problem := tools_problem(self.config, request.model, request.tools):
             raise errors.InvalidRequestError(self.provider, problem)
         started = time.monotonic()
         self.logger.debug(

@@ -10,13 +10,14 @@ registry are the host's side and import this module, never the other way round.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from providers.errors import CapabilityNotSupportedError
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "other"]
 FINISH_REASONS: tuple[str, ...] = ("stop", "length", "content_filter", "tool_calls", "other")
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -34,15 +35,65 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: ``parameters`` is a JSON Schema object for its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model made (a stream event, once per call when its arguments are complete; and on an
+    assistant ``Message``, the calls of that turn). ``invalid_arguments`` holds the provider's argument
+    text when it was not a JSON object: ``arguments`` is then empty and qtap answers the model with a
+    tool error instead of calling the tool. Plugins build both through ``tool_call_from_text``."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    invalid_arguments: str | None = None
+
+    @property
+    def arguments_text(self) -> str:
+        """The arguments as the provider sent them (JSON), for handing the turn back."""
+        if self.invalid_arguments is not None:
+            return self.invalid_arguments
+        return json.dumps(self.arguments, ensure_ascii=False, separators=(",", ":"))
+
+
+def tool_call_from_text(call_id: str, name: str, text: str | None) -> ToolCall:
+    """A ToolCall from streamed argument text (the deltas joined); empty text means no arguments."""
+    if text is None or not text.strip():
+        return ToolCall(call_id, name, {})
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ToolCall(call_id, name, {}, invalid_arguments=text)
+    if not isinstance(value, dict):
+        return ToolCall(call_id, name, {}, invalid_arguments=text)
+    return ToolCall(call_id, name, value)
+
+
+@dataclass(frozen=True)
 class Message:
     """One turn. ``provider_state`` is what this plugin attached to an assistant turn it produced (signed
     thinking, encrypted reasoning, thought signatures…), handed back unchanged; qtap gives a plugin only
-    its own state and never shows it."""
+    its own state and never shows it.
+
+    An assistant turn that called tools carries them in ``tool_calls``; each result follows as a
+    ``role="tool"`` message naming its call in ``tool_call_id`` (``is_error`` when the call failed)."""
 
     role: Role
     content: str
     attachments: tuple[Attachment, ...] = ()
     provider_state: Any = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    is_error: bool = False
+    # The called tool's name on a ``tool`` message (Gemini's functionResponse and Ollama need it).
+    tool_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +117,8 @@ class ChatRequest:
     reasoning: ReasoningOptions | None = None
     # Profile parameters a plugin declares for itself (``prompt_caching``, ``api``…), by name.
     options: Mapping[str, Any] = field(default_factory=dict)
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"  # "auto" | "none" | "required" | a tool's name
 
     @property
     def system_prompt(self) -> str:
@@ -128,7 +181,7 @@ class Finish:
     reason: FinishReason
 
 
-StreamEvent = TextDelta | ReasoningDelta | Usage | ProviderState | Finish
+StreamEvent = TextDelta | ReasoningDelta | Usage | ProviderState | ToolCall | Finish
 
 
 @dataclass(frozen=True)
@@ -139,6 +192,24 @@ class ChatResult:
     model: str | None
     reasoning: str = ""
     provider_state: Any = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool answered: text the model reads (``is_error`` when the call failed, in words)."""
+
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool call knows of its caller: the user's id and this plugin's settings for that user
+    (secrets decrypted), nothing else."""
+
+    user_id: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,12 +268,22 @@ class ImageProvider(Protocol):
     async def generate(self, request: ImageRequest) -> list[GeneratedImage]: ...
 
 
+@runtime_checkable
+class ToolProvider(Protocol):
+    """Exported by a TOOL_PROVIDER plugin through ``ProviderPlugin.create_tool_provider``."""
+
+    async def list_tools(self, context: ToolContext) -> list[ToolSpec]: ...
+
+    async def call(self, name: str, arguments: dict[str, Any], context: ToolContext) -> ToolResult: ...
+
+
 async def collect(events: AsyncIterator[StreamEvent], model: str | None = None) -> ChatResult:
     """Fold a stream into a ChatResult; providers may use it to implement ``complete``."""
     text: list[str] = []
     reasoning: list[str] = []
     usage: Usage | None = None
     state: Any = None
+    calls: list[ToolCall] = []
     finish = "other"
     async for event in events:
         if isinstance(event, TextDelta):
@@ -213,6 +294,8 @@ async def collect(events: AsyncIterator[StreamEvent], model: str | None = None) 
             usage = event
         elif isinstance(event, ProviderState):
             state = event.value
+        elif isinstance(event, ToolCall):
+            calls.append(event)
         elif isinstance(event, Finish):
             finish = event.reason
     return ChatResult(
@@ -222,6 +305,7 @@ async def collect(events: AsyncIterator[StreamEvent], model: str | None = None) 
         model=model,
         reasoning="".join(reasoning),
         provider_state=state,
+        tool_calls=tuple(calls),
     )
 
 
@@ -244,6 +328,9 @@ class ProviderPlugin(Generic[ManifestT]):
     def create_image_provider(self, *, api_key: str | None = None, base_url: str | None = None) -> ImageProvider:
         raise CapabilityNotSupportedError(f"{self.name} does not generate images")
 
+    def create_tool_provider(self) -> ToolProvider:
+        raise CapabilityNotSupportedError(f"{self.name} offers no tools")
+
     @property
     def name(self) -> str:
         manifest = getattr(self, "manifest", None)
@@ -251,6 +338,9 @@ class ProviderPlugin(Generic[ManifestT]):
 
     def implements_image_provider(self) -> bool:
         return type(self).create_image_provider is not ProviderPlugin.create_image_provider
+
+    def implements_tool_provider(self) -> bool:
+        return type(self).create_tool_provider is not ProviderPlugin.create_tool_provider
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from providers.contract import ImageProvider, LLMProvider
+from providers.contract import ImageProvider, LLMProvider, ToolProvider
 from providers.errors import CapabilityNotSupportedError, UnknownProviderError
 from providers.registry import Registry, registry
 
@@ -28,6 +28,13 @@ def create_image_provider(
     if config is None or not config.capabilities.image_generation:
         raise CapabilityNotSupportedError(f"{plugin.manifest.name} does not generate images")
     return plugin.create_image_provider(api_key=api_key, base_url=base_url or None)
+
+
+def create_tool_provider(plugin_name: str, *, using: Registry | None = None) -> ToolProvider:
+    plugin = (using or registry).get(plugin_name)
+    if not plugin.manifest.is_tool_provider:
+        raise CapabilityNotSupportedError(f"{plugin.manifest.name} offers no tools")
+    return plugin.create_tool_provider()
 
 
 def is_provider_from_plugin(provider: str, *, using: Registry | None = None) -> bool:

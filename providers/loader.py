@@ -120,6 +120,8 @@ def cross_check(plugin: ProviderPlugin[Manifest]) -> None:
     config = manifest.provider_config
     if config and config.capabilities.chat and type(plugin).create_provider is ProviderPlugin.create_provider:
         raise PluginLoadError(f"{manifest.name}: declares chat but does not implement create_provider()")
+    if manifest.is_tool_provider and not plugin.implements_tool_provider():
+        raise PluginLoadError(f"{manifest.name}: declares TOOL_PROVIDER but does not implement create_tool_provider()")
     if config and config.capabilities.image_generation and not plugin.implements_image_provider():
         raise PluginLoadError(
             f"{manifest.name}: declares imageGeneration but does not implement create_image_provider()"

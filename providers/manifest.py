@@ -23,7 +23,7 @@ from providers.errors import ManifestError
 QTAP_VERSION = "0.1.0"
 MANIFEST_FILENAME = "manifest.json"
 
-Capability = Literal["LLM_PROVIDER", "IMAGE_PROVIDER", "EMBEDDING_PROVIDER", "UPGRADE_MIGRATION"]
+Capability = Literal["LLM_PROVIDER", "IMAGE_PROVIDER", "EMBEDDING_PROVIDER", "UPGRADE_MIGRATION", "TOOL_PROVIDER"]
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 _COLOUR = r"^#[0-9a-fA-F]{6}$"
 
@@ -147,6 +147,52 @@ class ProviderConfig(_Strict):
         return support.supported and mime_type in support.mime_types
 
 
+_TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+FieldType = Literal["text", "secret", "number", "boolean", "url", "list"]
+
+
+class ToolInfo(_Strict):
+    """One tool a plugin offers. (A plugin whose tools come from elsewhere, like MCP servers, lists
+    none here and sets ``dynamicTools``.)"""
+
+    name: str = Field(pattern=_TOOL_NAME)
+    display_name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
+class ConfigField(_Strict):
+    """A typed setting of a tool plugin, rendered as a form field; a ``secret`` is stored encrypted and
+    never shown again, like an API key. A ``list`` holds strings (one per line in the form)."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str = Field(min_length=1)
+    type: FieldType = "text"
+    description: str = ""
+    default: Any = None
+    required: bool = False
+
+
+class ToolConfig(_Strict):
+    tools: tuple[ToolInfo, ...] = ()
+    dynamic_tools: bool = False  # list_tools answers tools beyond those listed (their names are its own)
+    needs_approval: bool = False  # whether a call waits for the user's approval unless a setting says otherwise
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    config_schema: tuple[ConfigField, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> ToolConfig:
+        for label, names in (
+            ("tools", [t.name for t in self.tools]),
+            ("configSchema", [f.key for f in self.config_schema]),
+        ):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"toolConfig.{label} names {', '.join(duplicates)} more than once")
+        if not self.tools and not self.dynamic_tools:
+            raise ValueError("toolConfig lists no tools and does not set dynamicTools")
+        return self
+
+
 class Compatibility(_Strict):
     qtap_version: str = ">=0.1"
 
@@ -171,6 +217,7 @@ class Manifest(_Strict):
     capabilities: tuple[Capability, ...] = ("LLM_PROVIDER",)
     enabled_by_default: bool = True
     provider_config: ProviderConfig | None = None
+    tool_config: ToolConfig | None = None
 
     @field_validator("version")
     @classmethod
@@ -183,6 +230,8 @@ class Manifest(_Strict):
     def _provider_config_matches(self) -> Manifest:
         if "LLM_PROVIDER" in self.capabilities and self.provider_config is None:
             raise ValueError("providerConfig is required when capabilities include LLM_PROVIDER")
+        if ("TOOL_PROVIDER" in self.capabilities) != (self.tool_config is not None):
+            raise ValueError("toolConfig is required when capabilities include TOOL_PROVIDER, and only then")
         if self.provider_config is not None:
             wants_images = "IMAGE_PROVIDER" in self.capabilities
             if wants_images != self.provider_config.capabilities.image_generation:
@@ -198,6 +247,10 @@ class Manifest(_Strict):
     @property
     def provider_name(self) -> str | None:
         return self.provider_config.provider_name if self.provider_config else None
+
+    @property
+    def is_tool_provider(self) -> bool:
+        return self.tool_config is not None
 
     @property
     def legacy_names(self) -> tuple[str, ...]:

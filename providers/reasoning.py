@@ -1,5 +1,5 @@
 """What a model may be asked, from its plugin's ``modelRules``: the reasoning knob it takes (effort levels, a
-thinking budget) and the sampling parameters it refuses.
+thinking budget), whether it calls tools and the sampling parameters it refuses.
 
 One rule, asked in three places: a profile being saved (its parameters are refused with the reason), a send
 being prepared (a ``generation.error`` before anything is sent) and every provider's ``stream`` (an
@@ -62,6 +62,19 @@ def _budget_hint(knob: Any) -> str:
     if knob is not None and knob.budget_tokens is not None:
         return f" (it takes a thinking budget of {knob.budget_tokens.min} to {knob.budget_tokens.max} tokens)"
     return ""
+
+
+def takes_tools(config: ProviderConfig, model: str) -> bool:
+    """Whether ``model`` can call tools (its rule's ``tools``; a model no rule matches can)."""
+    rule = config.rule_for(model)
+    return rule.tools if rule is not None else True
+
+
+def tools_problem(config: ProviderConfig, model: str, tools: tuple[Any, ...]) -> str | None:
+    """Why ``model`` cannot be offered ``tools``; None when it can (or none are offered)."""
+    if tools and not takes_tools(config, model):
+        return f"The model {model!r} cannot call tools; switch its tools off or choose another model."
+    return None
 
 
 def refused_parameters(config: ProviderConfig, model: str) -> tuple[str, ...]:
