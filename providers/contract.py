@@ -36,11 +36,14 @@ class Attachment:
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool the model may call: ``parameters`` is a JSON Schema object for its arguments."""
+    """A tool the model may call: ``parameters`` is a JSON Schema object for its arguments.
+    ``needs_approval`` (a tool plugin's answer; None: its manifest's ``needsApproval``) says whether a
+    call waits for the user's yes."""
 
     name: str
     description: str
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    needs_approval: bool | None = None
 
 
 @dataclass(frozen=True)
