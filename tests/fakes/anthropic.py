@@ -12,6 +12,18 @@ ending with ``fake.stop_reason``; ``fake.thinking_tokens = N`` serves ``thinking
 a signature, N text deltas.
 ``GET /v1/models`` pages through a small assembled model list with ``limit`` / ``after_id``.
 
+Tools (PROTOCOLS-reasoning-tools.md R3.3, R3.4): ``"tool_use"`` replays the recorded call of a no-argument tool,
+``"thinking_tool_use"`` a signed thinking block then a call, ``"thinking_tool_use_turn2"`` the final answer
+the real API gave once the result came back. ``"tools"`` with ``fake.tool_calls = [(id, name, pieces), …]``
+serves a stream assembled in those recordings' shape (after ``fake.tool_text``, when set): one ``tool_use``
+block per call (parallel calls: several blocks), its ``partial_json`` sent as ``pieces`` (the first an empty
+one, as recorded), ``stop_reason: tool_use``.
+``fake.replies`` is a queue of replies, one per request (then ``fake.reply``), for a tool loop's turns.
+The real API's tool rules are kept (``tool_problem``): tool_use / tool_result blocks need ``tools``, every
+tool_use needs its tool_result first in the next user turn and every tool_result its tool_use, a call's
+``input`` is an object, no forced tool choice while thinking, and while thinking the assistant turn of the
+current tool loop opens with its thinking block.
+
 Requests the real API would refuse get its 400 ``invalid_request_error`` (``request_problem``): a thinking
 budget under 1,024 or not below ``max_tokens``, a temperature other than 1 while thinking, thinking blocks
 after other blocks of an assistant turn or carrying ``cache_control``, more than 4 cache breakpoints.
@@ -37,6 +49,8 @@ FIXTURES = {
     "thinking_tool_use": "anthropic_stream_thinking_tool_use.sse",
     "adaptive_thinking": "anthropic_stream_adaptive_thinking.sse",
     "redacted_thinking": "anthropic_stream_redacted_thinking.sse",
+    "tool_use": "anthropic_stream_tool_use.sse",
+    "thinking_tool_use_turn2": "anthropic_stream_thinking_tool_use_turn2.sse",
 }
 TEXTS = {
     "text": "Hello",
@@ -50,6 +64,12 @@ TEXTS = {
         "can I assist you today with a legitimate task or question?"
     ),
     "cached": "Cached.",
+    "tool_use": "",
+    "thinking_tool_use_turn2": (
+        "The version is **0.32a0**.\n\nHere's a joke about it: \n\nLooks like this version is still in alpha "
+        'testing... I guess you could say it\'s going through a "0.32a good time" before becoming stable! 😄\n\n'
+        "(It's at version 0.32a, which means it's far from 1.0, so plenty of room to grow!)"
+    ),
 }
 # (input_tokens, output_tokens) as the wire's own fields say them (uncached input only)
 USAGE = {
@@ -59,6 +79,8 @@ USAGE = {
     "adaptive_thinking": (34, 44),
     "redacted_thinking": (92, 189),
     "cached": (3, 33),
+    "tool_use": (543, 40),
+    "thinking_tool_use_turn2": (707, 89),
 }
 # The cached call's usage (R3.5: pydantic-ai test_anthropic_cache_real_api.yaml, claude-sonnet-4-5, 2nd call)
 CACHED_USAGE = {
@@ -239,6 +261,59 @@ def thinking_stream(tokens: int) -> list[bytes]:
     return chunks
 
 
+def tool_use_stream(calls: list[tuple[str, str, list[str]]], text: str = "") -> list[bytes]:
+    """A reply calling ``calls`` (id, name, partial_json pieces), in anthropic_stream_tool_use.sse's shape:
+    an optional text block first, then one tool_use block per call, each opened with ``input: {}`` and an
+    empty ``partial_json``, then ``stop_reason: tool_use``."""
+    message = {
+        "model": "claude-haiku-4-5-20251001",
+        "id": "msg_01ToolsAssembled",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 612,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 1,
+        },
+    }
+    chunks = [sse("message_start", {"type": "message_start", "message": message})]
+    index = 0
+    if text:
+        chunks += [
+            sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
+            sse(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+            ),
+            sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ]
+        index = 1
+    for call_id, name, pieces in calls:
+        block = {"type": "tool_use", "id": call_id, "name": name, "input": {}, "caller": {"type": "direct"}}
+        chunks.append(
+            sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+        )
+        for piece in ["", *pieces]:
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            chunks.append(sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        chunks.append(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+        index += 1
+    delta = {"stop_reason": "tool_use", "stop_sequence": None, "stop_details": None}
+    usage = {"input_tokens": 612, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 77}
+    chunks += [
+        sse("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+    return chunks
+
+
 def long_text(tokens: int) -> str:
     return "".join(f"w{i} " for i in range(tokens))
 
@@ -268,6 +343,63 @@ def request_problem(body: dict[str, Any]) -> str | None:
     breakpoints = sum("cache_control" in block for block in blocks)
     if breakpoints > 4:
         return f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}."
+    return tool_problem(body)
+
+
+def _blocks_of(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if b.get("type") == kind] if isinstance(content, list) else []
+
+
+def tool_problem(body: dict[str, Any]) -> str | None:
+    """What the real API refuses in a tool request or a tool loop's history (R3.3, R3.4; the wording as
+    clients quote it, assembled)."""
+    messages = body.get("messages") or []
+    uses = [_blocks_of(m, "tool_use") for m in messages]
+    results = [_blocks_of(m, "tool_result") for m in messages]
+    if (any(uses) or any(results)) and not body.get("tools"):
+        return "Requests which include `tool_use` or `tool_result` blocks must define tools."
+    if body.get("tool_choice") and not body.get("tools"):
+        return "tool_choice may only be specified while providing tools."
+    forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+    if forced and (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    for i, message in enumerate(messages):
+        for j, block in enumerate(message.get("content") or []):
+            if isinstance(block, dict) and block.get("type") == "tool_use" and not isinstance(block.get("input"), dict):
+                return f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary"
+        if not uses[i]:
+            continue
+        after = messages[i + 1] if i + 1 < len(messages) else {}
+        content = after.get("content") if isinstance(after.get("content"), list) else []
+        leading = []
+        for block in content:
+            if block.get("type") != "tool_result":
+                break
+            leading.append(block.get("tool_use_id"))
+        missing = [b["id"] for b in uses[i] if b["id"] not in leading]
+        if missing and i + 1 < len(messages):
+            return (
+                f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
+                "next message."
+            )
+    for i, found in enumerate(results):
+        previous = {b["id"] for b in uses[i - 1]} if i > 0 else set()
+        for block in found:
+            if (use_id := block.get("tool_use_id")) not in previous:
+                return (
+                    f"messages.{i}: unexpected `tool_use_id` found in `tool_result` blocks: {use_id}. "
+                    "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                )
+    if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive") and messages and results[-1]:
+        opening = (messages[-2].get("content") or [{}])[0] if len(messages) > 1 else {}
+        if opening.get("type") not in ("thinking", "redacted_thinking"):
+            return (
+                f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                f"`{opening.get('type')}`. When `thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks)."
+            )
     return None
 
 
@@ -278,6 +410,9 @@ class FakeAnthropic(FakeProvider):
         self.reply = "text"
         self.long_tokens: int | None = None
         self.thinking_tokens: int | None = None
+        self.tool_calls: list[tuple[str, str, list[str]]] = []  # the calls of the "tools" reply
+        self.tool_text = ""  # text the assembled reply says before its calls
+        self.replies: list[str] = []  # one reply per request, then ``reply``
         self.stop_reason = "end_turn"  # of the synthetic stream
         self.stream_fault: StreamFault | None = None
         self.error_event = error_body("overloaded_error", "Overloaded")
@@ -287,9 +422,12 @@ class FakeAnthropic(FakeProvider):
             return long_stream(self.long_tokens, self.stop_reason)
         if self.thinking_tokens is not None:
             return thinking_stream(self.thinking_tokens)
-        if self.reply == "cached":
+        reply = self.replies.pop(0) if self.replies else self.reply
+        if reply == "tools":
+            return tool_use_stream(self.tool_calls, self.tool_text)
+        if reply == "cached":
             return cached_stream()
-        return split_events(fixture_bytes(FIXTURES[self.reply]))
+        return split_events(fixture_bytes(FIXTURES[reply]))
 
     async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
         if "anthropic-version" not in request.headers:

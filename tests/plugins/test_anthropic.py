@@ -468,7 +468,7 @@ async def test_thinking_with_tool_use_streams_reasoning_usage_and_the_signed_blo
     fake.reply = "thinking_tool_use"
     result = await collect(make_provider(fake).stream(hello(reasoning=ReasoningOptions(budget_tokens=1024))))
 
-    assert kinds(result.events) == ["ReasoningDelta", "ReasoningDelta", "ProviderState", "Usage", "Finish"]
+    assert kinds(result.events) == ["ReasoningDelta", "ReasoningDelta", "ToolCall", "ProviderState", "Usage", "Finish"]
     assert result.reasoning == (
         "The user wants me to:\n1. Use the fixed_version tool\n2. Tell them the version\n3. Make a short joke "
         "about it\n\nLet me first call the fixed_version tool to see what version it returns."

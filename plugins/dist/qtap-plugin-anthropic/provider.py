@@ -10,11 +10,14 @@ budget is ``thinking.budget_tokens``. The signed ``thinking`` and ``redacted_thi
 its provider state, exactly as they arrived; they go back first in that assistant turn on the next request,
 where the API checks their signatures. With prompt caching on, ``cache_control`` breakpoints sit on a long
 system prompt and on the end of the conversation before the newest user turn.
+
+Tools (R3.3): each ``tool_use`` block's ``partial_json`` pieces are joined and parsed once, at its
+``content_block_stop``, into one ``ToolCall``; several blocks in one reply are parallel calls, and
+``stop_reason: tool_use`` is ``Finish("tool_calls")``. How the calls and their results go back is messages.py's.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,16 +28,25 @@ from providers.contract import (
     ChatRequest,
     Finish,
     FinishReason,
-    Message,
     ModelInfo,
     ProviderState,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCall,
     Usage,
+    tool_call_from_text,
 )
 from providers.errors import extract_error, parse_retry_after
 from providers.http import iter_sse, sse_json
+
+from .messages import (
+    STATE_BLOCKS,
+    build_messages,
+    place_breakpoints,
+    refuse_forced_tools_while_thinking,
+    tool_fields,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from httpx_sse import ServerSentEvent
@@ -51,13 +63,6 @@ MAX_TEMPERATURE = 1.0  # Anthropic's range is 0 to 1, the profile form allows up
 MIN_ANSWER_TOKENS = 1024
 # While thinking, temperature may only be 1 and top_p only 0.95 to 1 (the API's 400s, R3.1).
 THINKING_MIN_TOP_P = 0.95
-EPHEMERAL = {"type": "ephemeral"}
-MAX_BREAKPOINTS = 4  # the API refuses more cache_control blocks than this
-# The smallest prefix any model caches is 1,024 tokens; at about four characters a token, a system prompt
-# shorter than this cannot be cached on its own (it is cached with the conversation's breakpoint anyway).
-SYSTEM_CACHE_MIN_CHARS = 4 * 1024
-# The blocks of a reply that are its provider state, handed back unchanged next turn.
-STATE_BLOCKS = ("thinking", "redacted_thinking")
 MODEL_PAGE_SIZE = 1000
 MAX_MODEL_PAGES = 20
 
@@ -86,72 +91,6 @@ ERROR_TYPES: dict[str, type[errors.ProviderError]] = {
 
 def default_max_tokens(model: str) -> int:
     return SMALL_MAX_TOKENS if _SMALL_OUTPUT_MODELS.match(model) else DEFAULT_MAX_TOKENS
-
-
-def _content_blocks(message: Message) -> list[dict[str, Any]]:
-    """Attachments first (Anthropic recommends images before the question), then the text."""
-    blocks: list[dict[str, Any]] = []
-    for attachment in message.attachments:
-        source = {
-            "type": "base64",
-            "media_type": attachment.mime_type,
-            "data": base64.b64encode(attachment.data).decode("ascii"),
-        }
-        kind = "document" if attachment.mime_type == "application/pdf" else "image"
-        blocks.append({"type": kind, "source": source})
-    if message.content.strip():  # the API refuses empty text blocks
-        blocks.append({"type": "text", "text": message.content})
-    return blocks
-
-
-def state_blocks(state: Any) -> list[dict[str, Any]]:
-    """The thinking blocks this plugin attached to an assistant turn, as they were received; anything that is
-    not that shape (a state from an older version, say) is left out rather than sent to fail a signature."""
-    if not isinstance(state, list):
-        return []
-    blocks = [block for block in state if isinstance(block, dict) and block.get("type") in STATE_BLOCKS]
-    return blocks if len(blocks) == len(state) else []
-
-
-def build_messages(conversation: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """Messages in the API's shape, consecutive turns of one role merged into one turn. An assistant turn's
-    thinking blocks go first in it, unchanged and in order, as the API requires (merged turns: all of them
-    first, in order, then the rest)."""
-    turns: list[dict[str, Any]] = []
-    for message in conversation:
-        blocks = _content_blocks(message)
-        if not blocks:
-            continue
-        signed = state_blocks(message.provider_state) if message.role == "assistant" else []
-        if turns and turns[-1]["role"] == message.role:
-            content = turns[-1]["content"]
-            first_unsigned = next((i for i, b in enumerate(content) if b["type"] not in STATE_BLOCKS), len(content))
-            content[first_unsigned:first_unsigned] = signed  # after the signed blocks already there
-            content.extend(blocks)
-        else:
-            turns.append({"role": message.role, "content": [*signed, *blocks]})
-    # A final assistant turn is a prefill; the API refuses one that ends in whitespace.
-    if turns and turns[-1]["role"] == "assistant":
-        last = turns[-1]["content"][-1]
-        if last["type"] == "text":
-            last["text"] = last["text"].rstrip()
-    return turns
-
-
-def place_breakpoints(body: dict[str, Any]) -> None:
-    """``cache_control`` on a system prompt long enough to cache and on the last block before the newest user
-    turn: the next request then reads the whole earlier conversation from the cache."""
-    breakpoints = 0
-    system = body.get("system")
-    if isinstance(system, str) and len(system) >= SYSTEM_CACHE_MIN_CHARS:
-        body["system"] = [{"type": "text", "text": system, "cache_control": dict(EPHEMERAL)}]
-        breakpoints += 1
-    turns = body["messages"]
-    newest_user = max((i for i, turn in enumerate(turns) if turn["role"] == "user"), default=0)
-    if newest_user > 0 and breakpoints < MAX_BREAKPOINTS:
-        last = turns[newest_user - 1]["content"][-1]
-        if last.get("type") not in STATE_BLOCKS:  # thinking blocks take no cache_control
-            turns[newest_user - 1]["content"][-1] = {**last, "cache_control": dict(EPHEMERAL)}
 
 
 def error_from_body(provider: str, data: Any, *, status: int | None, retry_after: float | None) -> errors.ProviderError:
@@ -208,7 +147,9 @@ class AnthropicProvider(HTTPProvider):
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)
+        body |= tool_fields(request, self.provider)
         self.add_thinking(body, request)
+        refuse_forced_tools_while_thinking(body, self.provider, request.model)
         caching = request.options.get("prompt_caching")  # unset (None): the manifest's default, on
         if self.config.prompt_caching and (caching is None or bool(caching)):
             place_breakpoints(body)
@@ -260,6 +201,7 @@ class AnthropicProvider(HTTPProvider):
         usage: dict[str, Any] = {}
         stop_reason: str | None = None
         blocks: dict[int, dict[str, Any]] = {}  # index → the thinking / redacted_thinking block being received
+        calls: dict[int, dict[str, Any]] = {}  # index → the tool_use block being received, its JSON pieces
         async with self.open("POST", "/v1/messages", json_body=self.build_body(request)) as response:
             async for sse in iter_sse(response, provider=self.provider):
                 name = sse.event
@@ -281,12 +223,21 @@ class AnthropicProvider(HTTPProvider):
                             yield ReasoningDelta(delta["thinking"])
                     elif kind == "signature_delta" and (block := blocks.get(data.get("index", -1))):
                         block["signature"] = block.get("signature", "") + (delta.get("signature") or "")
-                    # input_json_delta, citations: nothing to show
+                    elif kind == "input_json_delta" and (call := calls.get(data.get("index", -1))):
+                        call["json"].append(delta.get("partial_json") or "")
+                    # citations: nothing to show
                 elif name == "content_block_start":
                     data = self.event_data(sse)
                     block = data.get("content_block") or {}
+                    index = data.get("index", len(blocks) + len(calls))
                     if block.get("type") in STATE_BLOCKS:  # redacted ones arrive whole, right here
-                        blocks[data.get("index", len(blocks))] = dict(block)
+                        blocks[index] = dict(block)
+                    elif block.get("type") == "tool_use":
+                        calls[index] = {"id": block.get("id") or "", "name": block.get("name") or "", "json": []}
+                        calls[index]["input"] = block.get("input")
+                elif name == "content_block_stop":
+                    if (call := calls.pop(self.event_data(sse).get("index", -1), None)) is not None:
+                        yield finished_call(call)
                 elif name == "message_start":
                     usage |= (self.event_data(sse).get("message") or {}).get("usage") or {}
                 elif name == "message_delta":
@@ -294,13 +245,15 @@ class AnthropicProvider(HTTPProvider):
                     stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
                     usage |= data.get("usage") or {}  # cumulative: the later figures win
                 elif name == "message_stop":
+                    for index in sorted(calls):  # a block the stream never closed is complete now
+                        yield finished_call(calls.pop(index))
                     if "input_tokens" in usage or "output_tokens" in usage:
                         yield usage_from(usage)
                     if blocks:
                         yield ProviderState([blocks[index] for index in sorted(blocks)])
                     # No return: reading on to the end of the body hands the connection back to the pool.
                     yield Finish(STOP_REASONS.get(stop_reason or "", "other"))
-                # content_block_stop and event types added later are ignored, as the API asks
+                # event types added later are ignored, as the API asks
 
     # -- models and keys ----------------------------------------------------------------------
 
@@ -330,6 +283,17 @@ class AnthropicProvider(HTTPProvider):
     async def validate_key(self) -> None:
         self.require_key()
         await self.get_json("/v1/models", params={"limit": "1"})
+
+
+def finished_call(call: dict[str, Any]) -> ToolCall:
+    """A ``tool_use`` block as a ToolCall: its joined ``partial_json`` parsed once (empty is no arguments;
+    text that is not a JSON object is kept as the invalid arguments), or the ``input`` it started with when
+    no pieces came."""
+    text = "".join(call["json"])
+    start = call.get("input")
+    if not text.strip() and isinstance(start, dict) and start:
+        return ToolCall(call["id"], call["name"], start)
+    return tool_call_from_text(call["id"], call["name"], text)
 
 
 def _count(value: Any) -> int | None:
