@@ -1,12 +1,12 @@
-"""Stored API keys, connection profiles, image profiles and plugin enable/disable state.
+"""Stored API keys, connection profiles, image profiles, tool settings and plugin enable/disable state.
 
 ``plugin`` is a plain CharField validated against the registry in ``clean()`` (no ``choices=``), so a
 new plugin needs no migration, and a profile whose plugin is gone keeps its value and shows
 "provider unavailable" instead of being dropped.
 
 May import: ``providers.crypto``, ``providers.parameters``, ``providers.reasoning``, ``providers.registry``,
-``providers.urlpolicy``, and for types only ``providers.contract``, ``providers.manifest``; never the
-services, selectors, forms or views that use them.
+``providers.tool_values``, ``providers.urlpolicy``, and for types only ``providers.contract``,
+``providers.manifest``; never the services, selectors, forms or views that use them.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from django.db import models, router, transaction
 
 from providers import crypto
 from providers.parameters import ChatParameters, ImageParameters, validate_parameters
-from providers.reasoning import parameter_problems
+from providers.reasoning import parameter_problems, tools_problem
 from providers.registry import registry
+from providers.tool_values import unknown_tools
 from providers.urlpolicy import validate_base_url
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -87,6 +88,14 @@ class PluginState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({'enabled' if self.enabled else 'disabled'})"
+
+
+def enabled_tool_plugins() -> list[ProviderPlugin[Manifest]]:
+    """The loaded TOOL_PROVIDER plugins that are enabled, by name (one query): the one answer to "which
+    tools can be offered?" for profiles, the settings page and the chat's tool loop."""
+    plugins = [plugin for plugin in registry.all() if plugin.manifest.is_tool_provider]
+    enabled = PluginState.objects.enabled_states([plugin.manifest for plugin in plugins])
+    return sorted((p for p in plugins if enabled[p.manifest.name]), key=lambda p: p.manifest.name)
 
 
 def plugin_status(name: str, enabled: dict[str, bool] | None = None) -> ProfileStatus:
@@ -289,6 +298,13 @@ class ProfileBase(models.Model):
             if config is not None and self.parameters_schema is ChatParameters:
                 for message in parameter_problems(config, self.model, self.parameters):
                     add("parameters", message)
+                tools = tuple(self.parameters.get("tools") or ())
+                # Only a model that calls tools takes them, and only tools of enabled tool plugins.
+                refusal = tools_problem(config, self.model, tools)
+                if tools and refusal is None:
+                    refusal = unknown_tools(tools, [p.manifest for p in enabled_tool_plugins()])
+                if refusal is not None:
+                    add("parameters", refusal)
 
         if errors:
             raise ValidationError(errors)
@@ -332,3 +348,36 @@ class ImageProfile(ProfileBase):
         if config is None or not config.capabilities.image_generation:
             return [f"{plugin.manifest.name} does not generate images."]
         return []
+
+
+class ToolSettings(models.Model):
+    """A user's settings for one tool plugin: plain ``values`` (JSON, validated against its configSchema by
+    ``providers.tool_values``) and ``encrypted_secrets``, address -> Fernet token, each secret encrypted on
+    its own (``providers.crypto``, as API keys), so one that no key opens costs only itself. Written by
+    ``providers.services.tool_settings_update``; read by ``providers.tool_settings``."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tool_settings")
+    plugin = models.CharField(max_length=100, db_index=True)
+    values = models.JSONField(default=dict, blank=True)
+    encrypted_secrets = models.JSONField(default=dict, blank=True, editable=False)  # never shown, never searched
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("plugin", "id")
+        verbose_name = verbose_name_plural = "tool settings"
+        constraints = [models.UniqueConstraint(fields=["user", "plugin"], name="providers_one_tool_settings")]
+
+    def __str__(self) -> str:
+        return f"{self.plugin} settings of user {self.user_id}"
+
+    def secret(self, address: str) -> str:
+        """The decrypted secret at ``address``; raises ``crypto.DecryptionError`` when no key opens it."""
+        return crypto.decrypt(self.encrypted_secrets[address])
+
+    def clean(self) -> None:
+        plugin = registry.find(self.plugin) if self.plugin else None
+        if plugin is None or not plugin.manifest.is_tool_provider:
+            tools = sorted(p.manifest.name for p in registry.all() if p.manifest.is_tool_provider)
+            raise ValidationError({"plugin": f"{self.plugin!r} is not a tool plugin ({', '.join(tools) or 'none'})."})
+        self.plugin = plugin.manifest.name

@@ -1,16 +1,20 @@
 """Schemas of the generation parameters stored on profiles (JSON), validated with pydantic.
 
-One schema for chat (temperature, max_tokens, top_p, stop) and one for images (size, aspect_ratio,
-quality, style, n, …). Unknown keys are errors that name the key, so a typo never silently does nothing.
+One schema for chat (temperature, max_tokens, top_p, stop, reasoning and API switches, tools) and one for
+images (size, aspect_ratio, quality, style, n, …). Unknown keys are errors that name the key, so a typo
+never silently does nothing.
 
 May import: nothing of qtap's (pydantic only).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")  # a tool's name, or a plugin's
 
 
 class _Strict(BaseModel):
@@ -30,6 +34,19 @@ class ChatParameters(_Strict):
     reasoning_summary: bool | None = None
     prompt_caching: bool | None = None
     api: Literal["responses", "chat_completions"] | None = None
+    # Tools on by default: a tool's name, or a tool plugin's name for all its tools (which exist is
+    # the registry's answer, checked by the profile's clean()).
+    tools: list[str] | None = Field(default=None, max_length=64)
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, value: list[str] | None) -> list[str] | None:
+        if not value:
+            return None  # none on: stored as no key at all
+        for name in value:
+            if not _TOOL_NAME.match(name):
+                raise ValueError(f"{name!r} is not a tool name")
+        return list(dict.fromkeys(value))  # each once, in the order given
 
     @field_validator("stop")
     @classmethod

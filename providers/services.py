@@ -1,11 +1,12 @@
-"""Writing API keys and profiles, and testing connections: the one write path for keys and profiles.
+"""Writing API keys, profiles and tool settings, and testing connections: the one write path for them.
 
 Every function is keyword-only, validates with ``full_clean()`` and raises ``ValidationError`` with
 a message a person can act on. Views, the admin, the forms' ``save()`` and commands call these; none
 repeat their rules.
 
 May import: ``providers.calls``, ``providers.contract``, ``providers.crypto``, ``providers.errors``,
-``providers.factory``, ``providers.models``, ``providers.redaction``, ``providers.registry``.
+``providers.factory``, ``providers.models``, ``providers.redaction``, ``providers.registry``,
+``providers.tool_services`` (whose ``tool_settings_update`` and ``tool_server_test`` are served from here).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from providers.factory import create_llm_provider
 from providers.models import ApiKey, ConnectionProfile, ImageProfile, ProfileBase
 from providers.redaction import redact
 from providers.registry import registry
+from providers.tool_services import tool_server_test as tool_server_test  # re-exported: the services' names
+from providers.tool_services import tool_settings_update as tool_settings_update
 
 logger = logging.getLogger("qtap.providers")
 
