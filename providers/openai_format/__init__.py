@@ -12,20 +12,24 @@ Parsing is tolerant in the ways real servers need (PROTOCOLS.md §8): ``choices`
 null or empty on any chunk; usage may ride on any chunk; SSE comments are skipped; a ``data:`` JSON
 with an ``error`` key is an error wherever it appears.
 
-May import: ``providers.openai_format.mapping``, ``providers.openai_format.providers``.
+Tools (``tools``, ``tool_stream``): the request's tools and ``tool_choice`` and the turns that go back
+are mapped for both APIs in one place, and the calls a stream sends in pieces are assembled there and
+handed on once each, when their arguments are complete.
+
+May import: ``providers.openai_format.images``, ``providers.openai_format.mapping``,
+``providers.openai_format.providers``.
 """
 
+from providers.openai_format.images import build_image_body, sniff_image_mime
 from providers.openai_format.mapping import (
     Dialect,
     build_chat_body,
-    build_image_body,
     build_messages,
     chunk_events,
     chunk_finish,
     completion_events,
     map_finish_reason,
     models_from,
-    sniff_image_mime,
     stream_error,
     translate_error,
     usage_from,

@@ -1,6 +1,7 @@
 """Request and response mapping for the OpenAI Chat Completions dialect: pure functions, no I/O.
 
-May import: ``providers.contract``, ``providers.errors`` (no HTTP machinery: nothing here does I/O).
+May import: ``providers.contract``, ``providers.errors``, ``providers.openai_format.tool_stream``,
+``providers.openai_format.tools`` (no HTTP machinery: nothing here does I/O).
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import filetype
-
 from providers import errors
 from providers.contract import (
     Attachment,
     ChatRequest,
     Finish,
     FinishReason,
-    ImageRequest,
     Message,
     ModelInfo,
     ReasoningDelta,
@@ -29,6 +27,8 @@ from providers.contract import (
     Usage,
 )
 from providers.errors import UpstreamError, error_for_status, extract_error, parse_retry_after
+from providers.openai_format.tool_stream import ChatToolCalls, finish_with_calls
+from providers.openai_format.tools import chat_calls, chat_tool_result, chat_tools
 
 # OpenAI's reasoning models reject ``max_tokens`` and want ``max_completion_tokens``.
 _REASONING_MODEL = re.compile(r"^(?:openai/)?(?:o\d|gpt-5)(?:[-.:]|$)", re.IGNORECASE)
@@ -48,6 +48,9 @@ class Dialect:
     reasoning_outside_completion: bool = False
     # The request's reasoning effort goes out as ``reasoning_effort`` (OpenAI and xAI reasoning models).
     reasoning_effort: bool = False
+    # The Responses API's ``strict`` on each function tool (None: not sent). OpenAI reads a missing one as
+    # true and then holds the schema to its strict subset, which most tools' schemas are not written in.
+    tool_strict: bool | None = None
 
 
 # ---- request ------------------------------------------------------------------------------------
@@ -89,7 +92,13 @@ def message_with_parts(
 
 
 def _message(message: Message) -> dict[str, Any]:
-    return message_with_parts(message, text_type="text", part=_attachment_part)
+    if message.role == "tool":
+        return chat_tool_result(message)
+    sent = message_with_parts(message, text_type="text", part=_attachment_part)
+    if message.tool_calls:
+        sent["content"] = message.content or None  # a turn of calls alone has no text: null, not ""
+        sent["tool_calls"] = chat_calls(message.tool_calls)
+    return sent
 
 
 def build_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -114,6 +123,7 @@ def build_chat_body(request: ChatRequest, dialect: Dialect, *, stream: bool = Tr
         body["max_completion_tokens" if wide else "max_tokens"] = request.max_tokens
     if dialect.reasoning_effort and request.reasoning is not None and request.reasoning.effort is not None:
         body["reasoning_effort"] = request.reasoning.effort
+    body |= chat_tools(request)
     body["stream"] = stream
     # Only with stream: some servers reject stream_options on a plain request.
     if stream and dialect.include_usage:
@@ -239,10 +249,13 @@ def completion_events(data: Any, provider: str, dialect: Dialect) -> Iterator[St
     content = message.get("content")
     if isinstance(content, str) and content:
         yield TextDelta(content)
+    calls = ChatToolCalls()
+    calls.add({"choices": [choice]})
+    yield from calls.take()
     usage = usage_from(data, dialect)
     if usage is not None:
         yield usage
-    yield Finish(map_finish_reason(choice.get("finish_reason") or "stop"))
+    yield Finish(finish_with_calls(map_finish_reason(choice.get("finish_reason") or "stop"), calls.called))
 
 
 def chunk_finish(data: Mapping[str, Any]) -> str | None:
@@ -338,36 +351,6 @@ def models_from(body: Any, provider: str) -> list[ModelInfo]:
         raise errors.ProtocolError(provider, "the model list had no data array")
     models = [m for m in (_model_info(i) for i in items if isinstance(i, Mapping)) if m is not None]
     return sorted(models, key=lambda m: m.id)
-
-
-# ---- images -------------------------------------------------------------------------------------
-
-
-def build_image_body(request: ImageRequest, *, flavour: str) -> dict[str, Any]:
-    """``flavour`` "openai" (gpt-image / dall-e) or "xai" (no size, quality or style)."""
-    body: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "n": request.n}
-    model = request.model.lower()
-    if flavour == "xai":
-        body["response_format"] = "b64_json"
-        # Only the grok-imagine family takes an aspect ratio; grok-2-image rejects unknown fields.
-        if request.aspect_ratio and not model.startswith("grok-2-image"):
-            body["aspect_ratio"] = request.aspect_ratio
-        return body
-    if request.size:
-        body["size"] = request.size
-    if request.quality:
-        body["quality"] = request.quality
-    if request.style and model.startswith("dall-e-3"):
-        body["style"] = request.style
-    if model.startswith("dall-e"):
-        # DALL-E answers with short-lived URLs by default; ask for the bytes instead.
-        body["response_format"] = "b64_json"
-    return body
-
-
-def sniff_image_mime(data: bytes, fallback: str = "image/png") -> str:
-    kind = filetype.guess(data)
-    return kind.mime if kind is not None and kind.mime.startswith("image/") else fallback
 
 
 def loads(raw: bytes | str, provider: str) -> Any:

@@ -1,7 +1,9 @@
 """The provider classes of the OpenAI dialect: chat (streamed) and image generation.
 
 May import: ``providers.base``, ``providers.clients``, ``providers.contract``, ``providers.errors``,
-``providers.openai_format.mapping``, ``providers.streams``, ``providers.transport``.
+``providers.openai_format.images``, ``providers.openai_format.mapping``,
+``providers.openai_format.tool_stream``, ``providers.openai_format.tools``, ``providers.streams``,
+``providers.transport``.
 """
 
 from __future__ import annotations
@@ -26,20 +28,21 @@ from providers.contract import (
     StreamEvent,
     Usage,
 )
+from providers.openai_format.images import build_image_body, sniff_image_mime
 from providers.openai_format.mapping import (
     Dialect,
     build_chat_body,
-    build_image_body,
     chunk_events,
     chunk_finish,
     completion_events,
     loads,
     map_finish_reason,
     models_from,
-    sniff_image_mime,
     translate_error,
     usage_from,
 )
+from providers.openai_format.tool_stream import ChatToolCalls, finish_with_calls
+from providers.openai_format.tools import tool_choice_problem
 from providers.streams import drain, iter_sse
 from providers.transport import UrlRefused
 
@@ -76,6 +79,8 @@ class OpenAIDialectProvider(HTTPProvider):
             raise errors.InvalidRequestError(
                 self.provider, f"The model {request.model!r} takes a reasoning effort, not a thinking budget."
             )
+        if problem := tool_choice_problem(request):
+            raise errors.InvalidRequestError(self.provider, problem)
         return build_chat_body(request, self.dialect)
 
     def turn_state(self) -> TurnState | None:
@@ -86,6 +91,7 @@ class OpenAIDialectProvider(HTTPProvider):
         body = self.chat_body(request)
         headers = {"Accept": "text/event-stream", **self.extra_headers()}
         state = self.turn_state()
+        calls = ChatToolCalls()
         usage: Usage | None = None
         finish: str | None = None
         done = False
@@ -113,15 +119,21 @@ class OpenAIDialectProvider(HTTPProvider):
                     yield delta
                 if state is not None:
                     state.add(data)
+                calls.add(data)
                 usage = usage_from(data, self.dialect) or usage
-                finish = chunk_finish(data) or finish
+                if ended := chunk_finish(data):
+                    finish = ended
+                    for call in calls.take():  # the choice is over: its calls' arguments are complete
+                        yield call
         if finish is None and not done and not self.dialect.lenient_end:
             raise errors.ProtocolError(self.provider, "the stream ended before a finish reason or [DONE]")
+        for call in calls.take():  # a lenient server's stream may end without a finish reason
+            yield call
         if state is not None and (value := state.value()) is not None:
             yield ProviderState(value)
         if usage is not None:
             yield usage
-        yield Finish(map_finish_reason(finish) if finish else "stop")
+        yield Finish(finish_with_calls(map_finish_reason(finish) if finish else "stop", calls.called))
 
     async def fetch_models(self) -> list[ModelInfo]:
         return models_from(await self.get_json(self.models_path), self.provider)

@@ -2,12 +2,15 @@
 
 OpenAI and xAI speak it. Requests are stateless (``store: false``): the history goes in ``input`` every
 turn, and the encrypted reasoning items a turn produced go back in their place, before that turn's
-answer, so a reasoning model keeps its train of thought without the server storing anything. The
-stream is named events (``event: response.output_text.delta`` …) with the type repeated in the JSON;
-``ResponsesStream`` folds them into the contract's events and keeps what goes back next turn.
+answer, so a reasoning model keeps its train of thought without the server storing anything; a turn
+that called tools goes back as its reasoning items, its text (if any), its ``function_call`` items and
+then one ``function_call_output`` per result. The stream is named events
+(``event: response.output_text.delta`` …) with the type repeated in the JSON; ``ResponsesStream`` folds
+them into the contract's events and keeps what goes back next turn.
 
 May import: ``providers.contract``, ``providers.errors``, ``providers.manifest``,
-``providers.openai_format.mapping`` (no HTTP machinery: nothing here does I/O).
+``providers.openai_format.mapping``, ``providers.openai_format.tool_stream``,
+``providers.openai_format.tools`` (no HTTP machinery: nothing here does I/O).
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ from providers.contract import (
 from providers.errors import UpstreamError, error_for_status
 from providers.manifest import ProviderConfig
 from providers.openai_format.mapping import data_url, message_with_parts, stream_error
+from providers.openai_format.tool_stream import FunctionCalls, finish_with_calls
+from providers.openai_format.tools import (
+    function_call_items,
+    function_call_output,
+    responses_tools,
+    tool_choice_problem,
+)
 
 # ``response.failed`` error codes that blame the request (OpenAI's ``ResponseError.code`` values).
 _REQUEST_FAULTS = ("invalid_", "unsupported_", "empty_image", "image_")
@@ -75,19 +85,30 @@ def state_items(state: Any, model: str) -> list[Any]:
 
 
 def build_input(messages: tuple[Message, ...], model: str) -> list[Any]:
-    """The conversation as ``input`` items: each assistant turn preceded by the reasoning items it produced."""
+    """The conversation as ``input`` items: each assistant turn preceded by the reasoning items it produced
+    and followed by the calls it made; a tool's result is a ``function_call_output``."""
     items: list[Any] = []
     for message in messages:
         if message.role == "system":
             continue
+        if message.role == "tool":
+            items.append(function_call_output(message))
+            continue
         if message.role == "assistant":
             items.extend(state_items(message.provider_state, model))
-        items.append(_message(message))
+        if message.content or not message.tool_calls:  # a turn of calls alone has no message item
+            items.append(_message(message))
+        items.extend(function_call_items(message))
     return items
 
 
-def build_responses_body(request: ChatRequest, config: ProviderConfig) -> dict[str, Any]:
-    """The streamed, stateless request: instructions, input, the reasoning knob where the model has one."""
+def build_responses_body(
+    request: ChatRequest, config: ProviderConfig, *, tool_strict: bool | None = None
+) -> dict[str, Any]:
+    """The streamed, stateless request: instructions, input, the reasoning knob where the model has one, and
+    the tools on offer (``tool_strict``: the ``strict`` each says, None: not said)."""
+    if problem := tool_choice_problem(request):
+        raise errors.InvalidRequestError(config.provider_name, problem)
     if request.stop:
         raise errors.InvalidRequestError(
             config.provider_name,
@@ -104,6 +125,7 @@ def build_responses_body(request: ChatRequest, config: ProviderConfig) -> dict[s
     if reasoning := _reasoning(request, config):
         body["reasoning"] = reasoning
     body |= request.sampling(max_tokens="max_output_tokens", temperature="temperature", top_p="top_p")
+    body |= responses_tools(request, strict=tool_strict)
     return body
 
 
@@ -169,8 +191,9 @@ class ResponsesStream:
     """Folds the events of one streamed response into the contract's events.
 
     ``feed`` takes each event's parsed JSON and answers what it means; ``finished`` says whether a
-    terminal event came. Text and reasoning go out as they arrive; the reasoning items, the usage and
-    the finish go out at the terminal event, reasoning items taken from its final ``output`` (the
+    terminal event came. Text and reasoning go out as they arrive, a tool call when its item is done
+    (its ``call_id`` is the call's id: the result names it); the reasoning items, the usage and the
+    finish go out at the terminal event, reasoning items taken from its final ``output`` (the
     authoritative copy: the ``encrypted_content`` of an item's first announcement may be incomplete).
     """
 
@@ -179,7 +202,7 @@ class ResponsesStream:
     finished: bool = False
     _items: list[Any] = field(default_factory=list)  # reasoning items from ``output_item.done``
     _reasoning_key: tuple[Any, Any] | None = None  # the (item, summary paragraph) reasoning text is in
-    _calls: bool = False
+    _calls: FunctionCalls = field(default_factory=FunctionCalls)
     _refused: bool = False
 
     def feed(self, data: Any) -> Iterator[StreamEvent]:
@@ -203,12 +226,20 @@ class ResponsesStream:
                     yield ReasoningDelta("\n\n")  # a new paragraph of the summary
                 self._reasoning_key = key
                 yield ReasoningDelta(delta)
-        elif kind == "response.output_item.done":
+        elif kind in ("response.output_item.added", "response.output_item.done"):
             item = data.get("item")
-            if isinstance(item, dict) and item.get("type") == "reasoning":
+            if not isinstance(item, dict):
+                return
+            if item.get("type") == "reasoning" and kind == "response.output_item.done":
                 self._items.append(item)
-            elif isinstance(item, dict) and item.get("type") == "function_call":
-                self._calls = True
+            elif item.get("type") == "function_call" and kind == "response.output_item.added":
+                self._calls.added(data, item)
+            elif item.get("type") == "function_call":
+                yield from self._calls.done(data, item)
+        elif kind == "response.function_call_arguments.delta":
+            self._calls.delta(data)
+        elif kind == "response.function_call_arguments.done":
+            self._calls.arguments_done(data)
         elif kind in ("response.completed", "response.incomplete"):
             yield from self._finish(data.get("response"), kind)
         elif kind == "response.failed":
@@ -227,7 +258,7 @@ class ResponsesStream:
         if isinstance(output, list):
             final = [item for item in output if isinstance(item, dict) and item.get("type") == "reasoning"]
             self._items = final or self._items
-            self._calls = self._calls or any(isinstance(i, dict) and i.get("type") == "function_call" for i in output)
+        yield from self._calls.rest(output)
         if self._items:
             yield ProviderState({"model": self.model, "items": self._items})
         usage = usage_from_response(response)
@@ -242,7 +273,7 @@ class ResponsesStream:
             return INCOMPLETE_REASONS.get(str(reason), "other")
         if self._refused:
             return "content_filter"
-        return "tool_calls" if self._calls else "stop"
+        return finish_with_calls("stop", self._calls.called)
 
 
 __all__ = [

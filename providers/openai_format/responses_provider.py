@@ -42,7 +42,7 @@ class ResponsesProvider(OpenAIDialectProvider):
         if api != "responses":
             offered = ", ".join(self.config.apis) or "chat_completions"
             raise errors.InvalidRequestError(self.provider, f"{self.config.display_name} speaks {offered}, not {api!r}")
-        body = build_responses_body(request, self.config)
+        body = build_responses_body(request, self.config, tool_strict=self.dialect.tool_strict)
         headers = {"Accept": "text/event-stream", **self.extra_headers()}
         state = ResponsesStream(self.provider, request.model)
         async with self.open("POST", self.responses_path, json_body=body, headers=headers) as response:
