@@ -13,7 +13,18 @@ gemini_stream_sse_thinking.sse byte for byte instead: four ``thought: true`` par
 first answer part carrying a ``thoughtSignature``, CRLF separators, ``thoughtsTokenCount`` outside
 ``candidatesTokenCount`` (without ``alt`` the same chunks come as one JSON array). A request for
 ``gemini-3-flash-preview`` streams gemini_stream_array_functioncall_signature.json: a whole ``functionCall``
-part carrying the ``thoughtSignature``, then an empty text part with ``finishReason``.
+part carrying the ``thoughtSignature``, then an empty text part with ``finishReason``; once the request
+answers it (a ``functionResponse`` part in its last turn) it streams the recorded follow-up,
+gemini_stream_array_functioncall_signature_turn2.json ("5 times 3 is 15.").
+``fake.reply = "parallel_calls"`` streams two whole ``functionCall`` parts in one chunk, the signature on the
+first only (R4.4's placement rule), in the recording's shape; ``fake.call_ids`` gives them ids, as Gemini 3
+does since 2026 (without, the calls have none, as older models send them).
+
+The API's function-calling rules are kept (``tool_problem``; the wording as clients quote it): a schema key
+outside Gemini's OpenAPI subset, or an object with empty ``properties``, is a 400; on Gemini 3 models
+(``gemini-3…`` and ``gemini-flash-latest``, which answers as 3.6) the first ``functionCall`` part of each model
+turn since the last user text must carry a ``thoughtSignature``; a user turn answering calls must hold one
+``functionResponse`` per call.
 ``fake.reply`` switches to a blocked prompt (``"blocked"``: ``promptFeedback.blockReason``) or a reply
 stopped by the safety filter (``"safety"``); ``fake.long_tokens = N`` streams N text chunks (ending
 with ``fake.finish_reason``, and a ``functionCall`` part when ``fake.function_call``; ``fake.usage_extra``
@@ -49,6 +60,36 @@ STREAM_SSE_THINKING = "gemini_stream_sse_thinking.sse"
 THINKING_MODEL = "gemini-2.5-pro"  # the model gemini_stream_sse_thinking.sse was recorded with
 STREAM_ARRAY_FUNCTION_CALL = "gemini_stream_array_functioncall_signature.json"
 FUNCTION_CALL_MODEL = "gemini-3-flash-preview"  # the model that recording was made with
+FUNCTION_CALL_RECORDING = STREAM_ARRAY_FUNCTION_CALL
+FUNCTION_CALL_TURN2 = "gemini_stream_array_functioncall_signature_turn2.json"
+# The parallel reply's calls: (name, args); the signature is the recorded one, on the first part only.
+PARALLEL_CALLS = [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Oslo"})]
+SCHEMA_KEYS = frozenset(
+    [
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "items",
+        "minimum",
+        "maximum",
+    ]
+)
 PAGE_2 = {
     "models": [
         {
@@ -149,6 +190,80 @@ def long_chunks(
     return chunks
 
 
+def parallel_chunks(with_ids: bool) -> list[dict[str, Any]]:
+    """Two calls in one chunk, then the empty finishing part: the function-call recording's shape and figures."""
+    recorded = recorded_chunks(STREAM_ARRAY_FUNCTION_CALL)
+    signature = recorded[0]["candidates"][0]["content"]["parts"][0]["thoughtSignature"]
+    parts: list[dict[str, Any]] = []
+    for i, (name, args) in enumerate(PARALLEL_CALLS):
+        call: dict[str, Any] = {"name": name, "args": args}
+        if with_ids:
+            call["id"] = f"c9bjmk{i:02d}"
+        parts.append({"functionCall": call, **({"thoughtSignature": signature} if i == 0 else {})})
+    first = json.loads(json.dumps(recorded[0]))
+    first["candidates"][0]["content"]["parts"] = parts
+    return [first, recorded[1]]
+
+
+def _schema_problem(schema: Any, where: str) -> str | None:
+    if not isinstance(schema, dict):
+        return None
+    for key in schema:
+        if key not in SCHEMA_KEYS:
+            return f"Invalid JSON payload received. Unknown name \"{key}\" at '{where}': Cannot find field."
+    if str(schema.get("type", "")).lower() == "object" and schema.get("properties") == {}:
+        return f"* GenerateContentRequest.{where}.properties: should be non-empty for OBJECT type\n"
+    nested = [(f"{where}.properties[{i}].value", s) for i, s in enumerate((schema.get("properties") or {}).values())]
+    nested += [(f"{where}.items", schema["items"])] if "items" in schema else []
+    nested += [(f"{where}.any_of[{i}]", s) for i, s in enumerate(schema.get("anyOf") or [])]
+    return next((p for w, s in nested if (p := _schema_problem(s, w))), None)
+
+
+def _parts_of(content: dict[str, Any], camel: str) -> list[dict[str, Any]]:
+    snake = "function_call" if camel == "functionCall" else "function_response"  # the API takes both spellings
+    return [part for part in content.get("parts") or [] if camel in part or snake in part]
+
+
+def tool_problem(body: dict[str, Any], model: str) -> str | None:
+    """What the real API refuses in a function-calling request (R4.3, R4.4)."""
+    for t, tool in enumerate(body.get("tools") or []):
+        for d, declaration in enumerate(tool.get("functionDeclarations") or []):
+            where = f"tools[{t}].function_declarations[{d}].parameters"
+            if problem := _schema_problem(declaration.get("parameters"), where):
+                return problem
+    contents = body.get("contents") or []
+    for i, content in enumerate(contents):
+        calls = _parts_of(content, "functionCall") if content.get("role") == "model" else []
+        answer = contents[i + 1] if i + 1 < len(contents) else None
+        if calls and answer is not None and len(_parts_of(answer, "functionResponse")) != len(calls):
+            return (
+                "Please ensure that the number of function response parts is equal to the number of function call "
+                "parts of the function call turn."
+            )
+    last_text = max(
+        (i for i, c in enumerate(contents) if c.get("role") == "user" and not _parts_of(c, "functionResponse")),
+        default=0,
+    )
+    if model.startswith("gemini-3") or model == RECORDED_MODEL:
+        for content in contents[last_text:]:
+            calls = _parts_of(content, "functionCall") if content.get("role") == "model" else []
+            if calls and "thoughtSignature" not in calls[0]:
+                name = (calls[0].get("functionCall") or calls[0].get("function_call") or {}).get("name")
+                return (
+                    "Function call is missing a thought_signature in functionCall parts. This is required for tools "
+                    f"to work correctly, and missing thought_signature may lead to degraded model performance. "
+                    f"Additional data, function call `default_api:{name}` , position 1. Please refer to "
+                    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                )
+    return None
+
+
+def answers_calls(body: dict[str, Any]) -> bool:
+    """Whether the request's last turn holds function responses (the tool loop's next request)."""
+    contents = body.get("contents") or []
+    return bool(contents) and bool(_parts_of(contents[-1], "functionResponse"))
+
+
 def blocked_chunk() -> dict[str, Any]:
     return {
         "promptFeedback": {
@@ -191,6 +306,7 @@ class FakeGemini(FakeProvider):
         self.long_tokens: int | None = None
         self.finish_reason = "STOP"  # of the synthetic stream
         self.function_call = False  # the synthetic stream's last chunk calls a function
+        self.call_ids = False  # the parallel reply's calls carry ids
         self.usage_extra: dict[str, Any] = {}  # more usageMetadata fields on the synthetic stream's chunks
         self.stream_fault: StreamFault | None = None
         self.error_chunk = error_body(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
@@ -203,7 +319,7 @@ class FakeGemini(FakeProvider):
     def base_url(self) -> str:
         return f"{self.origin}/v1beta"
 
-    def chunks(self, model: str = RECORDED_MODEL) -> list[dict[str, Any]]:
+    def chunks(self, model: str = RECORDED_MODEL, body: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         if self.long_tokens is not None:
             chunks = long_chunks(self.long_tokens, finish=self.finish_reason, function_call=self.function_call)
             for chunk in chunks:
@@ -213,11 +329,17 @@ class FakeGemini(FakeProvider):
             return [blocked_chunk()]
         if self.reply == "safety":
             return safety_chunks()
+        if self.reply == "parallel_calls":
+            return parallel_chunks(self.call_ids)
         if model == THINKING_MODEL:
             return sse_recorded_chunks()
         if model == FUNCTION_CALL_MODEL:
-            return recorded_chunks(STREAM_ARRAY_FUNCTION_CALL)
+            return recorded_chunks(self.function_call_recording(body or {}))
         return recorded_chunks()
+
+    @staticmethod
+    def function_call_recording(body: dict[str, Any]) -> str:
+        return FUNCTION_CALL_TURN2 if answers_calls(body) else STREAM_ARRAY_FUNCTION_CALL
 
     async def handle(self, request: RecordedRequest, send: Send, receive: Receive) -> None:
         query = parse_qs(request.query)
@@ -234,16 +356,20 @@ class FakeGemini(FakeProvider):
             await respond(send, 404, error_body(404, "NOT_FOUND", f"Method not found: {request.path}"))
             return
         model, method = path.removeprefix("models/").rsplit(":", 1)
+        body = request.json or {}
+        problem = tool_problem(body, model) if method in ("streamGenerateContent", "generateContent") else None
         if model not in self.known_models:
             message = (
                 f"models/{model} is not found for API version v1beta, or is not supported for {method}. "
                 "Call ListModels to see the list of available models and their supported methods."
             )
             await respond(send, 404, error_body(404, "NOT_FOUND", message))
+        elif problem:
+            await respond(send, 400, error_body(400, "INVALID_ARGUMENT", problem))
         elif method == "streamGenerateContent":
-            await self.stream(send, receive, model, sse=query.get("alt") == ["sse"])
+            await self.stream(send, receive, model, body, sse=query.get("alt") == ["sse"])
         elif method == "generateContent":
-            await respond(send, 200, self.merged(model))
+            await respond(send, 200, self.merged(model, body))
         elif method == "predict":
             await respond(send, 200, self.predictions(request.json or {}))
         else:
@@ -257,14 +383,15 @@ class FakeGemini(FakeProvider):
         else:
             await respond(send, 200, page_1)
 
-    async def stream(self, send: Send, receive: Receive, model: str, *, sse: bool) -> None:
+    async def stream(self, send: Send, receive: Receive, model: str, body: dict[str, Any], *, sse: bool) -> None:
         recorded = self.long_tokens is None and self.reply == "recorded"
         if not sse and recorded and self.stream_fault is None:
-            array = STREAM_ARRAY_FUNCTION_CALL if model == FUNCTION_CALL_MODEL else STREAM_ARRAY
-            body = fixture_bytes(array) if model != THINKING_MODEL else json.dumps(self.chunks(model)).encode()
-            await self.stream_chunks(send, receive, [body], content_type="application/json; charset=UTF-8")
+            array = self.function_call_recording(body) if model == FUNCTION_CALL_MODEL else STREAM_ARRAY
+            raw = fixture_bytes(array) if model != THINKING_MODEL else json.dumps(self.chunks(model)).encode()
+            await self.stream_chunks(send, receive, [raw], content_type="application/json; charset=UTF-8")
             return
-        frames = sse_events() if recorded and model == THINKING_MODEL else [sse_frame(c) for c in self.chunks(model)]
+        chunks = self.chunks(model, body)
+        frames = sse_events() if recorded and model == THINKING_MODEL else [sse_frame(c) for c in chunks]
         await send_stream(
             self,
             send,
@@ -276,8 +403,8 @@ class FakeGemini(FakeProvider):
             error=sse_frame(self.error_chunk),
         )
 
-    def merged(self, model: str = RECORDED_MODEL) -> dict[str, Any]:
-        chunks = self.chunks(model)
+    def merged(self, model: str = RECORDED_MODEL, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        chunks = self.chunks(model, body)
         text = "".join(
             part.get("text", "")
             for chunk in chunks

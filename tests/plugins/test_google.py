@@ -25,6 +25,7 @@ from providers.http import RetryPolicy, Timeouts
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.gemini import (
     FUNCTION_CALL_MODEL,
+    FUNCTION_CALL_RECORDING,
     RECORDED_MODEL,
     THINKING_MODEL,
     FakeGemini,
@@ -266,8 +267,9 @@ async def test_a_recorded_gemini_3_function_call_finishes_as_tool_calls_with_its
     result = await collect(make_provider(fake).stream(ask(FUNCTION_CALL_MODEL)))
     assert (result.text, result.reasoning, result.finish) == ("", "", "tool_calls")
     assert result.usage == Usage(60, 16 + 32, reasoning_tokens=32)
-    # The signature rides on the functionCall part, which waits for tool calling: nothing else to keep.
-    assert not any(isinstance(e, ProviderState) for e in result.events)
+    # The signature rides on the functionCall part: that part, as received, is the state.
+    (state,) = [e.value for e in result.events if isinstance(e, ProviderState)]
+    assert state == {"parts": [{"offset": 0, "part": signed_parts(recorded_chunks(FUNCTION_CALL_RECORDING))[0]}]}
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,11 @@ Reasoning: ``generationConfig.thinkingConfig`` takes a ``thinkingLevel`` (Gemini
 any part (2.5: the first answer part; 3.x: a trailing empty text part): every signed part is kept as
 received, with the length of answer text before it, and goes back in the model turn, where it came, on the
 next request. ``thoughtsTokenCount`` is outside ``candidatesTokenCount`` and billed as output.
+
+Tools: a ``functionCall`` part arrives whole (``args`` an object) and is one ``ToolCall`` at once, its ``id`` the
+call's own or, from models that send none, one made from its place in the reply. Its part, signed or not, is
+kept in the state like the signed ones, so the next model turn carries it exactly as received (Gemini 3 refuses
+a call part without its ``thoughtSignature``); results go back as ``functionResponse`` parts (tools.py).
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ from providers.contract import (
 )
 from providers.errors import error_for_status, extract_error, parse_retry_after
 from providers.http import iter_sse, sse_json
+from providers.tool_mapping import call_from_object, called_names, fallback_call_id
+
+from .tools import function_response, given_ids, tool_fields, with_calls
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from providers.manifest import Manifest
@@ -156,11 +164,10 @@ def _parts(message: Message) -> list[dict[str, Any]]:
         for a in message.attachments
     ]
     signed = signed_model_parts(message.content, message.provider_state) if message.role == "assistant" else None
-    if signed is not None:
-        parts.extend(signed)
-    elif message.content:
-        parts.append({"text": message.content})
-    return parts
+    own = signed if signed is not None else ([{"text": message.content}] if message.content else [])
+    if message.role == "assistant":
+        own = with_calls(own, message)
+    return parts + own
 
 
 def signed_model_parts(text: str, state: Any) -> list[dict[str, Any]] | None:
@@ -191,10 +198,17 @@ def signed_model_parts(text: str, state: Any) -> list[dict[str, Any]] | None:
 
 
 def build_contents(conversation: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """Turns with roles ``user`` / ``model``, consecutive turns of one role merged."""
+    """Turns with roles ``user`` / ``model``, consecutive turns of one role merged: a tool loop's results, one
+    ``functionResponse`` part each, in order, make the user turn after the model turn that called them."""
     contents: list[dict[str, Any]] = []
+    names = called_names(conversation)
+    ids: set[str] = set()  # the call ids Gemini gave, which its functionResponse parts echo
     for message in conversation:
-        parts = _parts(message)
+        if message.role == "tool":
+            parts = [function_response(message, names, ids)]
+        else:
+            parts = _parts(message)
+            ids |= given_ids(parts)
         if not parts:
             continue
         role = "model" if message.role == "assistant" else "user"
@@ -241,6 +255,7 @@ class GoogleProvider(GeminiHTTP):
             config["thinkingConfig"] = thinking
         if config:
             body["generationConfig"] = config
+        body |= tool_fields(request, self.provider)
         return body
 
     def thinking_config(self, request: ChatRequest) -> dict[str, Any] | None:
@@ -278,7 +293,7 @@ class GoogleProvider(GeminiHTTP):
         path = f"{model_path(request.model)}:streamGenerateContent"
         reason: str | None = None
         usage: Mapping[str, Any] | None = None
-        called_function = False
+        calls = 0  # functionCall parts so far: the place a call without an id is named by
         answered = 0  # characters of answer text so far: where a signed part sits in the turn
         signed: list[dict[str, Any]] = []
         async with self.open("POST", path, params={"alt": "sse"}, json_body=body) as response:
@@ -304,9 +319,13 @@ class GoogleProvider(GeminiHTTP):
                     for part in (candidate.get("content") or {}).get("parts") or []:
                         if not isinstance(part, dict):
                             continue  # not a part this plugin knows: ignored, as new part types must be
-                        called_function = called_function or "functionCall" in part
-                        if "thoughtSignature" in part and "functionCall" not in part:
+                        if "thoughtSignature" in part or "functionCall" in part:
                             signed.append({"offset": answered, "part": part})
+                        if isinstance(call := part.get("functionCall"), dict):
+                            name = str(call.get("name") or "")
+                            call_id = str(call.get("id") or fallback_call_id(calls, name))
+                            yield call_from_object(call_id, name, call.get("args"))
+                            calls += 1
                         text = part.get("text")
                         if text and isinstance(text, str):
                             if part.get("thought"):
@@ -322,7 +341,7 @@ class GoogleProvider(GeminiHTTP):
             yield ProviderState({"parts": signed})
         if usage:
             yield usage_from(usage)
-        yield Finish(finish_reason(reason, called_function=called_function))
+        yield Finish(finish_reason(reason, called_function=calls > 0))
 
     # -- models and keys ----------------------------------------------------------------------
 
