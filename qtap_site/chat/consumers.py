@@ -2,7 +2,7 @@
 (``runner.start_reply``), and runs in its own task, never in ``receive()``, so a stop frame is
 handled at once; a stop is delivery's.
 
-May import: ``delivery``, ``images``, ``protocol``, ``runner``, ``services``.
+May import: ``delivery``, ``images``, ``protocol``, ``runner``, ``services``, ``tool_frames``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.conf import settings
 
 from qtap_site.chat import delivery, images, protocol, runner, services
 from qtap_site.chat.protocol import GenerationStop, ImageGenerate, MessageRegenerate, MessageSend, Ping
+from qtap_site.chat.tool_frames import ToolApprove
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -135,6 +136,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await runner.start_reply(frame, user_id=self.user_id, chat_id=self.chat_id, received_at=received_at)
         elif isinstance(frame, GenerationStop):
             await delivery.stop_generation(self.chat_id, frame.message_id)
+        elif isinstance(frame, ToolApprove):
+            await delivery.approve_tool(self.chat_id, frame.call_id, frame.approve)
         elif isinstance(frame, ImageGenerate):
             options = frame.model_dump(include={"size", "aspect_ratio", "quality", "style", "n"})
             prepared = await database_sync_to_async(images.prepare_image)(

@@ -109,6 +109,7 @@ class Running(Checkpointed, Protocol):
 
     chat_id: int
     user_id: int
+    approvals: dict[str, asyncio.Future[bool]]  # the calls waiting for the user's yes or no
 
     def stop(self) -> None: ...
 
@@ -196,6 +197,8 @@ class ControlListener:
                 continue
             if message.get("type") == "generation.cancel":
                 stop_local(int(message["chat_id"]), message.get("message_id"))
+            elif message.get("type") == "tool.approval":
+                approve_local(int(message["chat_id"]), str(message["call_id"]), bool(message["approve"]))
             elif message.get("type") == "generation.sync":
                 await _answer_sync(layer, message)
 
@@ -253,3 +256,20 @@ async def stop_generation(chat_id: int, message_id: int | None = None) -> None:
 def stop_chat(chat_id: int) -> None:
     """``stop_generation`` for synchronous code (a view deleting the chat)."""
     async_to_sync(stop_generation)(chat_id)
+
+
+def approve_local(chat_id: int, call_id: str, approve: bool) -> bool:
+    """Answer a call of the chat's generation waiting for approval, if it runs in this process."""
+    gen = _running.get(chat_id)
+    waiter = gen.approvals.get(call_id) if gen is not None else None
+    if waiter is None or waiter.done():
+        return False
+    waiter.set_result(approve)
+    return True
+
+
+async def approve_tool(chat_id: int, call_id: str, approve: bool) -> None:
+    """``tool.approve`` from any tab: here directly, elsewhere through the control group."""
+    if not approve_local(chat_id, call_id, approve):
+        message = {"type": "tool.approval", "chat_id": chat_id, "call_id": call_id, "approve": approve}
+        await get_channel_layer().group_send(control_group_name(chat_id), message)

@@ -16,6 +16,9 @@ class Chat(models.Model):
         "providers.ConnectionProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="chats"
     )
     system_prompt = models.TextField(blank=True)
+    # The tools on in this chat (tool names, or a tool plugin's name for all its tools); None: the
+    # profile's ``tools`` parameter.
+    tools = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,6 +90,10 @@ class Message(models.Model):
     # to the same plugin on the next turn, never shown, never sent in a frame.
     provider_state = models.JSONField(null=True, blank=True, editable=False)
     notes = models.CharField(max_length=300, blank=True)  # e.g. parameters the model did not take
+    # A reply that called tools is several provider turns: for each turn that ended in calls, where its
+    # text ends in ``content`` and its own opaque state, ``[{"offset": int, "provider_state": …}]``; the
+    # last turn's state is ``provider_state``. Never shown, never sent in a frame.
+    tool_rounds = models.JSONField(null=True, blank=True, editable=False)
     client_msg_id = models.CharField(max_length=100, blank=True)
     attachments = models.ManyToManyField(Attachment, blank=True, related_name="messages")
     # The running-generation record other processes read: the last checkpointed `seq` and when
@@ -105,6 +112,42 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk} in chat {self.chat_id}"
+
+
+class ToolCall(models.Model):
+    """One call a reply made to a tool, its result, and how it went; ``round`` is the reply's turn."""
+
+    class Status(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting_approval"
+        RUNNING = "running"
+        COMPLETE = "complete"
+        ERROR = "error"
+        DENIED = "denied"
+        CANCELLED = "cancelled"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="tool_calls")
+    round = models.PositiveIntegerField(default=0)
+    call_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    plugin = models.CharField(max_length=100, blank=True)  # the tool plugin that answered it
+    arguments = models.JSONField(default=dict, blank=True)
+    invalid_arguments = models.TextField(blank=True)  # the provider's argument text when it was not JSON
+    result = models.TextField(blank=True)
+    is_error = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    needs_approval = models.BooleanField(default=False)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["message", "round", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "round", "call_id"], name="chat_toolcall_message_round_call")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} call {self.call_id} of message {self.message_id}"
 
 
 def generated_image_upload_to(instance: GeneratedImage, filename: str) -> str:

@@ -1,19 +1,17 @@
-"""The websocket protocol of a chat (SPEC §5), both ways, in one place: the client frames (validated
-with pydantic), the server frames (built by the functions below and nowhere else), the error codes, and
-the ``ChatServiceError`` family that refuses a request. Whether an error is worth retrying is said once,
-by its exception class (``providers.errors`` for providers, the classes here for the chat): ``RETRYABLE``
-is built from those classes, and live frames and saved messages both answer from it.
+"""The websocket protocol of a chat (SPEC §5), both ways: the client frames (validated with pydantic),
+the server frames (built here and nowhere else; the tool frames in ``tool_frames``), the error codes,
+and the ``ChatServiceError`` family that refuses a request. Whether an error is worth retrying is said
+once, by its exception class: ``RETRYABLE`` is built from those classes, for live frames and saved ones.
 
-A client frame that fails here never reaches a service: the consumer answers ``error`` and stays open.
-A value the database could not store or look up is refused here, naming its field, rather than
-failing later inside a shared send batch: text must be whole Unicode (JSON can spell a lone
-surrogate, ``"\\ud800"``, which no UTF-8 column takes) and an id must fit a 64-bit key.
+A client frame that fails here never reaches a service (the consumer answers ``error``, stays open).
+A value the database could not take is refused here, naming its field, not inside a shared send
+batch: text must be whole Unicode (JSON can spell a lone surrogate, ``"\\ud800"``) and an id fit 64 bits.
 
 A message travels in the same shape everywhere (``message_dict``: ``message.created``, ``chat.state``,
 the page), with ``message_html``, the server's drawing of it (``rendering``); ``generation.finished``
 and ``generation.error`` carry the reply's ``message_html`` as it ended, so a tab never draws one itself.
 
-May import: ``models``, ``rendering``; ``providers.errors`` for the provider error classes.
+May import: ``models``, ``rendering``, ``tool_frames``; ``providers.errors`` for the provider error classes.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
 from qtap_site.chat import rendering
 from qtap_site.chat.models import Attachment, Message
+from qtap_site.chat.tool_frames import ToolApprove, calls_of
 
 Frame = dict[str, Any]
 
@@ -209,10 +208,10 @@ class Ping(_Frame):
 
 
 ClientFrame = Annotated[
-    MessageSend | GenerationStop | MessageRegenerate | ImageGenerate | Ping, Field(discriminator="type")
+    MessageSend | GenerationStop | MessageRegenerate | ImageGenerate | ToolApprove | Ping, Field(discriminator="type")
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
-FRAME_TYPES = ("message.send", "generation.stop", "message.regenerate", "image.generate", "ping")
+FRAME_TYPES = ("message.send", "generation.stop", "message.regenerate", "image.generate", "tool.approve", "ping")
 
 
 def parse_frame(text: str | None, *, max_bytes: int) -> Any:
@@ -293,6 +292,7 @@ def message_dict(
         "error_message": message.error_message,
         "ttft_ms": message.ttft_ms,
         "attachments": [attachment_dict(a) for a in attachments],
+        "tool_calls": calls_of(message) if message.tool_rounds else [],
         "created_at": message.created_at.isoformat(),
         "client_msg_id": message.client_msg_id or None,
     }

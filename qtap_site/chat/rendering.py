@@ -11,6 +11,7 @@ May import: nothing of the chat app (the template loader draws the partial).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -69,5 +70,28 @@ MESSAGE_PARTIAL = "chat/chat.html#message"
 
 def message_html(message: Mapping[str, Any], *, retryable: bool) -> str:
     """The message's HTML, from its frame shape (``protocol.message_dict``): ``html`` holds its sanitised
-    text; ``retryable`` says whether a failed reply offers "Retry"."""
-    return str(get_template(MESSAGE_PARTIAL).render({"m": message, "retryable": retryable}))
+    text; ``retryable`` says whether a failed reply offers "Retry". A reply that called tools is drawn
+    in parts: each turn's text, then its calls."""
+    context = {"m": message, "retryable": retryable, "parts": tool_parts(message)}
+    return str(get_template(MESSAGE_PARTIAL).render(context))
+
+
+def tool_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``[{html, calls}]``: the reply's text cut where its turns that called tools ended, each piece
+    followed by those calls (their arguments as indented JSON, for reading). Empty without calls."""
+    calls = message.get("tool_calls") or []
+    if not calls:
+        return []
+    content = message.get("content") or ""
+    parts: list[dict[str, Any]] = []
+    start = 0
+    for offset in sorted({min(max(int(c.get("offset", 0)), 0), len(content)) for c in calls}):
+        shown = [{**c, "arguments_json": _pretty(c.get("arguments"))} for c in calls if c.get("offset") == offset]
+        parts.append({"html": markdown_of_history(content[start:offset]), "calls": shown})
+        start = max(start, offset)
+    parts.append({"html": markdown_of_history(content[start:]), "calls": []})
+    return parts
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value if value is not None else {}, indent=2, ensure_ascii=False)

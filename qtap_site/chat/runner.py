@@ -1,14 +1,14 @@
 """The generation runner: one asyncio task per generation, relaying provider events to the chat's tabs.
 
-``start_reply`` takes a ``message.send`` or ``message.regenerate`` from the consumer: refused at once if
-this process is already busy for it, else prepared in the next batch of sends and started. The
-per-token path appends to an in-memory buffer and nothing else; a flush a few milliseconds later
-sends one frame per batch (serialised once, whatever the number of tabs). Checkpoints and final saves
-go through ``batching``. Exactly one terminal event (``generation.finished`` or ``generation.error``)
-is sent per generation. Stop reaches the task from any process through ``delivery``, where each
-generation is registered while it runs.
+``start_reply`` takes a ``message.send`` or ``message.regenerate``: refused at once if this process is
+busy for it, else prepared in the next batch of sends and started. The per-token path appends to an
+in-memory buffer; a flush a few milliseconds later sends one frame per batch (serialised once, whatever
+the number of tabs). Checkpoints and final saves go through ``batching``. Exactly one terminal event
+(``generation.finished`` or ``generation.error``) per generation. Stop reaches the task from any process
+through ``delivery``. A reply with tools on goes through ``tool_loop``, which calls ``_stream`` per turn.
 
-May import: ``batching``, ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``.
+May import: ``batching``, ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``, ``tool_frames``,
+``tool_loop``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.chat import delivery, protocol, sending
+from qtap_site.chat import delivery, protocol, sending, tool_frames, tool_loop
 from qtap_site.chat.batching import Checkpoints, FinalSaves, SendQueue
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
@@ -54,6 +54,9 @@ class RunningGeneration:
     saved_seq: int = -1  # seq of the last checkpoint written
     saved_at: float = 0.0  # loop time of the last checkpoint written
     provider_state: Any = None  # the plugin's opaque state for this reply: saved, never sent to a tab
+    tool_rounds: list[dict[str, Any]] = field(default_factory=list)  # the turns that ended in calls
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every call so far (tool_loop's records)
+    approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)  # call id → the user's yes/no
 
     def stop(self) -> None:
         if not self.stop_requested and self.task is not None:
@@ -62,12 +65,11 @@ class RunningGeneration:
 
     def snapshot(self) -> dict[str, Any]:
         """What a tab joining now needs: everything up to ``seq``; later frames reach it through the group."""
-        return {
-            "message_id": self.message_id,
-            "content": "".join(self.content),
-            "reasoning": "".join(self.reasoning),
-            "seq": self.seq,
-        }
+        text = "".join(self.content)
+        snap = {"message_id": self.message_id, "content": text, "reasoning": "".join(self.reasoning), "seq": self.seq}
+        if self.tool_calls:  # a reply calling tools: its calls so far, each where its turn's text ends
+            snap["tool_calls"] = tool_frames.drawn(self.tool_calls, self.tool_rounds, len(text))
+        return snap
 
 
 # ---- starting --------------------------------------------------------------------------------------
@@ -158,7 +160,10 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             )
             gen.streaming = True
             Checkpoints.for_loop().ensure_running(delivery.generations())
-            usage, finish = await _stream(gen, prepared)
+            if prepared.tools:
+                usage, finish = await tool_loop.converse(gen, prepared, _stream, _drain)
+            else:
+                usage, finish, _ = await _stream(gen, prepared)
             if finish is None:
                 raise ProtocolError(prepared.plugin, "The provider ended the stream before finishing the reply.")
         except asyncio.CancelledError:
@@ -188,16 +193,19 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
 
 
 async def _stream(
-    gen: RunningGeneration, prepared: sending.Prepared
-) -> tuple[contract.Usage | None, contract.Finish | None]:
-    assert prepared.request is not None
+    gen: RunningGeneration, prepared: sending.Prepared, request: contract.ChatRequest | None = None
+) -> tuple[contract.Usage | None, contract.Finish | None, list[contract.ToolCall]]:
+    """One provider turn, relayed to the tabs: its usage, its finish and the tools it called."""
+    request = request or prepared.request
+    assert request is not None
     provider = create_llm_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
     usage: contract.Usage | None = None
     finish: contract.Finish | None = None
+    calls: list[contract.ToolCall] = []
     loop = asyncio.get_running_loop()
     coalesce = _coalesce_window()
     try:
-        events = provider.stream(prepared.request)
+        events = provider.stream(request)
         try:
             async for event in events:
                 if isinstance(event, contract.TextDelta | contract.ReasoningDelta):
@@ -227,6 +235,8 @@ async def _stream(
                     usage = event
                 elif isinstance(event, contract.ProviderState):
                     gen.provider_state = event.value
+                elif isinstance(event, contract.ToolCall):
+                    calls.append(event)
                 elif isinstance(event, contract.Finish):
                     finish = event
         finally:
@@ -237,7 +247,7 @@ async def _stream(
             await provider.aclose()
         except Exception:
             logger.debug("provider close failed", exc_info=True)
-    return usage, finish
+    return usage, finish, calls
 
 
 MAX_COALESCE_S = 0.1
@@ -304,9 +314,8 @@ async def _drain(gen: RunningGeneration) -> None:
 
 
 def _release(gen: RunningGeneration) -> None:
-    """The chat is free again: said before the terminal frame goes out, because a tab may answer it
-    with its next message at once (with several processes the frame's publish is awaited, and the
-    next message can arrive while this task still waits for it)."""
+    """The chat is free again: said before the terminal frame goes out, as a tab may answer it with its
+    next message at once (with several processes that can arrive while the frame's publish is awaited)."""
     gen.streaming = False
     delivery.release(gen)
 
@@ -320,20 +329,18 @@ async def _finish(
     status: str,
 ) -> None:
     cost = message_cost(usage, provider_name=prepared.provider_name, model=prepared.model)
+    counts = {name: getattr(usage, name) if usage else None for name in USAGE_FIELDS}
     ended, html = await _end(
         gen,
         prepared,
         retryable=False,
         status=status,
         finish_reason=finish_reason,
-        input_tokens=usage.input_tokens if usage else None,
-        output_tokens=usage.output_tokens if usage else None,
         cost=cost,
-        cached_input_tokens=usage.cached_input_tokens if usage else None,
-        cache_write_tokens=usage.cache_write_tokens if usage else None,
-        reasoning_tokens=usage.reasoning_tokens if usage else None,
+        **counts,
         # Only a whole reply's state goes back: a cut-off turn's signatures would not verify.
         provider_state=gen.provider_state if status == Message.Status.COMPLETE else None,
+        tool_rounds=gen.tool_rounds or None,
         notes=prepared.notes,
     )
     await send_to_chat(
@@ -347,10 +354,13 @@ async def _finish(
             ttft_ms=gen.ttft_ms,
             html=html,
             message_html=ended["message_html"],
-            cached_input_tokens=usage.cached_input_tokens if usage else None,
-            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            cached_input_tokens=counts["cached_input_tokens"],
+            reasoning_tokens=counts["reasoning_tokens"],
         ),
     )
+
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 async def _fail(
@@ -382,4 +392,5 @@ async def _end(
     saved |= {"content": snap["content"], "reasoning": snap["reasoning"], "seq": snap["seq"], "ttft_ms": gen.ttft_ms}
     html = await FinalSaves.for_loop().save(message_id=gen.message_id, **saved)
     _release(gen)
-    return protocol.ended_message(prepared.assistant_message, html=html, retryable=retryable, **saved), html
+    drawn = {"tool_calls": snap["tool_calls"]} if "tool_calls" in snap else {}
+    return protocol.ended_message(prepared.assistant_message, html=html, retryable=retryable, **saved, **drawn), html

@@ -102,6 +102,7 @@ def finish_message(
     cache_write_tokens: int | None = None,
     reasoning_tokens: int | None = None,
     provider_state: Any = None,
+    tool_rounds: Any = None,
     notes: str = "",
 ) -> str:
     """The final save of a generation; answers the rendered HTML of its text."""
@@ -120,6 +121,7 @@ def finish_message(
         cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
         provider_state=provider_state,
+        tool_rounds=tool_rounds,
         notes=notes,
         error_code=error_code,
         error_message=error_message[:2000],
@@ -145,6 +147,7 @@ FINAL_FIELDS = (
     "cache_write_tokens",
     "reasoning_tokens",
     "provider_state",
+    "tool_rounds",
     "notes",
     "heartbeat_at",
     "updated_at",

@@ -24,9 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from providers import contract
-from providers.calls import Call, CallRefused, resolve_profile_call
+from providers.calls import CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile, PluginState
-from providers.reasoning import PLUGIN_OPTIONS, dropped_note, options_from_parameters, refused_parameters
+from providers.reasoning import dropped_note
 from providers.registry import registry
 from qtap_site.chat import protocol, services
 from qtap_site.chat.models import Attachment, Chat, Message
@@ -64,6 +64,7 @@ class Prepared:
     api_key: str | None = field(default=None, repr=False)
     request: contract.ChatRequest | None = None
     error: tuple[str, str] | None = None  # (generation.error code, message) found before any network
+    tools: tuple[str, ...] = ()  # the tools on for this reply (names, or tool plugins for all of theirs)
     notes: str = ""  # what the person is told about the request (parameters their model does not take)
 
 
@@ -204,7 +205,7 @@ def _history_messages(accepted: list[_Accepted]) -> dict[int, Message]:
     ids = {pk for item in accepted for pk in item.history}
     if not ids:
         return {}
-    return {m.pk: m for m in Message.objects.filter(pk__in=ids).prefetch_related("attachments")}
+    return {m.pk: m for m in Message.objects.filter(pk__in=ids).prefetch_related(*HISTORY_RELATED)}
 
 
 # ---- writes, in bulk ------------------------------------------------------------------------------
@@ -312,80 +313,26 @@ def resolve_provider(
         return (refused.code, refused.message)
     prepared.plugin, prepared.provider_name = call.plugin, call.provider_name
     for attachment in item.attachments:
-        problem = _attachment_problem(call.config, attachment)
+        problem = services.attachment_problem(call.config, attachment)
         if problem:
             return (protocol.UNSUPPORTED_ATTACHMENT, problem)
     prepared.api_key, prepared.base_url = call.api_key, call.base_url
-    prepared.request = _build_request(item, profile, call, messages)
+    prepared.request = services.provider_request(item.chat, profile, call, _turns(item, messages))
+    prepared.tools = services.tool_selection(item.chat, profile, call.config)
     prepared.notes = dropped_note(call.config, profile.model, profile.parameters or {})
     return None
 
 
-def _attachment_problem(config: Any, attachment: Attachment) -> str:
-    support = config.attachment_support
-    accepted = ", ".join(support.mime_types) or "no attachments"
-    if not config.accepts_mime_type(attachment.mime_type):
-        return (
-            f"{config.display_name} cannot take {attachment.filename!r} ({attachment.mime_type}). Accepted: {accepted}."
-        )
-    if support.max_bytes is not None and attachment.size > support.max_bytes:
-        return f"{attachment.filename!r} is larger than the {support.max_bytes} bytes {config.display_name} accepts."
-    return ""
-
-
-def _build_request(
-    item: _Accepted, profile: ConnectionProfile, call: Call, rows: dict[int, Message] | None = None
-) -> contract.ChatRequest:
-    """System prompt, the complete messages of the history (the branch before the user message), then
-    the user message, with attachments as bytes.
-
-    Older attachments the provider cannot take are left out (their text stays): switching a chat to a
-    text-only profile must not make the whole conversation unsendable.
-    """
-    config, plugin, history, user_message = call.config, call.plugin, item.history, item.user_message
-    assert user_message is not None
+def _turns(item: _Accepted, rows: dict[int, Message] | None) -> list[tuple[Message, list[Attachment]]]:
+    """The history's messages (preloaded in ``rows``, else read here), then the user message."""
+    assert item.user_message is not None
     by_id: dict[int, Message] = rows if rows is not None else {}
-    if history and rows is None:
-        by_id = {m.pk: m for m in Message.objects.filter(pk__in=history).prefetch_related("attachments")}
-    turns = [(by_id[pk], list(by_id[pk].attachments.all())) for pk in history if pk in by_id]
-    turns.append((user_message, item.attachments))
-    messages: list[contract.Message] = []
-    if item.chat.system_prompt.strip():
-        messages.append(contract.Message(role="system", content=item.chat.system_prompt))
-    for message, attachments in turns:
-        if message.status != Message.Status.COMPLETE:
-            continue
-        files = tuple(
-            contract.Attachment(filename=a.filename, mime_type=a.mime_type, data=_file_bytes(a))
-            for a in attachments
-            if not _attachment_problem(config, a)
-        )
-        # A plugin gets back only the state it attached itself; another plugin's is dropped, never sent.
-        state = message.provider_state if message.role == "assistant" and message.plugin == plugin else None
-        if message.content or files:
-            messages.append(
-                contract.Message(
-                    role=message.role,  # type: ignore[arg-type]
-                    content=message.content,
-                    attachments=files,
-                    provider_state=state,
-                )
-            )
-    params = profile.parameters or {}
-    # Sampling parameters the model rejects are dropped rather than failing the call (modelRules).
-    refused = set(refused_parameters(config, profile.model))
-    return contract.ChatRequest(
-        model=profile.model,
-        messages=tuple(messages),
-        temperature=None if "temperature" in refused else params.get("temperature"),
-        max_tokens=params.get("max_tokens"),
-        top_p=None if "top_p" in refused else params.get("top_p"),
-        stop=() if "stop" in refused else tuple(params.get("stop") or ()),
-        reasoning=options_from_parameters(params),
-        options={name: params[name] for name in PLUGIN_OPTIONS if name in params},
-    )
+    if item.history and rows is None:
+        by_id = {m.pk: m for m in Message.objects.filter(pk__in=item.history).prefetch_related(*HISTORY_RELATED)}
+    turns = [(by_id[pk], list(by_id[pk].attachments.all())) for pk in item.history if pk in by_id]
+    turns.append((item.user_message, item.attachments))
+    return turns
 
 
-def _file_bytes(attachment: Attachment) -> bytes:
-    with attachment.file.open("rb") as handle:
-        return bytes(handle.read())
+# What the history's rows bring along: a turn's files, and a reply's tool calls.
+HISTORY_RELATED = ("attachments", "tool_calls")

@@ -1,12 +1,13 @@
 """Chats (create, rename, delete, one user's chat), the state a tab receives on connect, branches of
-the message tree, recovery of replies whose process died, and which profile a reply uses. A batch of
+the message tree, recovery of replies whose process died, which profile a reply uses and the request it
+sends its provider. A batch of
 sends asks the many-chats forms at the end once for all its chats.
 
 Everything here is synchronous Django; the async rooms call it through ``database_sync_to_async`` so
 the per-token path never touches the database. A service that must reach a room below it (deleting a
 chat stops its reply) takes a callback.
 
-May import: ``models``, ``protocol``.
+May import: ``models``, ``protocol``, ``tool_frames``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from providers import contract
+from providers.calls import Call
 from providers.models import ConnectionProfile
-from qtap_site.chat.models import Chat, Message
+from providers.reasoning import PLUGIN_OPTIONS, options_from_parameters, refused_parameters, takes_tools
+from qtap_site.chat.models import Attachment, Chat, Message
 from qtap_site.chat.protocol import Forbidden, NotFound, message_dict
+from qtap_site.chat.tool_frames import calls_of
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +144,8 @@ def chat_state(*, user_id: int, chat_id: int) -> dict[str, Any]:
             "reasoning": running.reasoning,
             "seq": running.seq,
         }
+        if calls := calls_of(running):
+            generation["tool_calls"] = calls
     return {
         "chat": {"id": chat.pk, "title": chat.title, "profile_id": chat.profile_id},
         "messages_tail": tail,
@@ -211,3 +218,121 @@ def reply_profile(
         profile = profiles.get(chat.profile_id)
         return profile if profile is not None and profile.user_id == asked.user_id else None
     return profiles.get(("default", asked.user_id))
+
+
+# ---- the request a reply sends its provider ----------------------------------------------------------
+
+
+def attachment_problem(config: Any, attachment: Attachment) -> str:
+    """Why the provider of ``config`` cannot take ``attachment`` ("" when it can)."""
+    support = config.attachment_support
+    accepted = ", ".join(support.mime_types) or "no attachments"
+    if not config.accepts_mime_type(attachment.mime_type):
+        return (
+            f"{config.display_name} cannot take {attachment.filename!r} ({attachment.mime_type}). Accepted: {accepted}."
+        )
+    if support.max_bytes is not None and attachment.size > support.max_bytes:
+        return f"{attachment.filename!r} is larger than the {support.max_bytes} bytes {config.display_name} accepts."
+    return ""
+
+
+def tool_selection(chat: Chat, profile: ConnectionProfile, config: Any) -> tuple[str, ...]:
+    """The tools on for a reply: the chat's choice, else its profile's ``tools``; none for a model that
+    cannot call tools (its plugin's ``modelRules``)."""
+    chosen = chat.tools if chat.tools is not None else (profile.parameters or {}).get("tools")
+    if not chosen or not isinstance(chosen, list) or not takes_tools(config, profile.model):
+        return ()
+    return tuple(dict.fromkeys(str(name) for name in chosen))
+
+
+def provider_request(
+    chat: Chat,
+    profile: ConnectionProfile,
+    call: Call,
+    turns: list[tuple[Message, list[Attachment]]],
+) -> contract.ChatRequest:
+    """System prompt, then the complete messages of ``turns`` (the branch up to the user message), with
+    attachments as bytes and a reply's tool calls and results as the provider turns they were.
+
+    Older attachments the provider cannot take are left out (their text stays): switching a chat to a
+    text-only profile must not make the whole conversation unsendable.
+    """
+    config, plugin = call.config, call.plugin
+    messages: list[contract.Message] = []
+    if chat.system_prompt.strip():
+        messages.append(contract.Message(role="system", content=chat.system_prompt))
+    for message, attachments in turns:
+        if message.status != Message.Status.COMPLETE:
+            continue
+        # A plugin gets back only the state it attached itself; another plugin's is dropped, never sent.
+        own = message.role == "assistant" and message.plugin == plugin
+        if message.role == "assistant" and message.tool_rounds:
+            messages.extend(_tool_turns(message, own))
+            continue
+        files = tuple(
+            contract.Attachment(filename=a.filename, mime_type=a.mime_type, data=_file_bytes(a))
+            for a in attachments
+            if not attachment_problem(config, a)
+        )
+        if message.content or files:
+            messages.append(
+                contract.Message(
+                    role=message.role,  # type: ignore[arg-type]
+                    content=message.content,
+                    attachments=files,
+                    provider_state=message.provider_state if own else None,
+                )
+            )
+    params = profile.parameters or {}
+    # Sampling parameters the model rejects are dropped rather than failing the call (modelRules).
+    refused = set(refused_parameters(config, profile.model))
+    return contract.ChatRequest(
+        model=profile.model,
+        messages=tuple(messages),
+        temperature=None if "temperature" in refused else params.get("temperature"),
+        max_tokens=params.get("max_tokens"),
+        top_p=None if "top_p" in refused else params.get("top_p"),
+        stop=() if "stop" in refused else tuple(params.get("stop") or ()),
+        reasoning=options_from_parameters(params),
+        options={name: params[name] for name in PLUGIN_OPTIONS if name in params},
+    )
+
+
+def _tool_turns(message: Message, own: bool) -> list[contract.Message]:
+    """A reply that called tools, as the provider turns it was: each turn's text and calls (with that
+    turn's state), the results, and the last turn's text."""
+    by_round: dict[int, list[Any]] = defaultdict(list)
+    for row in message.tool_calls.all():
+        by_round[row.round].append(row)
+    turns: list[contract.Message] = []
+    start = 0
+    for index, turn in enumerate(message.tool_rounds or []):
+        end = int(turn.get("offset", start))
+        calls = by_round.get(index, [])
+        turns.append(
+            contract.Message(
+                role="assistant",
+                content=message.content[start:end].strip(),
+                tool_calls=tuple(
+                    contract.ToolCall(c.call_id, c.name, c.arguments or {}, c.invalid_arguments or None) for c in calls
+                ),
+                provider_state=turn.get("provider_state") if own else None,
+            )
+        )
+        turns.extend(
+            contract.Message(
+                role="tool", content=c.result, tool_call_id=c.call_id, is_error=c.is_error, tool_name=c.name
+            )
+            for c in calls
+        )
+        start = end
+    if rest := message.content[start:].strip():
+        turns.append(
+            contract.Message(role="assistant", content=rest, provider_state=message.provider_state if own else None)
+        )
+    return turns
+
+
+def _file_bytes(attachment: Attachment) -> bytes:
+    with attachment.file.open("rb") as handle:
+        return bytes(handle.read())

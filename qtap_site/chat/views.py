@@ -149,6 +149,7 @@ def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
         "profile_info": _profile_info(profiles),
         # What the page script fills with a reply it joins mid-stream: the message partial, for no message yet.
         "placeholder_html": rendering.message_html({"role": "assistant", "status": "streaming"}, retryable=False),
+        "blank_call": {"call_id": "", "name": "", "status": "running", "content": "", "duration_ms": None},
         # After this long without a frame while a reply streams, the page reconnects: the process
         # writing the reply may have died, and only a fresh chat.state can say so.
         "silence_limit_s": int(services.stale_after().total_seconds()) + 5,

@@ -98,6 +98,53 @@
     box.hidden = target.textContent.length === 0;
   }
 
+  // ---- tool calls (their words are untrusted: set as text, never as HTML) ---------------------
+
+  var TOOL_STATUS = { awaiting_approval: "waiting for your approval", running: "running…", complete: "done",
+    error: "failed", denied: "denied", cancelled: "cancelled" };
+
+  function toolPanel(el, call) {
+    var body = el.querySelector(".body");
+    var panel = null;
+    Array.prototype.forEach.call(body.querySelectorAll(".tool-call"), function (p) {
+      if (p.dataset.callId === String(call.call_id)) panel = p;
+    });
+    if (!panel) {
+      panel = $("tpl-tool-call").content.firstElementChild.cloneNode(true);
+      panel.dataset.callId = call.call_id;
+      Array.prototype.forEach.call(panel.querySelectorAll("[data-call-id]"), function (b) { b.dataset.callId = call.call_id; });
+      body.appendChild(panel);
+    }
+    return panel;
+  }
+
+  function showToolCall(el, call) {
+    var panel = toolPanel(el, call);
+    var status = call.status || (call.needs_approval ? "awaiting_approval" : "running");
+    if (call.name != null) text(panel.querySelector(".tool-name"), call.name);
+    if (call.arguments !== undefined) text(panel.querySelector(".tool-arguments"), JSON.stringify(call.arguments || {}, null, 2));
+    if (call.content != null) text(panel.querySelector(".tool-result"), call.content);
+    if (call.duration_ms != null) text(panel.querySelector(".tool-duration"), call.duration_ms + " ms");
+    panel.className = "tool-call tool-" + status;
+    text(panel.querySelector(".tool-status"), TOOL_STATUS[status] || status);
+    panel.querySelector(".tool-approval").hidden = status !== "awaiting_approval";
+    if (status === "awaiting_approval") panel.open = true;
+    return panel;
+  }
+
+  // A reply in progress as chat.state gives it: its text, with each call where its turn ended.
+  function drawProgress(el, gen) {
+    var body = el.querySelector(".body");
+    var content = gen.content || "";
+    var pos = 0;
+    text(body, "");
+    (gen.tool_calls || []).slice().sort(function (a, b) { return a.offset - b.offset; }).forEach(function (c) {
+      if (c.offset > pos) { appendText(body, content.slice(pos, c.offset)); pos = c.offset; }
+      showToolCall(el, c);
+    });
+    appendText(body, content.slice(pos));
+  }
+
   function notice(message) {
     var p = document.createElement("p");
     p.className = "notice";
@@ -125,7 +172,7 @@
       if (gen) {
         var el = streamingMessage(gen.message_id);
         markStreaming(el, true);
-        text(el.querySelector(".body"), gen.content);
+        drawProgress(el, gen);
         showReasoning(el, gen.reasoning || "", true);
         lastSeq[gen.message_id] = gen.seq;
         setRunning(gen.message_id);
@@ -159,6 +206,14 @@
         notice(data.code + ": " + data.message);
         if (!data.message_id || running === data.message_id) setRunning(null);
       }
+    },
+    "tool.call": function (data) {
+      showToolCall(streamingMessage(data.message_id), data);
+      scrollDown();
+    },
+    "tool.result": function (data) {
+      showToolCall(streamingMessage(data.message_id), data);
+      scrollDown();
     },
     "image.started": function () {
       var p = $("image-pending") || document.createElement("p");
@@ -365,6 +420,12 @@
   });
   profileSelect.addEventListener("change", checkAttachments);
   messages.addEventListener("click", function (e) {
+    var t = e.target.closest("[data-action=tool-approve], [data-action=tool-deny]");
+    if (t) {
+      send({ type: "tool.approve", call_id: t.dataset.callId, approve: t.dataset.action === "tool-approve" });
+      t.closest(".tool-approval").hidden = true;
+      return;
+    }
     var b = e.target.closest("[data-action=regenerate]");
     if (!b || running !== null) return;
     send({ type: "message.regenerate", message_id: Number(b.dataset.messageId) });

@@ -20,13 +20,14 @@ CHAT = "qtap_site.chat"
 # Top to bottom: a room imports only rooms above it (docs/DESIGN "Rooms").
 ROOMS: list[tuple[str, ...]] = [
     ("models",),
-    ("rendering", "attachments", "pricing"),
+    ("rendering", "attachments", "pricing", "tool_frames"),
     ("protocol",),
     ("services",),
     ("sending",),
     ("saves",),
     ("batching",),
     ("delivery",),
+    ("tool_loop",),
     ("runner", "images"),
     ("consumers", "views", "api_views", "admin", "apps", "management"),
     ("routing", "urls", "api_urls"),
