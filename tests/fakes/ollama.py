@@ -13,6 +13,14 @@ lines (the first two as quoted from real gpt-oss output, the rest assembled in t
 carrying both the last thought and the first answer token, then ``GPT_OSS_TOKENS``. ``think`` that is not
 false on a model that does not think is the real 400 ``"<model>" does not support thinking``.
 
+Tools (R6.2): ``fake.reply = "tool_call"`` answers with the two lines the API docs show for a streamed
+call (``DOCS_TOOL_LINES``: the call whole on a ``done: false`` line, ``arguments`` an object, no id; then the
+``done`` line with ``done_reason: stop``); ``fake.tool_calls = [(name, arguments), …]`` puts other calls,
+several for parallel ones, on that line, and ``fake.tool_call_ids`` gives them the ``id`` and
+``function.index`` current servers add. A thinking model thinks first. Tools offered to a model without the
+tools capability (``llava:7b``) are the real 400 ``"… does not support tools"``, and a message whose tool
+call ``arguments`` are not an object is the 400 Go's JSON decoder gives.
+
 No key is needed unless the fake is built with one (ollama.com: ``Authorization: Bearer``).
 ``fail_next`` injects HTTP errors (``error_body`` gives the real shape); ``fake.stream_fault``
 injects a fault after the 200 (the ``error`` fault is an ``{"error": …}`` line).
@@ -128,6 +136,46 @@ def thinking_lines(model: str) -> list[bytes]:
     return [line({"model": model, **obj, "created_at": GPT_OSS_CREATED_AT}) for obj in lines]
 
 
+# The streamed tool call of Ollama's docs/api.md ("Chat request (Streaming with tools)"), compacted.
+DOCS_TOOL_LINES = [
+    b'{"model":"llama3.2","created_at":"2025-07-07T20:22:19.184789Z","message":{"role":"assistant","content":"",'
+    b'"tool_calls":[{"function":{"name":"get_weather","arguments":{"city":"Tokyo"}}}]},"done":false}\n',
+    b'{"model":"llama3.2","created_at":"2025-07-07T20:22:19.19314Z","message":{"role":"assistant","content":""},'
+    b'"done_reason":"stop","done":true,"total_duration":182242375,"load_duration":41295167,"prompt_eval_count":169,'
+    b'"prompt_eval_duration":24573166,"eval_count":15,"eval_duration":115959084}\n',
+]
+NO_TOOLS_MODELS = {"llava:7b"}
+
+
+def tool_call_lines(model: str, calls: list[tuple[str, dict[str, Any]]], *, with_ids: bool) -> list[bytes]:
+    """The docs' two lines with ``calls`` on the first (current servers' ``id`` and ``index`` when ``with_ids``)."""
+    first, last = (json.loads(raw) for raw in DOCS_TOOL_LINES)
+    entries = []
+    for i, (name, arguments) in enumerate(calls):
+        function: dict[str, Any] = {"name": name, "arguments": arguments}
+        entries.append(
+            {"id": f"call_{i:02d}tq7xz9", "function": {"index": i, **function}} if with_ids else {"function": function}
+        )
+    first["message"]["tool_calls"] = entries
+    return [line({**first, "model": model}), line({**last, "model": model})]
+
+
+def tool_problem(body: dict[str, Any]) -> str | None:
+    """What the server refuses in a tool request: tools for a model without the capability, and call
+    arguments that are not an object (Go decodes them into a map)."""
+    model = body.get("model", "")
+    if body.get("tools") and model in NO_TOOLS_MODELS:
+        return f"registry.ollama.ai/library/{model} does not support tools"
+    for message in body.get("messages") or []:
+        for call in message.get("tool_calls") or []:
+            if not isinstance((call.get("function") or {}).get("arguments"), dict):
+                return (
+                    "json: cannot unmarshal string into Go struct field ToolCallFunction.messages.tool_calls.function."
+                    "arguments of type api.ToolCallFunctionArguments"
+                )
+    return None
+
+
 def long_tokens(count: int) -> list[str]:
     return [f"w{i} " for i in range(count)]
 
@@ -141,6 +189,16 @@ class FakeOllama(FakeProvider):
         self.long_tokens: int | None = None
         self.stream_fault: StreamFault | None = None
         self.error_line = error_body("an error was encountered while running the model")
+        self.tool_calls: list[tuple[str, dict[str, Any]]] | None = None  # None: the docs' recorded call
+        self.tool_call_ids = False
+
+    def tool_lines(self, model: str, *, thinks: bool) -> list[bytes]:
+        """The call lines (the docs' own bytes when nothing is scripted), after the thoughts of a thinking model."""
+        if self.tool_calls is None and not self.tool_call_ids and model == "llama3.2" and not thinks:
+            return list(DOCS_TOOL_LINES)
+        calls = self.tool_calls if self.tool_calls is not None else [("get_weather", {"city": "Tokyo"})]
+        lines = tool_call_lines(model, calls, with_ids=self.tool_call_ids)
+        return (thinking_lines(model)[: len(GPT_OSS_THINKING) - 1] if thinks else []) + lines
 
     def tokens(self) -> list[str]:
         return long_tokens(self.long_tokens) if self.long_tokens is not None else TOKENS
@@ -166,19 +224,24 @@ class FakeOllama(FakeProvider):
         if model not in known and f"{model}:latest" not in known:
             await respond(send, 404, error_body(f'model "{model}" not found, try pulling it first'))
             return
+        if problem := tool_problem(body):
+            await respond(send, 400, error_body(problem))
+            return
         think = body.get("think")
         kind = THINKING_MODELS.get(model)
         if kind is None and think not in (None, False) and self.reply != "thinking":
             await respond(send, 400, error_body(f'"{model}" does not support thinking'))
             return
-        if kind == "levels" or (kind == "on_off" and think is not False):
+        if self.reply == "tool_call":
+            lines = self.tool_lines(model, thinks=kind == "levels" or (kind == "on_off" and think is not False))
+        elif kind == "levels" or (kind == "on_off" and think is not False):
             lines = thinking_lines(model)
         elif kind == "on_off":
             lines = chat_lines(model, GPT_OSS_TOKENS)
         else:
             thinking = THINKING if self.reply == "thinking" else []
             lines = chat_lines(model, self.tokens(), thinking, done_reason=self.done_reason)
-        if body.get("stream") is False:
+        if body.get("stream") is False and self.reply != "tool_call":
             messages = [json.loads(raw)["message"] for raw in lines]
             final = json.loads(lines[-1])
             final["message"] = {"role": "assistant", "content": "".join(m["content"] for m in messages)}

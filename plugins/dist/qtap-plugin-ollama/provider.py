@@ -10,6 +10,12 @@ several levels means levels; ``none`` is ``false``). Left out, the server's own 
 models think). ``message.thinking`` arrives line by line, before or beside ``content``; the turn's thinking
 is its provider state and goes back as the assistant message's ``thinking`` (templates that do not use it
 drop it).
+
+Tools (R6.2): ``tools`` in the OpenAI Chat shape; there is no ``tool_choice``, so ``none`` sends no tools and a
+named tool only that one. ``message.tool_calls`` arrive whole, ``arguments`` an object, on a line before the
+``done`` one; a call without an ``id`` (older servers) gets one from its place in the reply. ``done_reason``
+stays ``stop``: a reply that called tools finishes as ``tool_calls``. The next request carries the calls on the
+assistant message (arguments as objects) and each result as a ``role: tool`` message naming its tool.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from providers.contract import (
     ChatRequest,
     Finish,
     FinishReason,
+    Message,
     ModelInfo,
     ProviderState,
     ReasoningDelta,
@@ -34,6 +41,7 @@ from providers.contract import (
 )
 from providers.errors import error_for_status, extract_error, parse_retry_after
 from providers.http import iter_ndjson
+from providers.tool_mapping import call_from_object, called_names, fallback_call_id, offered_tools, result_name
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from providers.manifest import Manifest
@@ -71,21 +79,22 @@ class OllamaProvider(HTTPProvider):
     # -- request ------------------------------------------------------------------------------
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:
-        messages: list[dict[str, Any]] = []
-        for message in request.messages:
-            item: dict[str, Any] = {"role": message.role, "content": message.content}
-            state = message.provider_state
-            if message.role == "assistant" and isinstance(state, dict) and isinstance(state.get("thinking"), str):
-                item["thinking"] = state["thinking"]
-            if message.attachments:
-                item["images"] = [base64.b64encode(a.data).decode("ascii") for a in message.attachments]
-            messages.append(item)
+        names = called_names(request.messages)
+        messages = [wire_message(message, names) for message in request.messages]
         options: dict[str, Any] = request.sampling(
             temperature="temperature", top_p="top_p", max_tokens="num_predict", stop="stop"
         )
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True}
         if (think := self.think(request)) is not None:
             body["think"] = think
+        if tools := offered_tools(request, self.provider):
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in tools
+            ]
         if options:
             body["options"] = options
         return body
@@ -112,6 +121,7 @@ class OllamaProvider(HTTPProvider):
         body = self.build_body(request)
         shown = (request.reasoning or ReasoningOptions()).summary
         thinking: list[str] = []
+        calls = 0  # tool calls so far: the place a call without an id is named by
         try:
             async with self.open("POST", "/api/chat", json_body=body) as response:
                 async for line in iter_ndjson(response, provider=self.provider):
@@ -127,13 +137,19 @@ class OllamaProvider(HTTPProvider):
                         yield ReasoningDelta(message["thinking"])
                     if message.get("content"):
                         yield TextDelta(message["content"])
+                    for entry in message.get("tool_calls") or []:
+                        function = (entry.get("function") if isinstance(entry, dict) else None) or {}
+                        name = str(function.get("name") or "")
+                        call_id = str(entry.get("id") or fallback_call_id(calls, name))
+                        yield call_from_object(call_id, name, function.get("arguments"))
+                        calls += 1
                     if line.get("done"):
                         if thinking:
                             yield ProviderState({"thinking": "".join(thinking)})
                         # Counts are omitted when zero (Go omitempty): absent means 0 once done.
                         yield Usage(int(line.get("prompt_eval_count") or 0), int(line.get("eval_count") or 0))
                         # No return: reading on to the end of the body hands the connection back to the pool.
-                        yield Finish(finish_reason(line, message))
+                        yield Finish("tool_calls" if calls else finish_reason(line))
         except errors.ProviderConnectionError as exc:
             raise self.unreachable(exc) from None
 
@@ -170,9 +186,33 @@ class OllamaProvider(HTTPProvider):
             raise self.unreachable(exc) from None
 
 
-def finish_reason(line: Mapping[str, Any], message: Mapping[str, Any]) -> FinishReason:
-    if message.get("tool_calls"):
-        return "tool_calls"
+def wire_message(message: Message, names: dict[str, str]) -> dict[str, Any]:
+    """One message in /api/chat's shape: an assistant turn with its thinking (its state) and its calls, their
+    ``arguments`` objects as Ollama sent them; a result as ``role: tool`` with ``tool_name`` (which the
+    model's template reads) and ``tool_call_id``."""
+    item: dict[str, Any] = {"role": message.role, "content": message.content}
+    state = message.provider_state
+    if message.role == "assistant" and isinstance(state, dict) and isinstance(state.get("thinking"), str):
+        item["thinking"] = state["thinking"]
+    if message.tool_calls:
+        item["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"index": i, "name": call.name, "arguments": call.arguments},
+            }
+            for i, call in enumerate(message.tool_calls)
+        ]
+    if message.role == "tool":
+        item["tool_name"] = result_name(message, names)
+        if message.tool_call_id:
+            item["tool_call_id"] = message.tool_call_id
+    if message.attachments:
+        item["images"] = [base64.b64encode(a.data).decode("ascii") for a in message.attachments]
+    return item
+
+
+def finish_reason(line: Mapping[str, Any]) -> FinishReason:
     reason = line.get("done_reason")
     if not reason:  # older servers leave it out of a normal end
         return "stop"
