@@ -22,7 +22,18 @@ What a chat request gets (``POST {base}/chat/completions``, ``stream: true``):
                              (``prompt_tokens_details`` / ``completion_tokens_details``)
     FakeOpenAI("openrouter", fixture="openrouter_chat_stream_reasoning_details.sse")
                              any recording replayed byte for byte instead (also
-                             openrouter_chat_stream_reasoning_encrypted.sse: OpenRouter's reasoning_details)
+                             openrouter_chat_stream_reasoning_encrypted.sse: OpenRouter's reasoning_details;
+                             TOOLCALL_FIXTURE, openai_chat_stream_toolcall.sse: one call to ``multiply``)
+    fake.reply([], tool_calls=[("call_1", "multiply", '{"a":2,"b":3}'), ("call_2", "add", "{}")])
+                             a turn that calls tools: each call's first fragment carries ``index``, ``id``,
+                             ``type`` and ``function.name``, the next ones ``function.arguments`` in pieces of
+                             ``piece`` characters (None: the whole text in the first fragment, as some servers
+                             send it); ``interleave=True`` alternates the calls' pieces; the finish is then
+                             ``tool_calls`` unless ``finish`` says otherwise; ``reasoning_details`` fragments
+                             (OpenRouter's) go out first, one chunk each
+    fake.queue(fake.scripted(...)), fake.queue(fake.recording(name))
+                             streams answered in turn, one per chat request, before ``chunks`` or the
+                             fixture (``scripted`` takes what ``reply`` takes and returns the bytes)
     fake.synthetic(2000, delay=0.0, token="tok ")
                              a long stream of N one-token deltas, then finish, usage and [DONE]
     fake.chunks = [b"data: ...\\n\\n", ...]  raw bytes, sent one write each
@@ -65,6 +76,11 @@ FLAVOURS = ("openai", "xai", "gab", "openrouter", "compatible")
 PREFIX = {"openrouter": "/api/v1"}
 FIXTURE = {"openrouter": "openrouter_chat_stream.sse"}
 DEFAULT_FIXTURE = "openai_chat_stream_text.sse"
+TOOLCALL_FIXTURE = "openai_chat_stream_toolcall.sse"
+AUTO = "auto"  # a scripted stream's finish: tool_calls when it calls tools, else stop
+
+# A scripted tool call: (id, name, argument text as the server streams it).
+ScriptedCall = tuple[str, str, str]
 
 # A real 1x1 PNG and a small JPEG header+body, so MIME sniffing has real magic numbers to read.
 PNG_1X1 = base64.b64decode(
@@ -105,6 +121,7 @@ class FakeOpenAI(FakeProvider):
         self.prefix = PREFIX.get(flavour, "/v1")
         self.fixture = fixture or FIXTURE.get(flavour, DEFAULT_FIXTURE)
         self.chunks: list[bytes] | None = None
+        self.replies: list[list[bytes]] = []  # queued streams, one per request, before chunks/fixture
         self.api_key: str | None = None
         self.image_mode = "b64"
         self.image_url: str | None = None  # an image URL to answer with instead of the fake's own
@@ -129,11 +146,28 @@ class FakeOpenAI(FakeProvider):
 
     # -- scripting -------------------------------------------------------------------------------
 
-    def reply(
+    def queue(self, chunks: list[bytes]) -> None:
+        """Answer the next request not yet answered from the queue with ``chunks``."""
+        self.replies.append(list(chunks))
+
+    @staticmethod
+    def recording(name: str) -> list[bytes]:
+        """A recorded stream's events, byte for byte (for ``queue``)."""
+        return split_events(fixture_bytes(name))
+
+    def reply(self, texts: list[str] | tuple[str, ...], **script: Any) -> None:
+        """Answer every chat request with this scripted stream (``scripted``'s arguments)."""
+        self.chunks = self.scripted(texts, **script)
+
+    def scripted(
         self,
-        texts: list[str] | tuple[str, ...],
+        texts: list[str] | tuple[str, ...] = (),
         *,
-        finish: str | None = "stop",
+        tool_calls: list[ScriptedCall] | tuple[ScriptedCall, ...] = (),
+        piece: int | None = 4,
+        interleave: bool = False,
+        reasoning_details: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+        finish: str | None = AUTO,
         usage: tuple[int, int] | None = (3, 2),
         cost: float | None = None,
         reasoning: list[str] | tuple[str, ...] = (),
@@ -142,10 +176,14 @@ class FakeOpenAI(FakeProvider):
         cached: int | None = None,
         cache_write: int | None = None,
         reasoning_tokens: int | None = None,
-    ) -> None:
+    ) -> list[bytes]:
         chunks = [self._chunk({"role": "assistant", "content": ""})]
         chunks += [self._chunk({reasoning_field: r}) for r in reasoning]
+        chunks += [self._chunk({"reasoning": d.get("text"), "reasoning_details": [d]}) for d in reasoning_details]
         chunks += [self._chunk({"content": t}) for t in texts]
+        chunks += [self._chunk({"tool_calls": [f]}) for f in _fragments(tool_calls, piece, interleave)]
+        if finish == AUTO:
+            finish = "tool_calls" if tool_calls else "stop"
         if finish is not None:
             chunks.append(self._chunk({}, finish=finish))
         if usage is not None:
@@ -153,7 +191,7 @@ class FakeOpenAI(FakeProvider):
             chunks.append(self._usage_chunk(*usage, cost=cost, **details))
         if done:
             chunks.append(b"data: [DONE]\n\n")
-        self.chunks = chunks
+        return chunks
 
     def synthetic(self, tokens: int, *, delay: float = 0.0, token: str = "tok ") -> None:  # noqa: S107 - a word, not a secret
         """N deltas of ``token`` each (the long-stream mode for the chat tests and benchmarks)."""
@@ -289,6 +327,8 @@ class FakeOpenAI(FakeProvider):
             await respond(send, 404, self.error_body(404, f"no route {request.method} {route}"))
 
     def _stream_chunks(self) -> list[bytes]:
+        if self.replies:
+            return self.replies.pop(0)
         if self.chunks is not None:
             return list(self.chunks)
         return split_events(fixture_bytes(self.fixture))
@@ -376,6 +416,23 @@ class FakeOpenAI(FakeProvider):
         await respond(send, 200, {"created": int(time.time()), "data": items})
 
 
+def _fragments(calls: tuple[ScriptedCall, ...] | list[ScriptedCall], piece: int | None, interleave: bool) -> list[Any]:
+    """The ``delta.tool_calls`` fragments of ``calls`` in the order OpenAI streams them: per call, one
+    naming it, then its argument text in pieces (``interleave``: the calls' pieces alternate)."""
+    per_call: list[list[dict[str, Any]]] = []
+    for index, (call_id, name, arguments) in enumerate(calls):
+        first = {"name": name, "arguments": arguments if piece is None else ""}
+        fragments = [{"index": index, "id": call_id, "type": "function", "function": first}]
+        if piece is not None:
+            pieces = [arguments[at : at + piece] for at in range(0, len(arguments), piece)]
+            fragments += [{"index": index, "function": {"arguments": p}} for p in pieces]
+        per_call.append(fragments)
+    if not interleave:
+        return [fragment for fragments in per_call for fragment in fragments]
+    longest = max((len(f) for f in per_call), default=0)
+    return [fragments[at] for at in range(longest) for fragments in per_call if at < len(fragments)]
+
+
 def _completion(chunks: list[bytes], model: str) -> dict[str, Any]:
     """A non-streaming chat.completion assembled from a stream script."""
     text: list[str] = []
@@ -406,4 +463,15 @@ def _completion(chunks: list[bytes], model: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["FLAVOURS", "JPEG_BYTES", "PNG_1X1", "FakeOpenAI", "MidStream", "split_events", "sse"]
+__all__ = [
+    "AUTO",
+    "FLAVOURS",
+    "JPEG_BYTES",
+    "PNG_1X1",
+    "TOOLCALL_FIXTURE",
+    "FakeOpenAI",
+    "MidStream",
+    "ScriptedCall",
+    "split_events",
+    "sse",
+]

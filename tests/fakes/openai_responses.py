@@ -18,6 +18,15 @@ What ``POST {base}/responses`` (``stream: true``) gets:
                              item with one summary part per paragraph (reasoning=(): no reasoning item),
                              the message with one output_text part and its deltas, then
                              ``response.<status>`` (``incomplete`` = the incomplete reason)
+    fake.reply([], function_calls=[("call_1", "multiply", '{"a":2}'), ("call_2", "add", "{}")], piece=4)
+                             a turn that calls tools, after any reasoning and text: per call an
+                             ``output_item.added`` function_call (``id`` fc_…, ``call_id``, ``name``), its
+                             ``function_call_arguments.delta`` pieces and ``.done``, then ``output_item.done``;
+                             the calls are in ``response.completed``'s output too (no text: no message item)
+    fake.queue(fake.scripted(...)), fake.queue(fake.recording(name))
+                             streams answered in turn, one per request (either endpoint), before anything
+                             above; TOOLCALL_FIXTURE (+ TOOLCALL_TURN2_FIXTURE) and
+                             REASONING_TOOLCALL_FIXTURE are the recorded function-call streams
     fake.synthetic(2000)     a long stream of N one-token text deltas (the benchmarks' mode)
     fake.events = [{...}, ...]  events of your own, each sent as ``event: <type>`` + ``data: <json>``
     fake.chunks = [b"...", ...] raw bytes, one write each (wins over everything above; on both endpoints)
@@ -34,6 +43,9 @@ from tests.fakes.openai_dialect import FakeOpenAI, split_events
 from tests.fakes.server import Receive, RecordedRequest, Send, respond
 
 DEFAULT_FIXTURE = "openai_responses_stream_reasoning_summary.sse"
+TOOLCALL_FIXTURE = "openai_responses_stream_toolcall.sse"  # gpt-5.5 calls multiply(1231, 2331)
+TOOLCALL_TURN2_FIXTURE = "openai_responses_stream_toolcall_turn2.sse"  # its answer once given the result
+REASONING_TOOLCALL_FIXTURE = "openai_responses_stream_reasoning_toolcall.sse"  # gpt-5-mini: reasoning, then a call
 RESPONSES_FLAVOURS = ("openai", "xai")
 
 
@@ -58,10 +70,21 @@ class FakeResponses(FakeOpenAI):
 
     # -- scripting -------------------------------------------------------------------------------
 
-    def reply(  # type: ignore[override]  # the same name scripts the Responses stream here
+    def reply(self, texts: list[str] | tuple[str, ...], **script: Any) -> None:
+        """Answer every Responses request with this scripted stream (``scripted``'s arguments)."""
+        self.events = self._script(texts, **script)
+
+    def scripted(self, texts: list[str] | tuple[str, ...] = (), **script: Any) -> list[bytes]:
+        """The Responses stream ``reply`` would answer with, as bytes (for ``queue``)."""
+        numbered = [{**e, "sequence_number": n} for n, e in enumerate(self._script(texts, **script))]
+        return [event(e) for e in numbered]
+
+    def _script(
         self,
         texts: list[str] | tuple[str, ...],
         *,
+        function_calls: list[tuple[str, str, str]] | tuple[tuple[str, str, str], ...] = (),
+        piece: int = 4,
         reasoning: list[str] | tuple[str, ...] = (),
         usage: tuple[int, int] | None = (13, 5),
         cached: int | None = 0,
@@ -70,7 +93,7 @@ class FakeResponses(FakeOpenAI):
         incomplete: str | None = None,
         encrypted: str = "gAAAAABfake-encrypted-reasoning==",
         item_id: str | None = "rs_fake0001",
-    ) -> None:
+    ) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = [
             {"type": "response.created", "response": self._response("in_progress", [], None)},
             {"type": "response.in_progress", "response": self._response("in_progress", [], None)},
@@ -91,6 +114,26 @@ class FakeResponses(FakeOpenAI):
             done = {**item, "summary": [{"type": "summary_text", "text": p} for p in reasoning]}
             events.append({"type": "response.output_item.done", "output_index": 0, "item": done})
             output.append(done)
+        if texts or not function_calls:
+            self._message(events, output, texts)
+        for call_id, name, arguments in function_calls:
+            self._function_call(events, output, call_id, name, arguments, piece)
+        counts = None
+        if usage is not None:
+            counts = {
+                "input_tokens": usage[0],
+                "input_tokens_details": {"cached_tokens": cached},
+                "output_tokens": usage[1],
+                "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+                "total_tokens": usage[0] + usage[1],
+            }
+        final = self._response(status, output, counts)
+        if incomplete is not None:
+            final["incomplete_details"] = {"reason": incomplete}
+        events.append({"type": f"response.{status}", "response": final})
+        return events
+
+    def _message(self, events: list[dict[str, Any]], output: list[Any], texts: list[str] | tuple[str, ...]) -> None:
         message_index = len(output)
         message = {"id": "msg_fake0001", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
         events.append({"type": "response.output_item.added", "output_index": message_index, "item": message})
@@ -106,20 +149,30 @@ class FakeResponses(FakeOpenAI):
         message = {**message, "status": "completed", "content": content}
         events.append({"type": "response.output_item.done", "output_index": message_index, "item": message})
         output.append(message)
-        counts = None
-        if usage is not None:
-            counts = {
-                "input_tokens": usage[0],
-                "input_tokens_details": {"cached_tokens": cached},
-                "output_tokens": usage[1],
-                "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
-                "total_tokens": usage[0] + usage[1],
-            }
-        final = self._response(status, output, counts)
-        if incomplete is not None:
-            final["incomplete_details"] = {"reason": incomplete}
-        events.append({"type": f"response.{status}", "response": final})
-        self.events = events
+
+    @staticmethod
+    def _function_call(
+        events: list[dict[str, Any]], output: list[Any], call_id: str, name: str, arguments: str, piece: int
+    ) -> None:
+        """One function_call item as OpenAI streams it: announced, its arguments in pieces, done."""
+        index = len(output)
+        item = {
+            "id": f"fc_fake{index:04d}",
+            "type": "function_call",
+            "status": "in_progress",
+            "arguments": "",
+            "call_id": call_id,
+            "name": name,
+        }
+        events.append({"type": "response.output_item.added", "output_index": index, "item": item})
+        where = {"item_id": item["id"], "output_index": index}
+        for at in range(0, len(arguments), piece):
+            delta = arguments[at : at + piece]
+            events.append({"type": "response.function_call_arguments.delta", **where, "delta": delta})
+        events.append({"type": "response.function_call_arguments.done", **where, "arguments": arguments})
+        done = {**item, "status": "completed", "arguments": arguments}
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        output.append(done)
 
     def synthetic(self, tokens: int, *, delay: float = 0.0, token: str = "tok ") -> None:  # noqa: S107 - a word
         """N text deltas of ``token`` each, then ``response.completed`` with usage."""
@@ -157,6 +210,8 @@ class FakeResponses(FakeOpenAI):
         await super().handle(request, send, receive)
 
     def _responses_chunks(self) -> list[bytes]:
+        if self.replies:
+            return self.replies.pop(0)
         if self.chunks is not None:
             return list(self.chunks)
         if self.events is not None:
@@ -165,4 +220,11 @@ class FakeResponses(FakeOpenAI):
         return split_events(fixture_bytes(self.responses_fixture))
 
 
-__all__ = ["DEFAULT_FIXTURE", "FakeResponses", "event"]
+__all__ = [
+    "DEFAULT_FIXTURE",
+    "REASONING_TOOLCALL_FIXTURE",
+    "TOOLCALL_FIXTURE",
+    "TOOLCALL_TURN2_FIXTURE",
+    "FakeResponses",
+    "event",
+]
