@@ -17,7 +17,7 @@ from providers.plugin_state import plugin_enabled_states, plugin_is_enabled
 from providers.registry import CAPABILITY_FIELDS, Registry, registry
 
 Status = Literal["loaded", "failed", "disabled"]
-MANIFEST_CAPABILITIES = ("LLM_PROVIDER", "IMAGE_PROVIDER", "EMBEDDING_PROVIDER", "UPGRADE_MIGRATION")
+MANIFEST_CAPABILITIES = ("LLM_PROVIDER", "IMAGE_PROVIDER", "EMBEDDING_PROVIDER", "UPGRADE_MIGRATION", "TOOL_PROVIDER")
 CAPABILITY_CHOICES = CAPABILITY_FIELDS + MANIFEST_CAPABILITIES
 
 
@@ -31,8 +31,10 @@ def _entry(
     path: Path | None,
     manifest: Manifest | None,
 ) -> dict[str, Any]:
-    """The SPEC §3.6 keys first, in its order, then the rest of what the manifest says."""
+    """The SPEC §3.6 keys first, in its order, then the rest of what the manifest says. A tool plugin has
+    no providerConfig: its provider keys are null, its capability flags false, and ``tools`` names its tools."""
     config = manifest.provider_config if manifest else None
+    tools = manifest.tool_config if manifest else None
     caps = config.capabilities if config else None
     attachments = config.attachment_support if config and config.attachment_support.supported else None
     return {
@@ -54,6 +56,7 @@ def _entry(
         "requires_api_key": config.requires_api_key if config else None,
         "requires_base_url": config.requires_base_url if config else None,
         "base_url_default": config.base_url_default if config else None,
+        "tools": [tool.name for tool in tools.tools] if tools else [],
         # beyond the contract
         "enabled": enabled,
         "enabled_by_default": manifest.enabled_by_default if manifest else None,
@@ -73,6 +76,12 @@ def _entry(
         "legacy_names": list(config.legacy_names) if config else [],
         "path": str(path) if path else None,
         "has_icon": bool(path and (path / "icon.svg").is_file()),
+        "dynamic_tools": bool(tools and tools.dynamic_tools),
+        "tool_details": [
+            {"name": t.name, "display_name": t.display_name, "description": t.description} for t in tools.tools
+        ]
+        if tools
+        else [],
     }
 
 

@@ -28,9 +28,10 @@ def tool_plugins() -> list[ProviderPlugin[Manifest]]:
     return enabled_tool_plugins()
 
 
-def tool_settings_row(user_id: int, plugin: str) -> ToolSettings | None:
-    """The user's stored settings for ``plugin`` (its registered name), or None before the first save."""
-    return ToolSettings.objects.filter(user_id=user_id, plugin=plugin).first()
+def tool_settings_row(user: Any, plugin: str) -> ToolSettings | None:
+    """The stored settings of ``user`` (a user or a user's id) for ``plugin`` (its registered name), or
+    None before the first save."""
+    return ToolSettings.objects.filter(user=user, plugin=plugin).first()
 
 
 def _decrypted(row: ToolSettings, address: str) -> str | None:

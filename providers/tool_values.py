@@ -257,3 +257,17 @@ def unknown_tools(names: Iterable[str], manifests: Iterable[Manifest]) -> str | 
         return None
     offered = ", ".join(sorted(known)) or "none: no tool plugin is enabled"
     return f"Unknown tool {', '.join(map(repr, missing))}: not a tool of an enabled tool plugin (offered: {offered})."
+
+
+def servers_as_stored(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The stored MCP servers in the shape ``clean_servers`` takes, every header blank (kept as stored):
+    what a change to one server sends along for the others."""
+    return [
+        {
+            "name": server["name"],
+            "url": server["url"],
+            "headers": dict.fromkeys(server.get("headers") or (), ""),
+            "needs_approval": bool(server.get("needs_approval", True)),
+        }
+        for server in values.get(SERVERS) or ()
+    ]

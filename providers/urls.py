@@ -1,12 +1,12 @@
 """The settings pages' URLs (mounted under ``/settings/``).
 
-May import: ``providers.views``.
+May import: ``providers.tool_views``, ``providers.views``.
 """
 
 from django.urls import path
 from django.views.generic import RedirectView
 
-from providers import views
+from providers import tool_views, views
 
 app_name = "providers"
 
@@ -28,6 +28,11 @@ urlpatterns = [
     path("<str:kind>-profiles/<int:profile_id>/test/", views.profile_test, name="profile_test"),
     path("<str:kind>-profiles/fields/", views.provider_fields, name="provider_fields"),
     path("models/", views.model_options, name="models"),
+    path("tools/", tool_views.tools, name="tools"),
+    path("tools/<str:plugin>/", tool_views.tool_settings_save, name="tool_settings_save"),
+    path("tools/<str:plugin>/servers/", tool_views.tool_server_save, name="tool_server_save"),
+    path("tools/<str:plugin>/servers/<str:server>/delete/", tool_views.tool_server_delete, name="tool_server_delete"),
+    path("tools/<str:plugin>/servers/<str:server>/test/", tool_views.tool_server_test, name="tool_server_test"),
     path("plugins/", views.plugin_list, name="plugins"),
     path("plugins/<str:name>/toggle/", views.plugin_toggle, name="plugin_toggle"),
     path("plugins/<str:name>/icon.svg", views.plugin_icon, name="plugin_icon"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -111,14 +112,20 @@ class FakeMcpServer(FakeProvider):
         await respond(send, 200, {"tools": tools})
 
 
-@pytest.fixture
-def tool_fakes() -> Iterator[None]:
-    """The notes plugin and a fake MCP plugin registered (a bundled MCP plugin, if any, set aside)."""
+@contextmanager
+def registered_tool_fakes() -> Iterator[None]:
+    """The notes plugin and a fake MCP plugin registered (the bundled MCP plugin set aside meanwhile)."""
     with registry.temporarily() as reg:
         if reg.find(MCP) is not None:
             reg.unregister(MCP)
         reg.register(notes_plugin(), source="local")
         reg.register(mcp_plugin(), source="local")
+        yield
+
+
+@pytest.fixture
+def tool_fakes() -> Iterator[None]:
+    with registered_tool_fakes():
         yield
 
 

@@ -1,4 +1,4 @@
-"""``manage.py plugins list|show|enable|disable``: inspect and switch provider plugins (SPEC §3.6).
+"""``manage.py plugins list|show|enable|disable``: inspect and switch plugins, providers and tools (SPEC §3.6).
 
 ``list`` and ``show`` need no database: before ``migrate`` (or with none reachable) each plugin shows its
 manifest default and one line says so. ``enable`` / ``disable`` need it and say to migrate when it is not.
@@ -29,8 +29,13 @@ _COLUMNS = (
 )
 
 
+def _tools(info: dict[str, Any]) -> list[str]:
+    """A tool plugin's entry in the CAPABILITIES column (it has none of a provider's)."""
+    return ["tools"] if "TOOL_PROVIDER" in info["manifest_capabilities"] else []
+
+
 class Command(BaseCommand):
-    help = "List, show, enable or disable provider plugins."
+    help = "List, show, enable or disable plugins (providers and tools)."
     # A diagnostic tool: it must still answer when another part of the site fails its checks.
     requires_system_checks: list[str] = []
 
@@ -95,7 +100,7 @@ class Command(BaseCommand):
         header = [title for title, _ in _COLUMNS] + ["CAPABILITIES"]
         rows = [
             [str(info[key] or "-") for _, key in _COLUMNS]
-            + [", ".join(cap for cap, on in info["capabilities"].items() if on) or "-"]
+            + [", ".join([*(cap for cap, on in info["capabilities"].items() if on), *_tools(info)]) or "-"]
             for info in infos
         ]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
