@@ -1,8 +1,10 @@
-"""The OpenRouter plugin: attribution headers, comments, cost, the priced model list, key check."""
+"""The OpenRouter plugin: attribution headers, comments, cost, the priced model list, key check, reasoning
+details handed back (with a turn's tool calls too) and prompt-caching breakpoints."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import openai
 import pytest
@@ -17,6 +19,8 @@ from providers.contract import (
     ReasoningDelta,
     ReasoningOptions,
     TextDelta,
+    ToolCall,
+    ToolSpec,
     Usage,
 )
 from tests.fakes.fixtures import fixture_bytes
@@ -440,3 +444,56 @@ async def test_summary_and_encrypted_fragments_merge_into_one_item_each_and_unkn
 async def test_hiding_the_reasoning_of_a_model_that_does_not_reason_sends_nothing(fake):
     await collect(make(ROUTER, fake).stream(hello("openai/gpt-4o", reasoning=ReasoningOptions(summary=False))))
     assert "reasoning" not in fake.chat_requests[-1].json
+
+
+# ---- tools: the reasoning_details of a turn of calls go back on the message that carries them ---------
+
+WEATHER = ToolSpec("get_weather", "The weather in a city.", {"type": "object", "properties": {"city": {}}})
+
+
+async def test_the_signed_reasoning_of_a_turn_of_calls_goes_back_with_its_tool_calls(fake):
+    """Anthropic and Gemini upstreams refuse a turn of calls without the reasoning that led to it."""
+    signature = {"type": "reasoning.text", "signature": "Et0BCkgIsig==", "format": "anthropic-claude-v1", "index": 0}
+    thinking = [
+        {"type": "reasoning.text", "text": "Need the ", "format": "anthropic-claude-v1", "index": 0},
+        {"type": "reasoning.text", "text": "weather.", "format": "anthropic-claude-v1", "index": 0},
+        signature,
+    ]
+    fake.queue(fake.scripted(reasoning_details=thinking, tool_calls=[("toolu_01", "get_weather", '{"city":"Oslo"}')]))
+    fake.queue(fake.scripted(["Cold."]))
+    provider = make(ROUTER, fake)
+    question = ChatRequest(CLAUDE, (Message("user", "Weather in Oslo?"),), tools=(WEATHER,))
+    first = await provider.complete(question)
+    assert (first.reasoning, first.finish_reason) == ("Need the weather.", "tool_calls")
+    assert first.tool_calls == (ToolCall("toolu_01", "get_weather", {"city": "Oslo"}),)
+    merged = [{**thinking[0], "text": "Need the weather.", "signature": "Et0BCkgIsig=="}]
+    assert first.provider_state == {"reasoning_details": merged}
+    turn = Message("assistant", first.text, provider_state=first.provider_state, tool_calls=first.tool_calls)
+    answer = Message("tool", "-3°C, snow", tool_call_id="toolu_01", tool_name="get_weather")
+    final = await provider.complete(replace(question, messages=(*question.messages, turn, answer)))
+    assert final.text == "Cold."
+    assert fake.chat_requests[-1].json["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "toolu_01",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+            "reasoning_details": merged,
+        },
+        # Prompt caching (on by default for Anthropic upstreams) marks the last message: here the tool's result.
+        {"role": "tool", "tool_call_id": "toolu_01", "content": cached("-3°C, snow")},
+    ]
+
+
+async def test_a_conversation_ending_on_a_turn_of_calls_marks_no_breakpoint_on_it(fake):
+    call = ToolCall("toolu_02", "get_weather", {"city": "Oslo"})
+    messages = (Message("user", "Weather in Oslo?"), Message("assistant", "", tool_calls=(call,)))
+    await collect(make(ROUTER, fake).stream(ChatRequest(CLAUDE, messages, tools=(WEATHER,))))
+    sent = fake.chat_requests[-1].json["messages"]
+    assert sent[-1]["content"] is None
+    assert sent[0]["content"] == "Weather in Oslo?"  # only the last message and the system prompt are marked

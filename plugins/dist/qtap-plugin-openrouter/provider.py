@@ -5,7 +5,8 @@ upstream (``{"effort"}`` or ``{"max_tokens"}``, ``"exclude": true`` to reason wi
 stream carries the reasoning as text (``delta.reasoning``) and as ``delta.reasoning_details`` fragments
 that hold what the upstream needs back (Anthropic's signatures, OpenAI's encrypted items, Gemini's
 thought signatures). The fragments are merged per type and index, handed back as this turn's state,
-and sent back unmodified as ``reasoning_details`` on that assistant message.
+and sent back unmodified as ``reasoning_details`` on that assistant message (with its ``tool_calls`` when
+the turn called tools: Anthropic and Gemini upstreams refuse the calls without it).
 
 Prompt caching is automatic for most upstreams; Anthropic's models cache only what a request marks, so
 with the profile's ``prompt_caching`` on (the default) the system prompt and the last message carry a
@@ -96,6 +97,8 @@ def _mark_breakpoints(messages: list[dict[str, Any]]) -> None:
     systems = [m for m in messages if m["role"] == "system"]
     for message in {id(m): m for m in (*systems[-1:], *messages[-1:])}.values():
         content = message["content"]
+        if content is None:  # a turn of tool calls alone has no text to mark
+            continue
         parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if isinstance(content, str) else content
         texts = [p for p in parts if p.get("type") == "text" and p.get("text")]
         if texts:  # an empty text part cannot carry a breakpoint
