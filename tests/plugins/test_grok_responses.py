@@ -1,6 +1,7 @@
 """The Grok plugin on its default API, xAI's Responses API: encrypted reasoning round-tripped in its
-place (xAI's reasoning items may have no id), the effort only where the model takes one, usage with
-cached and reasoning tokens, and Chat Completions as the opt-in. Real sockets, through providers.factory.
+place (xAI's reasoning items may have no id), before the calls of a turn that called tools, the effort
+only where the model takes one, usage with cached and reasoning tokens, and Chat Completions as the opt-in.
+Real sockets, through providers.factory.
 
 No recording of xAI's Responses stream exists in tests/fakes/recordings; the scripted streams follow the
 shapes docs.x.ai documents (PROTOCOLS-reasoning-tools.md R5), and the OpenAI recording (the same events)
@@ -12,7 +13,17 @@ from __future__ import annotations
 import pytest
 
 from providers import errors
-from providers.contract import ChatRequest, Message, ProviderState, ReasoningDelta, ReasoningOptions, TextDelta, Usage
+from providers.contract import (
+    ChatRequest,
+    Message,
+    ProviderState,
+    ReasoningDelta,
+    ReasoningOptions,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from providers.factory import create_llm_provider
 from tests.fakes.openai_responses import FakeResponses
 from tests.fakes.samples import collect
@@ -168,3 +179,54 @@ async def test_on_chat_completions_the_effort_goes_as_reasoning_effort(fake):
     chat = {"api": "chat_completions"}
     await collect(make(fake).stream(ask("grok-3-mini", reasoning=ReasoningOptions(effort="high"), options=chat)))
     assert fake.chat_requests[-1].json["reasoning_effort"] == "high"
+
+
+# ---- tool calls: xAI's round trip (docs.x.ai troubleshooting-reasoning) -----------------------------
+
+TEMPERATURE = ToolSpec("get_temperature", "The temperature somewhere.", {"type": "object", "properties": {}})
+
+
+async def test_a_turn_of_calls_goes_back_as_xai_documents_it(fake):
+    """Every item of the turn in order: the reasoning item (no id, encrypted), the call (xAI's hyphenated
+    call id), its output; the tools go out without ``strict``."""
+    fake.queue(
+        fake.scripted(
+            reasoning=["Look it up."],
+            function_calls=[("call-5faadddf-0", "get_temperature", '{"location":"Paris"}')],
+            encrypted=ENCRYPTED,
+            item_id=None,
+        )
+    )
+    fake.queue(fake.scripted(["15°C in Paris."]))
+    provider = make(fake)
+    question = Message("user", "What is the temperature in Paris?")
+    first = await provider.complete(ask("grok-4.3", question, tools=(TEMPERATURE,)))
+    assert first.tool_calls == (ToolCall("call-5faadddf-0", "get_temperature", {"location": "Paris"}),)
+    assert first.finish_reason == "tool_calls"
+    assert fake.responses_requests[-1].json["tools"] == [
+        {
+            "type": "function",
+            "name": "get_temperature",
+            "description": TEMPERATURE.description,
+            "parameters": {"type": "object", "properties": {}},
+        }
+    ]
+    turn = Message("assistant", first.text, provider_state=first.provider_state, tool_calls=first.tool_calls)
+    output = Message("tool", '{"temperature":15}', tool_call_id="call-5faadddf-0", tool_name="get_temperature")
+    final = await provider.complete(ask("grok-4.3", question, turn, output, tools=(TEMPERATURE,)))
+    assert (final.text, final.finish_reason, final.tool_calls) == ("15°C in Paris.", "stop", ())
+    assert fake.responses_requests[-1].json["input"] == [
+        {"role": "user", "content": "What is the temperature in Paris?"},
+        {
+            "type": "reasoning",
+            "encrypted_content": ENCRYPTED,
+            "summary": [{"type": "summary_text", "text": "Look it up."}],
+        },
+        {
+            "type": "function_call",
+            "call_id": "call-5faadddf-0",
+            "name": "get_temperature",
+            "arguments": '{"location":"Paris"}',
+        },
+        {"type": "function_call_output", "call_id": "call-5faadddf-0", "output": '{"temperature":15}'},
+    ]

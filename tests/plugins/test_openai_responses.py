@@ -1,6 +1,6 @@
 """The OpenAI plugin on its default API, the Responses API (``POST /responses``): the recorded reasoning
-stream, the reasoning items that go back next turn, effort, usage, errors inside the stream, and the
-Chat Completions opt-in. Real sockets: the plugin is built through providers.factory against FakeResponses.
+stream, the reasoning items that go back next turn (before the calls they led to, when a turn called tools),
+effort, usage, errors inside the stream, and the Chat Completions opt-in. Real sockets: the plugin is built through providers.factory against FakeResponses.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from providers.contract import (
     ProviderState,
     ReasoningOptions,
     TextDelta,
+    ToolCall,
+    ToolSpec,
     Usage,
 )
 from providers.factory import create_llm_provider
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.openai_dialect import split_events
-from tests.fakes.openai_responses import FakeResponses
+from tests.fakes.openai_responses import REASONING_TOOLCALL_FIXTURE, FakeResponses
 from tests.fakes.samples import PDF_BYTES, collect, png_bytes
 
 KEY = "sk-proj-Zx9secretvalue-for-tests-0001"
@@ -393,3 +395,129 @@ async def test_consecutive_responses_streams_reuse_one_pooled_connection(fake):
         await collect(provider.stream(ask("gpt-4o")))
     assert len(fake.clients) == 3
     assert len(set(fake.clients)) == 1  # the body was read to its end, so no new handshake
+
+
+# ---- tool calls: the reasoning that led to a call goes back before it --------------------------------
+
+
+def recorded_tools_request() -> dict[str, Any]:
+    return json.loads(fixture_bytes(REASONING_TOOLCALL_FIXTURE + ".request.txt").decode().split("\n", 1)[1])
+
+
+async def test_the_recorded_reasoning_then_call_hands_on_the_call_and_keeps_the_reasoning_item():
+    """gpt-5-mini's recorded turn: a reasoning item, then a call (its item ``fc_…``, its ``call_id`` the id)."""
+    output = recorded(REASONING_TOOLCALL_FIXTURE)["output"]
+    (reasoning_item,) = [item for item in output if item["type"] == "reasoning"]
+    with FakeResponses("openai", fixture=REASONING_TOOLCALL_FIXTURE) as fake:
+        tool = recorded_tools_request()["tools"][0]
+        spec = ToolSpec(tool["name"], tool["description"], tool["parameters"])
+        provider = make(fake)
+        first = await collect(
+            provider.stream(ask("gpt-5-mini", Message("user", "Call simple_tool passing 5"), tools=(spec,)))
+        )
+        assert [e for e in first.events if isinstance(e, ToolCall)] == [
+            ToolCall("call_sNntVegw8ViC8Zc4EIjqEKbo", "simple_tool", {"number": "5"})
+        ]
+        assert first.finish == "tool_calls"
+        assert fake.responses_requests[-1].json["tools"] == recorded_tools_request()["tools"]  # strict: false too
+        state = next(e.value for e in first.events if isinstance(e, ProviderState))
+        assert state == {"model": "gpt-5-mini", "items": [reasoning_item]}
+        fake.reply(["Done: 5."])
+        turn = Message(
+            "assistant",
+            "",
+            provider_state=state,
+            tool_calls=(ToolCall("call_sNntVegw8ViC8Zc4EIjqEKbo", "simple_tool", {"number": "5"}),),
+        )
+        history = (
+            Message("user", "Call simple_tool passing 5"),
+            turn,
+            Message("tool", "ok", tool_call_id="call_sNntVegw8ViC8Zc4EIjqEKbo"),
+        )
+        final = await collect(provider.stream(ask("gpt-5-mini", *history, tools=(spec,))))
+    assert final.text == "Done: 5."
+    assert fake.responses_requests[-1].json["input"] == [
+        {"role": "user", "content": "Call simple_tool passing 5"},
+        reasoning_item,  # as received, right before the call it led to
+        {
+            "type": "function_call",
+            "call_id": "call_sNntVegw8ViC8Zc4EIjqEKbo",
+            "name": "simple_tool",
+            "arguments": '{"number":"5"}',
+        },
+        {"type": "function_call_output", "call_id": "call_sNntVegw8ViC8Zc4EIjqEKbo", "output": "ok"},
+    ]
+
+
+WEATHER = ToolSpec("get_weather", "The weather in a city.", {"type": "object", "properties": {"city": {}}})
+
+
+async def test_encrypted_reasoning_of_a_turn_of_calls_goes_back_in_its_place_and_only_to_its_model(fake):
+    calls = [("call_a", "get_weather", '{"city":"Oslo"}'), ("call_b", "get_weather", '{"city":"Rome"}')]
+    fake.queue(fake.scripted(reasoning=["**Plan**\n\nLook both up."], function_calls=calls, encrypted="gAAAA-enc=="))
+    provider = make(fake)
+    first = await provider.complete(ask("gpt-5.5", tools=(WEATHER,)))
+    assert [c.id for c in first.tool_calls] == ["call_a", "call_b"]
+    assert first.reasoning == "**Plan**\n\nLook both up."
+    turn = Message("assistant", first.text, provider_state=first.provider_state, tool_calls=first.tool_calls)
+    results = (Message("tool", "Snow", tool_call_id="call_a"), Message("tool", "Sun", tool_call_id="call_b"))
+    history = (Message("user", QUESTION), turn, *results)
+    item = {
+        "id": "rs_fake0001",
+        "type": "reasoning",
+        "encrypted_content": "gAAAA-enc==",
+        "summary": [{"type": "summary_text", "text": "**Plan**\n\nLook both up."}],
+    }
+    calls_and_results = [
+        {"type": "function_call", "call_id": "call_a", "name": "get_weather", "arguments": '{"city":"Oslo"}'},
+        {"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": '{"city":"Rome"}'},
+        {"type": "function_call_output", "call_id": "call_a", "output": "Snow"},
+        {"type": "function_call_output", "call_id": "call_b", "output": "Sun"},
+    ]
+    for model, expected in (("gpt-5.5", [item, *calls_and_results]), ("gpt-5.4", calls_and_results)):
+        fake.reply(["Snow in Oslo, sun in Rome."])
+        await collect(provider.stream(ask(model, *history, tools=(WEATHER,))))
+        assert fake.responses_requests[-1].json["input"] == [{"role": "user", "content": QUESTION}, *expected], model
+
+
+async def test_calls_found_only_in_the_completed_output_are_still_handed_on_once(fake):
+    call = {
+        "id": "fc_1",
+        "type": "function_call",
+        "status": "completed",
+        "arguments": '{"city":"Oslo"}',
+        "call_id": "call_late",
+        "name": "get_weather",
+    }
+    fake.events = [
+        {"type": "response.created", "response": {"status": "in_progress", "output": []}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**call, "arguments": "", "status": "in_progress"},
+        },
+        {"type": "response.completed", "response": {"status": "completed", "output": [call], "usage": None}},
+    ]
+    result = await collect(make(fake).stream(ask("gpt-5.5", tools=(WEATHER,))))
+    assert [e for e in result.events if isinstance(e, ToolCall)] == [
+        ToolCall("call_late", "get_weather", {"city": "Oslo"})
+    ]
+    assert result.finish == "tool_calls"
+
+
+async def test_a_call_whose_done_item_lacks_arguments_takes_them_from_the_stream(fake):
+    item = {"id": "fc_2", "type": "function_call", "call_id": "call_s", "name": "get_weather"}
+    where = {"item_id": "fc_2", "output_index": 0}
+    fake.events = [
+        {"type": "response.output_item.added", "output_index": 0, "item": {**item, "arguments": ""}},
+        {"type": "response.function_call_arguments.delta", **where, "delta": '{"city":'},
+        {"type": "response.function_call_arguments.delta", **where, "delta": '"Lim'},
+        {"type": "response.function_call_arguments.done", **where, "arguments": '{"city":"Lima"}'},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": {"status": "completed", "output": [item], "usage": None}},
+    ]
+    result = await collect(make(fake).stream(ask("gpt-5.5", tools=(WEATHER,))))
+    # ``.done``'s whole string wins over the pieces (here they stopped short of it)
+    assert [e for e in result.events if isinstance(e, ToolCall)] == [
+        ToolCall("call_s", "get_weather", {"city": "Lima"})
+    ]
