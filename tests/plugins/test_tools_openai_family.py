@@ -412,3 +412,23 @@ async def test_a_whole_completion_with_tool_calls_is_read_too(target, fake):
     streamed = await collect(make(FLAVOURS[target.plugin], fake).stream(target.ask()))
     assert calls_of(streamed) == [ToolCall("call_w", "get_weather", {"city": "Rome"})]
     assert streamed.finish == "tool_calls"
+
+
+@pytest.mark.parametrize("target", CHAT_TARGETS, ids=ids)
+async def test_a_call_without_an_id_is_given_one_and_object_arguments_are_serialised(target, fake):
+    """Two bends of some local servers: no ``id`` on a call, and its arguments as an object."""
+    whole = {"index": 0, "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Bern"}}}
+    fake.queue(
+        [
+            sse({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [whole]}}]}),
+            sse({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    fake.queue(fake.scripted(["Mild."]))
+    provider = make(FLAVOURS[target.plugin], fake)
+    first = await provider.complete(target.ask())
+    assert first.tool_calls == (ToolCall("call_0", "get_weather", {"city": "Bern"}),)
+    await collect(provider.stream(target.ask(*turn_of(first), result("call_0", "12°C"))))
+    sent = target.sent(fake)["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == "call_0"  # the result names its call
