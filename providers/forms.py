@@ -6,7 +6,8 @@ empty secret on edit keeps the stored one; the form holds it in clear and never 
 choices come from the registry when the form is built (never ``choices=`` on the model), labelled with
 each manifest's displayName.
 
-May import: ``providers.models``, ``providers.parameters``, ``providers.registry``, ``providers.services``.
+May import: ``providers.models``, ``providers.parameters``, ``providers.reasoning``, ``providers.registry``,
+``providers.services``, ``providers.tool_values``.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from __future__ import annotations
 from typing import Any, ClassVar, cast
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
 from django.views.decorators.debug import sensitive_variables
 
 from providers import services
-from providers.models import ApiKey, ConnectionProfile, ImageProfile
+from providers.models import ApiKey, ConnectionProfile, ImageProfile, enabled_tool_plugins
 from providers.parameters import ChatParameters, ImageParameters, validate_parameters
+from providers.reasoning import takes_tools
 from providers.registry import registry
 from providers.services import api_key_pattern_warning, clean_secret
+from providers.tool_values import offered_tools
 
 
 def plugin_choices(*, capability: str | None = None, current: str = "") -> list[tuple[str, str]]:
@@ -151,7 +154,8 @@ def _on_by_default(label: str, *, on: str, off: str) -> forms.Field:
 
 def model_parameter_fields(plugin: str, model: str) -> dict[str, forms.Field]:
     """The controls ``model`` of ``plugin`` takes, from its manifest's rules: its reasoning effort or thinking
-    budget, whether to show its reasoning, prompt caching and the wire API. None for a model without them."""
+    budget, whether to show its reasoning, prompt caching, the wire API, and the tools on by default (only
+    for a model that calls tools). None for a model without them."""
     found = registry.find(plugin) if plugin else None
     config = found.manifest.provider_config if found else None
     if config is None:
@@ -177,6 +181,16 @@ def model_parameter_fields(plugin: str, model: str) -> dict[str, forms.Field]:
         fields["reasoning_summary"] = _on_by_default("Reasoning", on="Show it", off="Do not return it")
     if config.prompt_caching:
         fields["prompt_caching"] = _on_by_default("Prompt caching", on="On (cheaper repeated context)", off="Off")
+    if model and takes_tools(config, model):
+        groups = [(p.manifest.title, offered_tools(p.manifest)) for p in enabled_tool_plugins()]
+        if groups:
+            fields["tools"] = forms.MultipleChoiceField(
+                required=False,
+                choices=groups,
+                widget=forms.CheckboxSelectMultiple,
+                label="Tools on by default",
+                help_text="A plugin's “All tools” includes the tools it finds later (such as your MCP servers').",
+            )
     if len(config.apis) > 1:
         fields["api"] = forms.ChoiceField(
             required=False,
@@ -216,7 +230,9 @@ class _ProfileForm(forms.ModelForm):
             value = stored.get(name)
             if isinstance(value, bool):
                 value = "" if value else "false"
-            field.initial = "\n".join(value) if isinstance(value, list) else value
+            if isinstance(value, list) and not isinstance(field, forms.MultipleChoiceField):
+                value = "\n".join(value)
+            field.initial = value
             self.fields[name] = field
             self.parameter_names.append(name)
         self.fields["plugin"] = forms.ChoiceField(
@@ -269,6 +285,16 @@ class _ProfileForm(forms.ModelForm):
                 parameters.pop(name, None)
             else:
                 parameters[name] = value
+        if self.capability == "chat" and "tools" not in self.fields:
+            # No tools are offered for this model: any posted are refused (below, saying why), and stored
+            # ones, which the person can no longer see, are dropped.
+            key = self.add_prefix("tools")
+            raw = self.data.getlist(key) if hasattr(self.data, "getlist") else self.data.get(key)
+            posted = [raw] if isinstance(raw, str) else list(raw or ())
+            if posted:
+                parameters["tools"] = posted
+            else:
+                parameters.pop("tools", None)
         try:
             self.instance.parameters = validate_parameters(self.parameter_schema, parameters)
         except ValueError as exc:
@@ -276,6 +302,13 @@ class _ProfileForm(forms.ModelForm):
                 name = str(line).split(":", 1)[0].split(".", 1)[0]
                 self.add_error(name if name in self.fields else None, str(line))
         return cleaned
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # The model judges ``parameters`` as a whole, which this form splits into fields: its refusals
+        # (a tool the model cannot call, an effort it does not take) are shown above the form.
+        if hasattr(errors, "error_dict") and "parameters" in errors.error_dict:
+            errors.error_dict.setdefault(NON_FIELD_ERRORS, []).extend(errors.error_dict.pop("parameters"))
+        super()._update_errors(errors)  # type: ignore[misc]  # a ModelForm hook the stubs do not declare
 
     def save(self, commit: bool = True) -> Any:
         """The validated profile written by ``services.profile_update`` (which creates a new one)."""

@@ -173,7 +173,9 @@ PROFILE_KINDS: dict[str, dict[str, Any]] = {
 # Fields the profile template lays out itself; any other form field is rendered generically.
 HANDLED_FIELDS = frozenset({"name", "plugin", "api_key", "base_url", "model", "is_default"})
 # Fields that depend on the chosen model (forms.model_parameter_fields), drawn beside the model field.
-MODEL_FIELDS = frozenset({"reasoning_effort", "reasoning_budget_tokens", "reasoning_summary", "prompt_caching", "api"})
+MODEL_FIELDS = frozenset(
+    {"reasoning_effort", "reasoning_budget_tokens", "reasoning_summary", "prompt_caching", "api", "tools"}
+)
 
 
 def _form_class(kind: str) -> Any:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from django.core.exceptions import ValidationError
 
 from providers import services
 from providers.forms import ApiKeyForm, ConnectionProfileForm, ImageProfileForm
 from providers.models import ApiKey
+from providers.plugin_state import plugin_set_enabled
+from tests.providers.test_tool_settings import registered_tool_fakes
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "sk-ant-FORMSECRET-abcdefgh9012"
+
+
+@pytest.fixture
+def tool_fakes() -> Iterator[None]:
+    with registered_tool_fakes():
+        yield
 
 
 def test_api_key_form_creates_for_its_user_and_never_renders_the_secret(user):
@@ -103,3 +114,57 @@ def test_profile_parameters_are_separate_fields_checked_against_the_schema(user)
     assert not bad_size.is_valid() and "size" in bad_size.errors
     image = ImageProfileForm({**base, "model": "dall-e-3", "size": "1024x1024", "n": "2"}, user=user).save()
     assert image.parameters == {"size": "1024x1024", "n": 2}
+
+
+# ---- the profile's tools on by default ----------------------------------------------------------------
+
+TOOL_MODEL, NO_TOOL_MODEL = "qwen3:8b", "llama3:8b"  # by Ollama's modelRules, the second cannot call tools
+
+
+def _tools_form(user, model, tools=(), instance=None):
+    data = {"name": "local", "plugin": "qtap-plugin-ollama", "model": model, "base_url": "http://127.0.0.1:11434"}
+    return ConnectionProfileForm({**data, "tools": list(tools)} if tools else data, instance=instance, user=user)
+
+
+def test_the_profile_form_offers_tools_only_for_a_model_that_calls_them(user, tool_fakes):
+    offered = _tools_form(user, TOOL_MODEL).fields["tools"]
+    groups = dict(offered.choices)
+    assert groups["Notes"] == [("note", "Note")]  # a static tool, by its display name
+    assert groups["MCP servers"] == [("qtap-plugin-mcp", "All tools of MCP servers")]  # a dynamic plugin as a whole
+    assert "tools" not in _tools_form(user, NO_TOOL_MODEL).fields
+
+
+def test_tools_are_saved_and_names_of_no_enabled_tool_plugin_refused(user, tool_fakes):
+    form = _tools_form(user, TOOL_MODEL, ["note", "qtap-plugin-mcp"])
+    assert form.is_valid(), form.errors
+    profile = form.save()
+    assert profile.parameters == {"tools": ["note", "qtap-plugin-mcp"]}
+    assert _tools_form(user, TOOL_MODEL, ["note"], instance=profile).fields["tools"].initial == [
+        "note",
+        "qtap-plugin-mcp",
+    ]
+    unknown = _tools_form(user, TOOL_MODEL, ["shell"])
+    assert not unknown.is_valid() and "not one of the available choices" in str(unknown.errors)
+    with pytest.raises(ValidationError, match="Unknown tool 'shell': not a tool of an enabled tool plugin"):
+        services.profile_update(profile=profile, parameters={"tools": ["shell"]})
+    plugin_set_enabled(name="qtap-plugin-notes", enabled=False)
+    with pytest.raises(ValidationError, match="Unknown tool 'note'"):
+        services.profile_update(profile=profile, parameters={"tools": ["note"]})
+
+
+def test_a_model_that_cannot_call_tools_refuses_them_and_drops_stored_ones(user, tool_fakes):
+    refused = _tools_form(user, NO_TOOL_MODEL, ["note"])
+    assert not refused.is_valid() and "cannot call tools" in str(refused.errors)
+    with pytest.raises(ValidationError, match="cannot call tools"):
+        services.connection_profile_create(
+            user=user,
+            name="x",
+            plugin="qtap-plugin-ollama",
+            model=NO_TOOL_MODEL,
+            base_url="http://127.0.0.1:11434",
+            parameters={"tools": ["note"]},
+        )
+    profile = _tools_form(user, TOOL_MODEL, ["note"]).save()
+    switched = _tools_form(user, NO_TOOL_MODEL, instance=profile)  # the model changes; no tools are offered
+    assert switched.is_valid(), switched.errors
+    assert switched.save().parameters == {}

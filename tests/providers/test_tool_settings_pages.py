@@ -219,3 +219,13 @@ def test_the_test_button_with_the_bundled_mcp_plugin_and_a_real_mcp_server(alice
         assert all(r.get("authorization") == "Bearer fake-mcp-token-3333" for r in server.requests)
         refused = post(alice, f"{TOOLS}{MCP}/servers/wrong/test/", {}).content.decode()
         assert "Failed:" in refused and "fake-wrong-token-4444" not in refused and "fake-mcp-token-3333" not in refused
+
+
+def test_the_profile_form_draws_tool_checkboxes_only_for_a_model_that_calls_tools(
+    tool_fakes: None, alice: CsrfClient
+) -> None:
+    fields = "/settings/chat-profiles/fields/?plugin=qtap-plugin-ollama&model="
+    calls = alice.get(fields + "qwen3:8b").content.decode()
+    assert 'type="checkbox" name="tools" value="note"' in calls and 'value="qtap-plugin-mcp"' in calls
+    assert "All tools of MCP servers" in calls
+    assert 'name="tools"' not in alice.get(fields + "llama3:8b").content.decode()
