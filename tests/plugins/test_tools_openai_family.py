@@ -4,7 +4,8 @@ Chat Completions. Each against its own flavour of the local server over real soc
 providers.factory: a reply that asks for one tool, two in parallel, the next request carrying the calls and
 their results in the API's own shape, then the final answer; argument text that is not JSON; the tools and
 ``tool_choice`` as each API writes them. The recorded OpenAI streams (a call, then the answer to its result)
-are replayed byte for byte and the second request compared with the one that produced the recording.
+are replayed byte for byte and the second request compared with the one that produced the recording, and the
+official ``openai`` client reads the scripted call streams to the same calls.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import openai
 import pytest
 
 from providers import errors
@@ -432,3 +434,43 @@ async def test_a_call_without_an_id_is_given_one_and_object_arguments_are_serial
     await collect(provider.stream(target.ask(*turn_of(first), result("call_0", "12°C"))))
     sent = target.sent(fake)["messages"]
     assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == "call_0"  # the result names its call
+
+
+# ---- the scripted streams, read by the official client ---------------------------------------------
+
+
+def official(fake: FakeOpenAI) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(api_key="sk-test-not-a-real-key", base_url=fake.base_url, max_retries=0)
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+@pytest.mark.parametrize("flavour", ["openai", "xai", "gab", "openrouter", "compatible"])
+async def test_the_official_client_assembles_the_scripted_chat_calls_as_the_plugins_do(flavour, interleave):
+    """If the fake's tool-call fragments drifted from the real wire format, the SDK would disagree."""
+    with FakeOpenAI(flavour) as fake:
+        fake.reply([], tool_calls=[PARIS, TOKYO], interleave=interleave)
+        tools = [{"type": "function", "function": {"name": WEATHER.name, "parameters": WEATHER.parameters}}]
+        async with (
+            official(fake) as api,
+            api.chat.completions.stream(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}], tools=tools
+            ) as stream,
+        ):
+            final = await stream.get_final_completion()
+    (choice,) = final.choices
+    assert choice.finish_reason == "tool_calls"
+    calls = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls]
+    assert calls == [PARIS, TOKYO]
+
+
+@pytest.mark.parametrize("flavour", ["openai", "xai"])
+async def test_the_official_client_reads_the_scripted_function_calls(flavour):
+    with FakeResponses(flavour) as fake:
+        fake.reply(["Checking."], function_calls=[PARIS, TOKYO], reasoning=["Two cities."])
+        async with official(fake) as api, api.responses.stream(model="gpt-5.5", input=QUESTION) as stream:
+            final = await stream.get_final_response()
+    kinds = [item.type for item in final.output]
+    assert kinds == ["reasoning", "message", "function_call", "function_call"]
+    calls = [(i.call_id, i.name, i.arguments) for i in final.output if i.type == "function_call"]
+    assert calls == [PARIS, TOKYO]
+    assert all(i.id.startswith("fc_") for i in final.output if i.type == "function_call")
