@@ -208,6 +208,11 @@ QTAP_CHECKPOINT_INTERVAL = env.float("QTAP_CHECKPOINT_INTERVAL", default=1.0)
 # A "streaming" message whose heartbeat (its checkpoint) is older than this has no live process behind it.
 QTAP_GENERATION_STALE_SECONDS = env.float("QTAP_GENERATION_STALE_SECONDS", default=30.0)
 QTAP_DELTA_COALESCE_MS = env.float("QTAP_DELTA_COALESCE_MS", default=5.0)
+# The tool loop: provider turns with tools before the model is asked for its answer without them, the
+# characters of one tool result the model is given, and how long a call waits for the user's approval.
+QTAP_TOOL_MAX_ROUNDS = env.int("QTAP_TOOL_MAX_ROUNDS", default=8)
+QTAP_TOOL_RESULT_MAX_CHARS = env.int("QTAP_TOOL_RESULT_MAX_CHARS", default=50_000)
+QTAP_TOOL_APPROVAL_TIMEOUT_SECONDS = env.float("QTAP_TOOL_APPROVAL_TIMEOUT_SECONDS", default=600.0)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

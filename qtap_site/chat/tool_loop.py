@@ -61,15 +61,15 @@ StreamRound = Callable[
 
 
 def max_rounds() -> int:
-    return max(int(getattr(settings, "QTAP_TOOL_MAX_ROUNDS", 8)), 1)
+    return max(int(settings.QTAP_TOOL_MAX_ROUNDS), 1)
 
 
 def result_cap() -> int:
-    return max(int(getattr(settings, "QTAP_TOOL_RESULT_MAX_CHARS", 50_000)), 100)
+    return max(int(settings.QTAP_TOOL_RESULT_MAX_CHARS), 100)
 
 
 def approval_timeout() -> float:
-    return float(getattr(settings, "QTAP_TOOL_APPROVAL_TIMEOUT_SECONDS", 600))
+    return float(settings.QTAP_TOOL_APPROVAL_TIMEOUT_SECONDS)
 
 
 # ---- which tools a reply has -----------------------------------------------------------------------
