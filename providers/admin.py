@@ -1,8 +1,9 @@
-"""Admin for keys, profiles and plugin switches.
+"""Admin for keys, profiles, tool settings and plugin switches.
 
 Secrets are write-only here (as in the settings pages): the form's secret field never renders a value,
 ``encrypted_secret`` is in no form, column, search or filter, and lookups on it are refused, so it cannot
-be probed through changelist URLs either.
+be probed through changelist URLs either. Tool settings are shown, never edited here (their form is the
+user's Tools page): their secrets appear by address with "set", never by value or ciphertext.
 
 May import: ``providers.forms``, ``providers.models``, ``providers.registry``, ``providers.services``; every
 write goes through the services.
@@ -23,11 +24,11 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from providers import services
 from providers.forms import ApiKeyForm, ConnectionProfileForm, ImageProfileForm, plugin_choices
-from providers.models import ApiKey, ConnectionProfile, ImageProfile, PluginState, ProfileBase
+from providers.models import ApiKey, ConnectionProfile, ImageProfile, PluginState, ProfileBase, ToolSettings
 from providers.registry import registry
 from providers.services import test_connection
 
-SECRET_FIELDS = ("encrypted_secret",)
+SECRET_FIELDS = ("encrypted_secret", "encrypted_secrets")
 
 
 def _touches_secret(lookup: str) -> bool:
@@ -169,6 +170,26 @@ class ImageProfileAdmin(_ProfileAdmin):
     form = ImageProfileAdminForm
 
 
+@admin.register(ToolSettings)
+class ToolSettingsAdmin(_NoSecretLookups, admin.ModelAdmin):
+    list_display = ("plugin", "user", "stored_secrets", "updated_at")
+    list_filter = ("plugin",)
+    list_select_related = ("user",)
+    search_fields = ("plugin", "user__username")
+    fields = ("user", "plugin", "values", "stored_secrets", "created_at", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="Secrets")
+    def stored_secrets(self, obj: ToolSettings) -> str:
+        return ", ".join(f"{address}: set" for address in sorted(obj.encrypted_secrets)) or "none"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # settings are validated against their plugin's schema: users write them on the Tools page
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class PluginStateForm(forms.ModelForm):
     class Meta:
         model = PluginState
@@ -176,9 +197,12 @@ class PluginStateForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["name"] = forms.ChoiceField(
-            label="Plugin", choices=plugin_choices(current=self.instance.name if self.instance.pk else "")
-        )
+        current = self.instance.name if self.instance.pk else ""
+        # Providers and tool plugins alike are switched here.
+        choices: list[tuple[str, str]] = plugin_choices(current=current)
+        choices += [(p.manifest.name, p.manifest.title) for p in registry.all() if p.manifest.provider_config is None]
+        choices.sort(key=lambda choice: choice[1].lower())
+        self.fields["name"] = forms.ChoiceField(label="Plugin", choices=choices)
 
 
 @admin.register(PluginState)

@@ -177,6 +177,8 @@ class ApiKey(models.Model):
         plugin = registry.find(self.plugin) if self.plugin else None
         if self.plugin and plugin is None:
             raise ValidationError({"plugin": _unknown_plugin_message(self.plugin)})
+        if plugin is not None and plugin.manifest.provider_config is None:
+            raise ValidationError({"plugin": f"{plugin.manifest.name} is not a provider: it takes no API key."})
         if plugin is not None:
             self.plugin = plugin.manifest.name
 

@@ -338,3 +338,22 @@ def test_tool_contexts_cost_two_queries(tool_fakes: None, user: Any, django_asse
     save_notes(user, token=FAKE_TOKEN)
     with django_assert_num_queries(2):
         tool_contexts(user.pk)
+
+
+def test_rotate_api_keys_re_encrypts_tool_secrets_too(
+    tool_fakes: None, user: Any, settings: Any, encryption_key: str
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    row = save_notes(user, token=FAKE_TOKEN)
+    save_servers(user, {"name": "github", "url": "http://127.0.0.1:9/", "headers": {"Authorization": FAKE_HEADER}})
+    newest = Fernet.generate_key().decode()
+    settings.QTAP_ENCRYPTION_KEYS = [newest, encryption_key]
+    out = StringIO()
+    call_command("rotate_api_keys", stdout=out)
+    assert "Re-encrypted the secrets of 2 tool settings row(s)." in out.getvalue()
+    settings.QTAP_ENCRYPTION_KEYS = [newest]  # the old key dropped
+    assert ToolSettings.objects.get(pk=row.pk).secret("token") == FAKE_TOKEN
+    assert tool_contexts(user.pk)[MCP].settings["servers"][0]["headers"] == {"Authorization": FAKE_HEADER}

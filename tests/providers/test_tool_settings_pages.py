@@ -10,11 +10,14 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.urls import reverse
 
 from providers.models import ToolSettings
 from providers.plugin_state import plugin_set_enabled
-from providers.services import tool_settings_update
+from providers.services import api_key_create, connection_profile_create, tool_settings_update
 from tests.providers.test_tool_settings import (
     FAKE_HEADER,
     FAKE_TOKEN,
@@ -54,6 +57,10 @@ def bob(other_user: Any) -> CsrfClient:
     client = CsrfClient()
     client.force_login(other_user)
     return client
+
+
+def alice_user(client: CsrfClient) -> Any:
+    return get_user_model().objects.get(pk=client.session["_auth_user_id"])
 
 
 def post(client: CsrfClient, path: str, data: dict[str, Any], **extra: Any) -> Any:
@@ -229,3 +236,34 @@ def test_the_profile_form_draws_tool_checkboxes_only_for_a_model_that_calls_tool
     assert 'type="checkbox" name="tools" value="note"' in calls and 'value="qtap-plugin-mcp"' in calls
     assert "All tools of MCP servers" in calls
     assert 'name="tools"' not in alice.get(fields + "llama3:8b").content.decode()
+
+
+def test_the_admin_shows_tool_settings_without_their_secrets(tool_fakes: None, admin_client: Any, user: Any) -> None:
+    row = tool_settings_update(user=user, plugin=NOTES, values={"title": "Mine", "token": FAKE_TOKEN})
+    token = row.encrypted_secrets["token"]
+    pages = [
+        reverse("admin:providers_toolsettings_changelist"),
+        reverse("admin:providers_toolsettings_change", args=[row.pk]),
+        reverse("admin:providers_toolsettings_changelist") + "?q=fake",
+    ]
+    for path in pages:
+        body = admin_client.get(path).content.decode()
+        assert FAKE_TOKEN not in body and token not in body and token[:20] not in body, path
+    assert "token: set" in admin_client.get(pages[1]).content.decode()
+    probe = admin_client.get(reverse("admin:providers_toolsettings_changelist") + "?encrypted_secrets__icontains=gAAAA")
+    assert probe.status_code == 400  # the ciphertext cannot be probed through the changelist
+    assert admin_client.get(reverse("admin:providers_toolsettings_add")).status_code == 403
+    enable = admin_client.get(reverse("admin:providers_pluginstate_add")).content.decode()
+    assert f'value="{NOTES}"' in enable  # tool plugins are switched on and off there too
+
+
+def test_the_plugins_page_lists_tool_plugins_and_no_picker_offers_them(tool_fakes: None, alice: CsrfClient) -> None:
+    plugins = alice.get("/settings/plugins/").content.decode()
+    assert 'id="plugin-qtap-plugin-notes"' in plugins and ">Note</span>" in plugins
+    for path in ("/settings/keys/", "/settings/profiles/new/", "/settings/image-profiles/new/"):
+        body = alice.get(path).content.decode()
+        assert f'value="{NOTES}"' not in body and f'value="{MCP}"' not in body, path
+    with pytest.raises(ValidationError, match="is not a provider"):
+        api_key_create(user=alice_user(alice), plugin=NOTES, label="x", secret="fake-key-for-notes-0000")
+    with pytest.raises(ValidationError, match="is not a chat provider"):
+        connection_profile_create(user=alice_user(alice), name="x", plugin=NOTES, model="m")
