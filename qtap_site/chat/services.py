@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -26,6 +27,8 @@ from providers import contract
 from providers.calls import Call
 from providers.models import ConnectionProfile
 from providers.reasoning import PLUGIN_OPTIONS, options_from_parameters, refused_parameters, takes_tools
+from providers.tool_settings import tool_plugins
+from providers.tool_values import unknown_tools
 from qtap_site.chat.models import Attachment, Chat, Message
 from qtap_site.chat.protocol import Forbidden, NotFound, message_dict
 from qtap_site.chat.tool_frames import calls_of
@@ -55,6 +58,25 @@ def chat_create(
     if profile is not None and profile.user_id != user.pk:
         raise NotFound("That connection profile does not exist.")
     return Chat.objects.create(user=user, profile=profile, title=title[:200], system_prompt=system_prompt)
+
+
+def chat_set_tools(chat: Chat, names: list[str] | None) -> Chat:
+    """The tools on in ``chat`` (tool names, or a tool plugin's name for all of its tools); None: its
+    profile's. A name no enabled tool plugin offers is refused (``ValidationError``)."""
+    if names is not None:
+        names = list(dict.fromkeys(names))
+        if problem := unknown_tools(names, [plugin.manifest for plugin in tool_plugins()]):
+            raise ValidationError(problem)
+    chat.tools = names
+    chat.save(update_fields=["tools", "updated_at"])
+    return chat
+
+
+def chat_tools(chat: Chat) -> list[str]:
+    """The tools on in ``chat`` now: its own choice, else its profile's."""
+    if chat.tools is not None:
+        return list(chat.tools)
+    return list((chat.profile.parameters or {}).get("tools") or []) if chat.profile else []
 
 
 def chat_rename(chat: Chat, title: str) -> Chat:

@@ -16,4 +16,5 @@ urlpatterns = [
     path("chats/<int:chat_id>/history/", views.history, name="history"),
     path("chats/<int:chat_id>/rename/", views.rename, name="rename"),
     path("chats/<int:chat_id>/delete/", views.delete, name="delete"),
+    path("chats/<int:chat_id>/tools/", views.tools, name="tools"),
 ]

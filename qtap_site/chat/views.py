@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,7 +23,10 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from providers.models import ConnectionProfile, ImageProfile
+from providers.reasoning import takes_tools
 from providers.selectors import with_statuses
+from providers.tool_settings import tool_plugins
+from providers.tool_values import offered_tools
 from qtap_site.chat import delivery, protocol, rendering, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
 
@@ -153,8 +157,42 @@ def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
         # After this long without a frame while a reply streams, the page reconnects: the process
         # writing the reply may have died, and only a fresh chat.state can say so.
         "silence_limit_s": int(services.stale_after().total_seconds()) + 5,
+        **_tools_context(chat),
     }
     return render(request, "chat/chat.html", context)
+
+
+def _tools_context(chat: Chat, problem: str = "") -> dict[str, Any]:
+    """The chat's tool switches: what the enabled tool plugins offer, which are on, and whether the
+    chat's model can call tools at all."""
+    on = set(services.chat_tools(chat))
+    offered = [
+        {"name": name, "label": label, "plugin": plugin.manifest.title, "on": name in on}
+        for plugin in tool_plugins()
+        for name, label in offered_tools(plugin.manifest)
+    ]
+    plugin = chat.profile.plugin_object if chat.profile else None
+    config = plugin.manifest.provider_config if plugin else None
+    model_takes = config is None or chat.profile is None or takes_tools(config, chat.profile.model)
+    return {"offered_tools": offered, "tools_own": chat.tools is not None, "tools_problem": problem,
+            "model_takes_tools": model_takes}  # fmt: skip
+
+
+@login_required
+@require_POST
+def tools(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
+    """Switch the chat's tools: the names ticked, or back to its profile's (``use_profile``)."""
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    names = None if request.POST.get("use_profile") else request.POST.getlist("tool")
+    problem = ""
+    try:
+        chat = services.chat_set_tools(chat, names)
+    except ValidationError as exc:
+        problem = " ".join(exc.messages)
+    if request.htmx:
+        context = {"chat": chat, **_tools_context(chat, problem)}
+        return render(request, "chat/chat.html#chat-tools", context, status=400 if problem else 200)
+    return redirect("chat:detail", chat_id=chat.pk)
 
 
 @login_required
