@@ -255,3 +255,22 @@ async def test_a_tool_choice_naming_a_tool_not_offered_is_refused_before_any_req
     with pytest.raises(errors.InvalidRequestError, match="'divide'"):
         await collect(provider_for(fake).stream(ask(tool_choice="divide")))
     assert fake.requests == []
+
+
+async def test_calls_keep_their_signature_when_the_turns_text_no_longer_fits_its_state(fake):
+    fake.reply = "parallel_calls"
+    provider = provider_for(fake)
+    first = await provider.complete(ask(RECORDED_MODEL, "Weather?", tools=(WEATHER,)))
+    # the calls came after "Checking. " (offset 10); the host hands the turn back trimmed to "Checking."
+    state = {"parts": [{"offset": 10, "part": entry["part"]} for entry in first.provider_state["parts"]]}
+    history = (
+        Message("user", "Weather?"),
+        Message("assistant", "Checking.", provider_state=state, tool_calls=first.tool_calls),
+        *(Message("tool", "ok", tool_call_id=c.id, tool_name=c.name) for c in first.tool_calls),
+    )
+    fake.reply = "recorded"
+    await collect(provider.stream(ChatRequest(model=RECORDED_MODEL, messages=history, tools=(WEATHER,))))
+
+    parts = fake.requests[-1].json["contents"][1]["parts"]
+    assert parts == [{"text": "Checking."}, *(entry["part"] for entry in first.provider_state["parts"])]
+    assert parts[1]["thoughtSignature"] == signed_parts(recorded_chunks(FUNCTION_CALL_RECORDING))[0]["thoughtSignature"]

@@ -117,14 +117,25 @@ def tool_fields(request: ChatRequest, provider: str) -> dict[str, Any]:
     return fields
 
 
+def received_calls(state: Any) -> list[dict[str, Any]]:
+    """The ``functionCall`` parts a turn's state holds, as received (signature and id included)."""
+    entries = state.get("parts") if isinstance(state, dict) else None
+    parts = [entry.get("part") for entry in entries or [] if isinstance(entry, dict)]
+    return [part for part in parts if isinstance(part, dict) and isinstance(part.get("functionCall"), dict)]
+
+
 def with_calls(parts: list[dict[str, Any]], message: Message) -> list[dict[str, Any]]:
     """The model turn's parts with its calls: the ``functionCall`` parts of its state when they name the turn's
-    calls in order (as received, signature and id untouched); otherwise those are dropped and the calls rebuilt,
-    the first carrying Google's documented stand-in signature."""
-    present = [part["functionCall"].get("name") for part in parts if "functionCall" in part]
-    if present == [call.name for call in message.tool_calls]:
+    calls in order, as received, signature and id untouched (where they came, or after the text when the text
+    no longer fits the state: the host trims a turn's text); otherwise the calls are rebuilt, the first
+    carrying Google's documented stand-in signature."""
+    names = [call.name for call in message.tool_calls]
+    if [part["functionCall"].get("name") for part in parts if "functionCall" in part] == names:
         return parts
     kept = [part for part in parts if "functionCall" not in part]
+    received = received_calls(message.provider_state)
+    if names and [part["functionCall"].get("name") for part in received] == names:
+        return kept + received
     rebuilt: list[dict[str, Any]] = [
         {"functionCall": {"name": call.name, "args": call.arguments}} for call in message.tool_calls
     ]
