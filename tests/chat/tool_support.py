@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from providers import contract
@@ -23,6 +24,7 @@ class ScriptedUpstream(FakeProvider):
         super().__init__()
         self.turns = turns
         self.api_key = "sk-test-tools-not-a-real-key"
+        self.on_request: Callable[[int], None] | None = None  # called with each chat request's index
 
     @property
     def base_url(self) -> str:
@@ -37,6 +39,8 @@ class ScriptedUpstream(FakeProvider):
             await respond(send, 200, {"object": "list", "data": [{"id": "tool-model", "object": "model"}]})
             return
         index = len(self.chat_requests) - 1
+        if self.on_request is not None:
+            await asyncio.to_thread(self.on_request, index)
         turn = self.turns[min(index, len(self.turns) - 1)]
         await self.stream_chunks(send, receive, _chunks(turn))
 
