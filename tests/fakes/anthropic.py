@@ -37,12 +37,14 @@ request without ``anthropic-version`` is refused. ``fail_next`` injects HTTP err
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.server import FakeProvider, Receive, RecordedRequest, Send, respond
 from tests.fakes.stream_faults import StreamFault, send_stream
 
+ID = re.compile(r"[a-zA-Z0-9_-]+")  # what the API takes as a tool_use id
 FIXTURES = {
     "text": "anthropic_stream_text.sse",
     "thinking": "anthropic_stream_thinking.sse",
@@ -366,8 +368,12 @@ def tool_problem(body: dict[str, Any]) -> str | None:
         return "Thinking may not be enabled when tool_choice forces tool use."
     for i, message in enumerate(messages):
         for j, block in enumerate(message.get("content") or []):
-            if isinstance(block, dict) and block.get("type") == "tool_use" and not isinstance(block.get("input"), dict):
+            if not isinstance(block, dict) or block.get("type") != "tool_use":
+                continue
+            if not isinstance(block.get("input"), dict):
                 return f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary"
+            if not ID.fullmatch(str(block.get("id", ""))):
+                return f"messages.{i}.content.{j}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
         if not uses[i]:
             continue
         after = messages[i + 1] if i + 1 < len(messages) else {}

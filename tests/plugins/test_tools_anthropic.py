@@ -273,3 +273,17 @@ async def test_a_history_of_calls_without_tools_now_declares_them_and_calls_none
     assert body["tools"] == [{"name": "get_weather", "description": "", "input_schema": {"type": "object"}}]
     assert body["tool_choice"] == {"type": "none"}
     assert result.finish == "stop"
+
+
+async def test_call_ids_another_provider_gave_are_rewritten_alike_on_the_call_and_its_result(fake):
+    history = (
+        Message("user", "Weather?"),
+        Message("assistant", "", tool_calls=(ToolCall("functions.get_weather:0", "get_weather", {"city": "Paris"}),)),
+        Message("tool", "sunny", tool_call_id="functions.get_weather:0"),
+    )
+    request = ChatRequest(model=MODEL, messages=history, tools=(WEATHER,), options={"prompt_caching": False})
+    result = await collect(provider_for(fake).stream(request))  # the fake, like the API, checks the id's pattern
+
+    call, answer = fake.requests[-1].json["messages"][1:]
+    assert call["content"][0]["id"] == answer["content"][0]["tool_use_id"] == "functions_get_weather_0"
+    assert result.finish == "stop"

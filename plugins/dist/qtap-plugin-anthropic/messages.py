@@ -9,6 +9,7 @@ blocks here, before any text of that turn. Kept apart from the stream so each mo
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from providers import errors
@@ -27,6 +28,14 @@ LEADING_BLOCKS = {"assistant": STATE_BLOCKS, "user": ("tool_result",)}
 # A tool the history called but the request no longer offers: declared with this schema so the API takes the
 # history (it refuses tool_use / tool_result blocks in a request that defines no tools).
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
+# tool_use ids must match ^[a-zA-Z0-9_-]+$: ids another provider gave (``functions.get_weather:0``) are
+# rewritten the same way on the call and on its result, so they still pair.
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def wire_id(call_id: str | None) -> str:
+    """A call id as the API takes it (the same id in, the same id out: a call and its result still pair)."""
+    return _NOT_IN_ID.sub("_", call_id or "") or "toolu_unnamed"
 
 
 def _content_blocks(message: Message) -> list[dict[str, Any]]:
@@ -58,14 +67,15 @@ def tool_use_blocks(message: Message) -> list[dict[str, Any]]:
     """The turn's calls as the API sent them: ``input`` is the object its ``partial_json`` formed (a call whose
     arguments were not JSON goes back with none: the API takes only an object, and the result says why)."""
     return [
-        {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments} for call in message.tool_calls
+        {"type": "tool_use", "id": wire_id(call.id), "name": call.name, "input": call.arguments}
+        for call in message.tool_calls
     ]
 
 
 def tool_result_block(message: Message) -> dict[str, Any]:
     """A ``tool`` message as a ``tool_result`` block: ``is_error`` only when the call failed, as the recorded
     client sends it; no content key for an empty result (an empty string is no text)."""
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id or ""}
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": wire_id(message.tool_call_id)}
     if message.content:
         block["content"] = message.content
     if message.is_error:
