@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import anthropic
 import pytest
 
 from providers import errors
@@ -287,3 +288,19 @@ async def test_call_ids_another_provider_gave_are_rewritten_alike_on_the_call_an
     call, answer = fake.requests[-1].json["messages"][1:]
     assert call["content"][0]["id"] == answer["content"][0]["tool_use_id"] == "functions_get_weather_0"
     assert result.finish == "stop"
+
+
+async def test_the_official_client_reads_the_assembled_parallel_calls_alike(fake):
+    """The assembled stream is the API's own shape: the official client reads the same two calls."""
+    parallel(fake)
+    client = anthropic.AsyncAnthropic(base_url=fake.origin, api_key=KEY, max_retries=0)
+    messages = [{"role": "user", "content": "Weather in Paris and the dollar in euros?"}]
+    async with client.messages.stream(model=MODEL, max_tokens=1024, messages=messages) as stream:
+        message = await stream.get_final_message()
+
+    uses = [(b.id, b.name, b.input) for b in message.content if b.type == "tool_use"]
+    assert uses == [
+        ("toolu_01RateCall", "get_exchange_rate", {"from_currency": "USD", "to_currency": "EUR"}),
+        ("toolu_01WeatherCall", "get_weather", {"city": "Paris"}),
+    ]
+    assert message.stop_reason == "tool_use"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from google import genai
+from google.genai import types
 
 from providers import errors
 from providers.contract import ChatRequest, Message, ToolCall, ToolSpec
@@ -274,3 +276,18 @@ async def test_calls_keep_their_signature_when_the_turns_text_no_longer_fits_its
     parts = fake.requests[-1].json["contents"][1]["parts"]
     assert parts == [{"text": "Checking."}, *(entry["part"] for entry in first.provider_state["parts"])]
     assert parts[1]["thoughtSignature"] == signed_parts(recorded_chunks(FUNCTION_CALL_RECORDING))[0]["thoughtSignature"]
+
+
+async def test_the_official_client_reads_the_assembled_parallel_calls_alike(fake):
+    """The assembled chunks are the API's own shape: google-genai reads the same calls and signature."""
+    fake.reply, fake.call_ids = "parallel_calls", True
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=fake.origin))
+    calls, signatures = [], []
+    stream = await client.aio.models.generate_content_stream(model=RECORDED_MODEL, contents="Weather?")
+    async for chunk in stream:
+        for part in chunk.candidates[0].content.parts or []:
+            if part.function_call:
+                calls.append((part.function_call.id, part.function_call.name, part.function_call.args))
+                signatures.append(part.thought_signature is not None)
+    assert calls == [("c9bjmk00", "get_weather", {"city": "Paris"}), ("c9bjmk01", "get_weather", {"city": "Oslo"})]
+    assert signatures == [True, False]

@@ -4,6 +4,7 @@ JSON the server received."""
 
 from __future__ import annotations
 
+import ollama
 import pytest
 
 from providers import errors
@@ -181,3 +182,17 @@ def test_the_manifest_names_the_families_without_tools():
     for name in ("llama3.1:8b", "llama3.2", "phi4-mini", "qwen3:8b", "gpt-oss:20b", "mistral"):
         rule = config.rule_for(name)
         assert rule is None or rule.tools is True, name
+
+
+async def test_the_official_client_reads_the_call_lines_alike(fake):
+    """The call lines are the API's own shape: the official client reads the same calls, arguments as objects."""
+    fake.reply, fake.tool_call_ids = "tool_call", True
+    fake.tool_calls = [("get_weather", {"city": "Tokyo"}), ("get_time", {"city": "Tokyo"})]
+    calls, last = [], None
+    client = ollama.AsyncClient(host=fake.origin)
+    messages = [{"role": "user", "content": "Weather and time in Tokyo?"}]
+    async for part in await client.chat(model=MODEL, messages=messages, tools=[wire_tool(WEATHER)], stream=True):
+        calls += [(c.function.name, dict(c.function.arguments)) for c in part.message.tool_calls or []]
+        last = part
+    assert calls == [("get_weather", {"city": "Tokyo"}), ("get_time", {"city": "Tokyo"})]
+    assert last.done and last.done_reason == "stop"
