@@ -1,6 +1,7 @@
 """The OpenAI plugin on its default API, the Responses API (``POST /responses``): the recorded reasoning
 stream, the reasoning items that go back next turn (before the calls they led to, when a turn called tools),
-effort, usage, errors inside the stream, and the Chat Completions opt-in. Real sockets: the plugin is built through providers.factory against FakeResponses.
+effort, usage, errors inside the stream, and the Chat Completions opt-in. Real sockets: the plugin is built
+through providers.factory against FakeResponses.
 """
 
 from __future__ import annotations
