@@ -422,8 +422,11 @@
   messages.addEventListener("click", function (e) {
     var t = e.target.closest("[data-action=tool-approve], [data-action=tool-deny]");
     if (t) {
-      send({ type: "tool.approve", call_id: t.dataset.callId, approve: t.dataset.action === "tool-approve" });
-      t.closest(".tool-approval").hidden = true;
+      // Only an answer that left for the server hides the buttons: one clicked while the socket is down
+      // is not sent, and the call still waits for it.
+      if (send({ type: "tool.approve", call_id: t.dataset.callId, approve: t.dataset.action === "tool-approve" })) {
+        t.closest(".tool-approval").hidden = true;
+      }
       return;
     }
     var b = e.target.closest("[data-action=regenerate]");
