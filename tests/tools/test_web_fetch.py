@@ -4,6 +4,7 @@ target is never contacted), and the allowlist."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -111,6 +112,20 @@ async def test_a_slow_server_hits_the_time_cap() -> None:
         result = await fetch(site.url("/slow"), timeout_seconds=1)
     assert time.monotonic() - started < 3
     assert result.is_error and "did not answer within the time limit of 1 s" in result.content
+
+
+async def test_a_cancelled_fetch_hangs_up_at_once() -> None:
+    async with serve({"/stalls": Reply(body="x" * 10_000, content_type="text/plain", stall=True)}) as site:
+        task = asyncio.ensure_future(fetch(site.url("/stalls")))
+        while not site.requests:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - started < 0.3
+        await asyncio.wait_for(site.client_left.wait(), 2)
 
 
 async def test_redirects_are_followed_up_to_five() -> None:

@@ -17,6 +17,7 @@ class Reply:
     content_type: str = "text/html; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the response's head is sent
+    stall: bool = False  # send the head and half the body, then wait for the client to go away
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Site:
     port: int = 0
     routes: dict[str, Reply] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path, headers)
+    client_left: asyncio.Event = field(default_factory=asyncio.Event)  # a stalled reply's client hung up
 
     @property
     def origin(self) -> str:
@@ -60,7 +62,14 @@ async def _answer(site: Site, reader: asyncio.StreamReader, writer: asyncio.Stre
         lines.append(f"Content-Type: {reply.content_type}")
     lines += [f"{k}: {v}" for k, v in reply.headers.items()]
     lines.append("Connection: close")
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if reply.stall:
+        writer.write(head_bytes + body[: len(body) // 2])
+        await writer.drain()
+        if await reader.read() == b"":
+            site.client_left.set()
+        return
+    writer.write(head_bytes + body)
     await writer.drain()
 
 

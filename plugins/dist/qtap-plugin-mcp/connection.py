@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
@@ -147,7 +147,7 @@ async def run(server: Server, work: Work[T]) -> T:
         worker.cancel()
 
 
-def _retrieved(task: asyncio.Future[object]) -> None:
+def _retrieved(task: asyncio.Future[Any]) -> None:
     """A worker abandoned after a cancellation may still fail: its exception is not worth a warning."""
     if not task.cancelled():
         task.exception()

@@ -1,16 +1,18 @@
 """Fetching one page: redirects followed here, hop by hop, under the one URL policy, within a size cap
 and a time cap.
 
-Requests go through qtap's pooled client (``providers.http.get_client``), whose transport checks every
-address it connects to against the outbound-URL policy; the client never follows redirects, so this
-module does, at most ``MAX_REDIRECTS`` times, and every URL it is sent to passes ``options.hop_problem``
-first. A redirect to a refused host is therefore refused before anything is sent to it.
+Requests go through qtap's transport (``providers.transport.AiohttpTransport``, the one under every
+provider client), which checks every address it connects to against the outbound-URL policy. The client
+never follows redirects, so this module does, at most ``MAX_REDIRECTS`` times, and every URL it is sent
+to passes ``options.hop_problem`` first: a redirect to a refused host is refused before anything is sent.
 
-The request is built by hand and sent with ``send``: the pooled client's cookie jar is never sent
-(cookies are per user, the pool is not), nor any header but the few set here.
+Each fetch has a client of its own, closed when it ends, rather than ``providers.http.get_client``'s
+pool: that pool keeps a client per origin for the life of the process, which suits a handful of
+provider hosts and not every site a model may read. Requests are built by hand and sent with ``send``:
+no cookie jar and no header but the few set here.
 
-A cancelled fetch stops at once: the response is closed in ``finally``, and a response closed before
-its end closes its connection.
+A cancelled fetch stops at once: the response and the client are closed in ``finally``, and a response
+closed before its end closes its connection.
 
 May import: ``providers.http``, ``providers.transport`` (and this plugin's ``options``).
 """
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from providers.http import Timeouts, get_client
-from providers.transport import UrlRefused
+from providers.http import Timeouts
+from providers.transport import AiohttpTransport, UrlRefused
 
 from .options import Options, hop_problem
 
@@ -52,9 +54,15 @@ class Page:
     redirects: int
 
 
-def _timeouts(options: Options) -> Timeouts:
+def _client(options: Options) -> httpx.AsyncClient:
     seconds = options.timeout_seconds
-    return Timeouts(connect=min(10.0, seconds), read=seconds, write=seconds, pool=seconds)
+    timeouts = Timeouts(connect=min(10.0, seconds), read=seconds, write=seconds, pool=seconds)
+    return httpx.AsyncClient(
+        timeout=timeouts.as_httpx(),
+        follow_redirects=False,
+        transport=AiohttpTransport(limits=httpx.Limits(max_connections=4, max_keepalive_connections=4)),
+        trust_env=False,  # a proxy from the environment would bypass the transport
+    )
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
@@ -79,15 +87,14 @@ def _url(text: str) -> httpx.URL:
     return url.copy_with(fragment=None)
 
 
-async def _hops(start: httpx.URL, options: Options) -> Page:
+async def _hops(client: httpx.AsyncClient, start: httpx.URL, options: Options) -> Page:
     url = start
     for redirects in range(MAX_REDIRECTS + 1):
         problem = hop_problem(url, options)
         if problem:
             where = f"The redirect to {url} was refused: " if redirects else ""
             raise FetchFailed(f"{where}{problem}")
-        request = httpx.Request("GET", url, headers=HEADERS)
-        client = get_client(str(url), _timeouts(options))
+        request = httpx.Request("GET", url, headers=HEADERS, extensions={"timeout": client.timeout.as_dict()})
         try:
             response = await client.send(request, stream=True)
         except UrlRefused as exc:
@@ -122,8 +129,8 @@ async def fetch(text: str, options: Options) -> Page:
     """The page at ``text``; raises ``FetchFailed`` in words for anything expected to go wrong."""
     start = _url(text)
     try:
-        async with asyncio.timeout(options.timeout_seconds):
-            return await _hops(start, options)
+        async with asyncio.timeout(options.timeout_seconds), _client(options) as client:
+            return await _hops(client, start, options)
     except (TimeoutError, httpx.TimeoutException):
         raise FetchFailed(f"{start} did not answer within the time limit of {options.timeout_seconds:g} s.") from None
     except httpx.HTTPError as exc:
