@@ -3,8 +3,8 @@
 OpenAI and xAI speak it. Requests are stateless (``store: false``): the history goes in ``input`` every
 turn, and the encrypted reasoning items a turn produced go back in their place, before that turn's
 answer, so a reasoning model keeps its train of thought without the server storing anything; a turn
-that called tools goes back as its reasoning items, its text (if any), its ``function_call`` items and
-then one ``function_call_output`` per result. The stream is named events
+that called tools goes back as its reasoning items, its text (if any), its ``function_call`` items (in the
+turn's own order when it interleaved them) and then one ``function_call_output`` per result. The stream is named events
 (``event: response.output_text.delta`` …) with the type repeated in the JSON; ``ResponsesStream`` folds
 them into the contract's events and keeps what goes back next turn.
 
@@ -84,21 +84,50 @@ def state_items(state: Any, model: str) -> list[Any]:
     return []
 
 
+# A turn's output items by kind: "r" a reasoning item, "m" its message, "c" a call.
+_KINDS = {"reasoning": "r", "message": "m", "function_call": "c"}
+
+
+def layout_of(output: list[Any]) -> list[str] | None:
+    """The order of a turn's reasoning items, message and calls, when it is not the usual one (reasoning,
+    then the text, then the calls). A reasoning item must go back right before the item it led to (the API
+    refuses one without its following item), so an interleaved turn keeps its order in its state."""
+    layout = [
+        _KINDS[i["type"]]
+        for i in output
+        if isinstance(i, dict) and isinstance(i.get("type"), str) and i["type"] in _KINDS
+    ]
+    return None if layout == sorted(layout, key="rmc".index) else layout
+
+
+def _turn_items(message: Message, model: str) -> list[Any]:
+    """An assistant turn's items: its reasoning items (when they fit ``model``), its text (a turn of calls
+    alone has none) and its calls, in the turn's own order where its state kept one."""
+    reasoning = state_items(message.provider_state, model)
+    text = [_message(message)] if message.content or not message.tool_calls else []
+    calls = function_call_items(message)
+    state = message.provider_state
+    layout = state.get("layout") if reasoning and isinstance(state, dict) else None
+    if not isinstance(layout, list) or (layout.count("r"), layout.count("c")) != (len(reasoning), len(calls)):
+        return [*reasoning, *text, *calls]  # the usual order, or a state that no longer matches the turn
+    queues = {"r": reasoning, "m": text, "c": calls}
+    ordered = [queues[kind].pop(0) for kind in layout if queues.get(kind)]
+    return [*ordered, *reasoning, *text, *calls]  # whatever the layout did not place (a text it did not have)
+
+
 def build_input(messages: tuple[Message, ...], model: str) -> list[Any]:
-    """The conversation as ``input`` items: each assistant turn preceded by the reasoning items it produced
-    and followed by the calls it made; a tool's result is a ``function_call_output``."""
+    """The conversation as ``input`` items: each assistant turn's reasoning items, text and calls; a tool's
+    result is a ``function_call_output``."""
     items: list[Any] = []
     for message in messages:
         if message.role == "system":
             continue
         if message.role == "tool":
             items.append(function_call_output(message))
-            continue
-        if message.role == "assistant":
-            items.extend(state_items(message.provider_state, model))
-        if message.content or not message.tool_calls:  # a turn of calls alone has no message item
+        elif message.role == "assistant":
+            items.extend(_turn_items(message, model))
+        else:
             items.append(_message(message))
-        items.extend(function_call_items(message))
     return items
 
 
@@ -255,12 +284,15 @@ class ResponsesStream:
     def _finish(self, response: Any, kind: str) -> Iterator[StreamEvent]:
         self.finished = True
         output = response.get("output") if isinstance(response, dict) else None
+        layout = None
         if isinstance(output, list):
             final = [item for item in output if isinstance(item, dict) and item.get("type") == "reasoning"]
             self._items = final or self._items
+            layout = layout_of(output) if final else None
         yield from self._calls.rest(output)
         if self._items:
-            yield ProviderState({"model": self.model, "items": self._items})
+            state: dict[str, Any] = {"model": self.model, "items": self._items}
+            yield ProviderState(state | {"layout": layout} if layout else state)
         usage = usage_from_response(response)
         if usage is not None:
             yield usage
@@ -282,6 +314,7 @@ __all__ = [
     "build_input",
     "build_responses_body",
     "failed_error",
+    "layout_of",
     "state_items",
     "usage_from_response",
 ]

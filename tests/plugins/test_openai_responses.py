@@ -522,3 +522,48 @@ async def test_a_call_whose_done_item_lacks_arguments_takes_them_from_the_stream
     assert [e for e in result.events if isinstance(e, ToolCall)] == [
         ToolCall("call_s", "get_weather", {"city": "Lima"})
     ]
+
+
+async def test_an_interleaved_turn_goes_back_in_its_own_order(fake):
+    """Reasoning, a preamble, more reasoning, a call: each reasoning item goes back right before the item it
+    led to (the API refuses a reasoning item without its following item)."""
+    first_thought = {"id": "rs_1", "type": "reasoning", "encrypted_content": "gAAA-1", "summary": []}
+    preamble = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Checking the weather.", "annotations": []}],
+    }
+    second_thought = {"id": "rs_2", "type": "reasoning", "encrypted_content": "gAAA-2", "summary": []}
+    call = {
+        "id": "fc_1",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "call_i",
+        "name": "get_weather",
+        "arguments": '{"city":"Oslo"}',
+    }
+    output = [first_thought, preamble, second_thought, call]
+    fake.events = [
+        *({"type": "response.output_item.done", "output_index": n, "item": item} for n, item in enumerate(output)),
+        {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 1, "delta": "Checking the weather."},
+        {"type": "response.completed", "response": {"status": "completed", "output": output, "usage": None}},
+    ]
+    provider = make(fake)
+    first = await provider.complete(ask("gpt-5.5", tools=(WEATHER,)))
+    assert first.tool_calls == (ToolCall("call_i", "get_weather", {"city": "Oslo"}),)
+    json.dumps(first.provider_state)
+    turn = Message("assistant", first.text, provider_state=first.provider_state, tool_calls=first.tool_calls)
+    fake.reply(["Cold."])
+    await collect(
+        provider.stream(ask("gpt-5.5", Message("user", QUESTION), turn, Message("tool", "-3", tool_call_id="call_i")))
+    )
+    assert fake.responses_requests[-1].json["input"] == [
+        {"role": "user", "content": QUESTION},
+        first_thought,
+        {"role": "assistant", "content": "Checking the weather."},
+        second_thought,
+        {"type": "function_call", "call_id": "call_i", "name": "get_weather", "arguments": '{"city":"Oslo"}'},
+        {"type": "function_call_output", "call_id": "call_i", "output": "-3"},
+    ]
