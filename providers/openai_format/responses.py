@@ -3,10 +3,10 @@
 OpenAI and xAI speak it. Requests are stateless (``store: false``): the history goes in ``input`` every
 turn, and the encrypted reasoning items a turn produced go back in their place, before that turn's
 answer, so a reasoning model keeps its train of thought without the server storing anything; a turn
-that called tools goes back as its reasoning items, its text (if any), its ``function_call`` items (in the
-turn's own order when it interleaved them) and then one ``function_call_output`` per result. The stream is named events
-(``event: response.output_text.delta`` …) with the type repeated in the JSON; ``ResponsesStream`` folds
-them into the contract's events and keeps what goes back next turn.
+that called tools goes back as its reasoning items, its text (if any), its ``function_call`` items (in
+the turn's own order when it interleaved them) and then one ``function_call_output`` per result. The
+stream is named events (``event: response.output_text.delta`` …) with the type repeated in the JSON;
+``ResponsesStream`` folds them into the contract's events and keeps what goes back next turn.
 
 May import: ``providers.contract``, ``providers.errors``, ``providers.manifest``,
 ``providers.openai_format.mapping``, ``providers.openai_format.tool_stream``,
