@@ -267,3 +267,18 @@ def test_the_plugins_page_lists_tool_plugins_and_no_picker_offers_them(tool_fake
         api_key_create(user=alice_user(alice), plugin=NOTES, label="x", secret="fake-key-for-notes-0000")
     with pytest.raises(ValidationError, match="is not a chat provider"):
         connection_profile_create(user=alice_user(alice), name="x", plugin=NOTES, model="m")
+
+
+def test_the_bundled_web_fetch_settings_are_saved_from_the_page(alice: CsrfClient, user: Any) -> None:
+    from providers.registry import registry
+    from providers.tool_settings import tool_contexts
+
+    web_fetch = "qtap-plugin-web-fetch"
+    if registry.find(web_fetch) is None:
+        pytest.skip("the bundled web fetch plugin is not loaded")
+    body = page(alice)
+    assert "Web fetch" in body and 'name="allowlist"' in body and 'value="2097152"' in body
+    data = {"allowlist": "docs.example.org\n*.example.com", "max_bytes": "4096", "timeout_seconds": "10"}
+    assert post(alice, f"{TOOLS}{web_fetch}/", data).status_code == 302
+    settings = tool_contexts(user.pk)[web_fetch].settings
+    assert settings == {"allowlist": ["docs.example.org", "*.example.com"], "max_bytes": 4096, "timeout_seconds": 10}
