@@ -18,6 +18,9 @@ from providers.registry import Registry
 BUNDLED_DIR = Path(settings.BASE_DIR) / "plugins" / "dist"
 BROKEN_DIR = Path(__file__).parent / "broken_plugins"
 BUNDLED_NAMES = sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "manifest.json").is_file())
+# The bundled tool plugins (TOOL_PROVIDER, no providerConfig); the other eight are LLM providers.
+TOOL_NAMES = ["qtap-plugin-mcp", "qtap-plugin-web-fetch"]
+PROVIDER_NAMES = [name for name in BUNDLED_NAMES if name not in TOOL_NAMES]
 BROKEN_NAMES = sorted(p.name for p in BROKEN_DIR.iterdir() if (p / "manifest.json").is_file())
 
 

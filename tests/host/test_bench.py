@@ -23,9 +23,9 @@ def test_import_times_add_up_each_plugins_outermost_modules():
     assert plugin_import_times(LOG) == {"qtap_plugin_a": 1.3, "qtap_plugin_b": 0.08}
 
 
-def test_one_sample_loads_the_eight_plugins_and_none_from_an_empty_dir(tmp_path):
+def test_one_sample_loads_the_bundled_plugins_and_none_from_an_empty_dir(tmp_path):
     with_plugins = sample(Path(settings.BASE_DIR) / "plugins", tmp_path / "data")
-    assert (with_plugins["loaded"], with_plugins["failed"]) == (8, 0)
+    assert (with_plugins["loaded"], with_plugins["failed"]) == (10, 0)  # eight providers, two tool plugins
     assert 0 < with_plugins["loader_ms"] < with_plugins["setup_ms"]
     assert set(with_plugins["imports"]) >= {"qtap_plugin_openai", "qtap_plugin_anthropic"}
     (tmp_path / "empty").mkdir()

@@ -17,7 +17,7 @@ from providers.manifest import parse_manifest
 from providers.models import PluginState
 from providers.plugin_state import plugin_is_enabled
 from providers.registry import registry
-from tests.host.conftest import BUNDLED_NAMES, manifest_data
+from tests.host.conftest import BUNDLED_NAMES, TOOL_NAMES, manifest_data
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,11 @@ def run(*args: str) -> str:
 def assert_bundled_capabilities(items: list[dict]) -> None:
     by_name = {item["name"]: item for item in items}
     assert sorted(by_name) == BUNDLED_NAMES
+    for name in TOOL_NAMES:  # tool plugins are listed too: no provider, their tools named
+        tool = by_name.pop(name)
+        assert set(tool) >= SPEC_KEYS and tool["status"] == "loaded" and tool["source"] == "bundled", name
+        assert tool["provider"] is None and isinstance(tool["tools"], list), name
+    assert by_name["qtap-plugin-openai"]["tools"] == [] if "tools" in by_name["qtap-plugin-openai"] else True
     for name, item in by_name.items():
         assert set(item) >= SPEC_KEYS, name
         assert item["status"] == "loaded" and item["error"] is None and item["source"] == "bundled"
@@ -127,7 +132,7 @@ def test_failed_plugins_are_listed_with_their_reason():
         shown = json.loads(run("show", "odd-folder", "--json"))
         with pytest.raises(CommandError, match=r"failed to load and cannot be changed: .*import failed: boom"):
             run("enable", "qtap-plugin-broken")
-    assert len(items) == 10
+    assert len(items) == len(BUNDLED_NAMES) + 2
     failed = items["qtap-plugin-broken"]
     assert (failed["status"], failed["error"], failed["source"]) == (
         "failed",

@@ -12,7 +12,15 @@ import pytest
 from providers.contract import ProviderPlugin
 from providers.loader import discover, load_plugins, module_name_for
 from providers.registry import Registry
-from tests.host.conftest import BROKEN_DIR, BROKEN_NAMES, BUNDLED_DIR, BUNDLED_NAMES, make_plugins_dir
+from tests.host.conftest import (
+    BROKEN_DIR,
+    BROKEN_NAMES,
+    BUNDLED_DIR,
+    BUNDLED_NAMES,
+    PROVIDER_NAMES,
+    TOOL_NAMES,
+    make_plugins_dir,
+)
 
 # Each broken folder, and the words its one-line reason must contain.
 EXPECTED_REASONS = {
@@ -29,7 +37,8 @@ EXPECTED_REASONS = {
 def test_the_eight_bundled_plugins_load(plugins_dir, loaded):
     registry = loaded(plugins_dir())
     assert sorted(registry.names()) == BUNDLED_NAMES
-    assert len(BUNDLED_NAMES) == 8
+    assert len(PROVIDER_NAMES) == 8 and len(TOOL_NAMES) == 2  # eight LLM providers, two tool plugins
+    assert [n for n in BUNDLED_NAMES if registry.get(n).manifest.is_tool_provider] == TOOL_NAMES
     assert registry.failures() == {}
     for name in BUNDLED_NAMES:
         plugin = registry.get(name)
