@@ -236,5 +236,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # The MCP SDK's HTTP client logs every request URL at INFO (a URL may carry a token), and its SSE
+        # reader an ERROR with a traceback for every call a stop cancels: neither is news to an operator.
+        "httpx2": {"level": "WARNING"},
+        "mcp.client.streamable_http": {"level": "CRITICAL"},
     },
 }
