@@ -51,6 +51,8 @@ def _entry(
             "imageGeneration": bool(caps and caps.image_generation),
             "embeddings": bool(caps and caps.embeddings),
             "webSearch": bool(caps and caps.web_search),
+            # A tool plugin's own capability from its manifest, beside the four (all false for it).
+            **({"TOOL_PROVIDER": True} if tools else {}),
         },
         "attachment_mime_types": list(attachments.mime_types) if attachments else [],
         "requires_api_key": config.requires_api_key if config else None,

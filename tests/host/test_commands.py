@@ -38,11 +38,13 @@ def run(*args: str) -> str:
 def assert_bundled_capabilities(items: list[dict]) -> None:
     by_name = {item["name"]: item for item in items}
     assert sorted(by_name) == BUNDLED_NAMES
+    assert by_name["qtap-plugin-web-fetch"]["tools"] == ["web_fetch"]
+    assert by_name["qtap-plugin-mcp"]["tools"] == []  # its tools are each user's servers'
     for name in TOOL_NAMES:  # tool plugins are listed too: no provider, their tools named
         tool = by_name.pop(name)
         assert set(tool) >= SPEC_KEYS and tool["status"] == "loaded" and tool["source"] == "bundled", name
         assert tool["provider"] is None and isinstance(tool["tools"], list), name
-    assert by_name["qtap-plugin-openai"]["tools"] == [] if "tools" in by_name["qtap-plugin-openai"] else True
+        assert tool["capabilities"]["TOOL_PROVIDER"] is True and tool["capabilities"]["chat"] is False, name
     for name, item in by_name.items():
         assert set(item) >= SPEC_KEYS, name
         assert item["status"] == "loaded" and item["error"] is None and item["source"] == "bundled"
