@@ -10,6 +10,7 @@ May import: ``providers.contract`` and ``providers.errors`` (data and errors onl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -54,10 +55,15 @@ def offered_tools(request: ChatRequest, provider: str) -> tuple[ToolSpec, ...]:
     return request.tools
 
 
-def fallback_call_id(index: int, name: str) -> str:
-    """An id for a call the provider sent without one (older Gemini models, older Ollama servers): stable for
-    the same reply, so the turn handed back names its calls as they were named when they arrived."""
-    return f"call_{index}_{name}"
+def fallback_call_id(index: int, name: str, reply: str | None = None) -> str:
+    """An id for a call the provider sent without one (older Gemini models, older Ollama servers), from its
+    place in the reply and, where the provider marks the reply (Gemini's ``responseId``, Ollama's
+    ``created_at``), a digest of that mark: the same reply names its calls the same way, and the calls of a
+    tool loop's next reply, where the first call is call 0 again, are not named like this one's (the chat
+    page finds a call's panel by its id)."""
+    if not reply:
+        return f"call_{index}_{name}"
+    return f"call_{hashlib.sha256(reply.encode()).hexdigest()[:8]}_{index}_{name}"
 
 
 def call_from_object(call_id: str, name: str, arguments: Any) -> ToolCall:

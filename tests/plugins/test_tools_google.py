@@ -13,6 +13,7 @@ from google.genai import types
 from providers import errors
 from providers.contract import ChatRequest, Message, ToolCall, ToolSpec
 from providers.factory import create_llm_provider
+from providers.tool_mapping import fallback_call_id
 from tests.fakes.fixtures import fixture_bytes
 from tests.fakes.gemini import (
     FUNCTION_CALL_MODEL,
@@ -31,6 +32,7 @@ MULTIPLY = ToolSpec(
     "Multiply two numbers.",
     {"properties": {"x": {"type": "integer"}, "y": {"type": "integer"}}, "required": ["x", "y"], "type": "object"},
 )
+RESPONSE_ID = "6XJFadi3PJOx-sAPgJ3S6Qs"  # the recording's responseId, which marks the reply's calls without ids
 WEATHER = ToolSpec(
     "get_weather",
     "The weather in a city",
@@ -70,7 +72,9 @@ async def test_the_recorded_call_is_one_tool_call_with_its_args_object_then_tool
     result = await collect(provider_for(fake).stream(ask()))
 
     calls = [e for e in result.events if isinstance(e, ToolCall)]
-    assert calls == [ToolCall("call_0_multiply", "multiply", {"y": 3, "x": 5})]  # no id from the model: ours
+    # no id from the model: ours, from the call's place and the reply's responseId
+    assert calls == [ToolCall(fallback_call_id(0, "multiply", RESPONSE_ID), "multiply", {"y": 3, "x": 5})]
+    assert calls[0].id.startswith("call_") and calls[0].id.endswith("_0_multiply")
     assert result.finish == "tool_calls"
     body = fake.requests[-1].json
     assert body["tools"] == recorded_request(FUNCTION_CALL_RECORDING)["tools"]
@@ -79,7 +83,8 @@ async def test_the_recorded_call_is_one_tool_call_with_its_args_object_then_tool
 
 
 @pytest.mark.parametrize(
-    ("with_ids", "ids"), [(False, ["call_0_get_weather", "call_1_get_weather"]), (True, ["c9bjmk00", "c9bjmk01"])]
+    ("with_ids", "ids"),
+    [(False, [fallback_call_id(i, "get_weather", RESPONSE_ID) for i in (0, 1)]), (True, ["c9bjmk00", "c9bjmk01"])],
 )
 async def test_two_parallel_calls_are_two_tool_calls(fake, with_ids, ids):
     fake.reply, fake.call_ids = "parallel_calls", with_ids
@@ -291,3 +296,11 @@ async def test_the_official_client_reads_the_assembled_parallel_calls_alike(fake
                 signatures.append(part.thought_signature is not None)
     assert calls == [("c9bjmk00", "get_weather", {"city": "Paris"}), ("c9bjmk01", "get_weather", {"city": "Oslo"})]
     assert signatures == [True, False]
+
+
+def test_ids_made_for_calls_differ_between_replies_and_stay_the_same_for_one():
+    """A tool loop's next reply starts at call 0 again: its marks differ, so its ids do (the chat page finds a
+    call's panel by its id); the same reply always gives the same id."""
+    first, again, next_reply = (fallback_call_id(0, "multiply", mark) for mark in ("resp-a", "resp-a", "resp-b"))
+    assert first == again != next_reply
+    assert fallback_call_id(0, "multiply") == "call_0_multiply"  # a reply without a mark

@@ -10,6 +10,7 @@ import pytest
 from providers import errors
 from providers.contract import ChatRequest, Message, ProviderState, ReasoningOptions, ToolCall, ToolSpec
 from providers.factory import create_llm_provider
+from providers.tool_mapping import fallback_call_id
 from tests.fakes.ollama import GPT_OSS_THINKING, REPLY, FakeOllama
 from tests.fakes.samples import collect
 
@@ -19,6 +20,8 @@ WEATHER = ToolSpec(
     "The weather in a city",
     {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 )
+DOCS_MARK = "2025-07-07T20:22:19.184789Z"  # the docs' first line's created_at, which marks the reply's calls
+WEATHER_ID, TIME_ID = fallback_call_id(0, "get_weather", DOCS_MARK), fallback_call_id(1, "get_time", DOCS_MARK)
 TIME = ToolSpec("get_time", "The time in a city", {"type": "object", "properties": {"city": {"type": "string"}}})
 
 
@@ -52,7 +55,7 @@ async def test_the_docs_call_is_one_tool_call_with_object_arguments_then_tool_ca
     result = await collect(provider_for(fake).stream(ask()))
 
     assert [e for e in result.events if isinstance(e, ToolCall)] == [
-        ToolCall("call_0_get_weather", "get_weather", {"city": "Tokyo"})  # no id from the server: ours
+        ToolCall(WEATHER_ID, "get_weather", {"city": "Tokyo"})  # no id from the server: ours
     ]
     assert [type(e).__name__ for e in result.events] == ["ToolCall", "Usage", "Finish"]
     assert result.finish == "tool_calls"  # done_reason says stop
@@ -94,20 +97,20 @@ async def test_the_next_turn_carries_object_arguments_and_role_tool_messages_the
         "content": "",
         "tool_calls": [
             {
-                "id": "call_0_get_weather",
+                "id": WEATHER_ID,
                 "type": "function",
                 "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}},
             },
             {
-                "id": "call_1_get_time",
+                "id": TIME_ID,
                 "type": "function",
                 "function": {"index": 1, "name": "get_time", "arguments": {"city": "Tokyo"}},
             },
         ],
     }
     assert messages[2:] == [
-        {"role": "tool", "content": "22°C", "tool_name": "get_weather", "tool_call_id": "call_0_get_weather"},
-        {"role": "tool", "content": "clock service down", "tool_name": "get_time", "tool_call_id": "call_1_get_time"},
+        {"role": "tool", "content": "22°C", "tool_name": "get_weather", "tool_call_id": WEATHER_ID},
+        {"role": "tool", "content": "clock service down", "tool_name": "get_time", "tool_call_id": TIME_ID},
     ]
     assert (final.text, final.finish) == (REPLY, "stop")
 

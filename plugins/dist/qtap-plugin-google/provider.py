@@ -14,9 +14,10 @@ received, with the length of answer text before it, and goes back in the model t
 next request. ``thoughtsTokenCount`` is outside ``candidatesTokenCount`` and billed as output.
 
 Tools: a ``functionCall`` part arrives whole (``args`` an object) and is one ``ToolCall`` at once, its ``id`` the
-call's own or, from models that send none, one made from its place in the reply. Its part, signed or not, is
-kept in the state like the signed ones, so the next model turn carries it exactly as received (Gemini 3 refuses
-a call part without its ``thoughtSignature``); results go back as ``functionResponse`` parts (tools.py).
+call's own or, from models that send none, one made from its place in the reply and the reply's ``responseId``.
+Its part, signed or not, is kept in the state like the signed ones, so the next model turn carries it exactly as
+received (Gemini 3 refuses a call part without its ``thoughtSignature``); results go back as ``functionResponse``
+parts (tools.py).
 """
 
 from __future__ import annotations
@@ -323,7 +324,8 @@ class GoogleProvider(GeminiHTTP):
                             signed.append({"offset": answered, "part": part})
                         if isinstance(call := part.get("functionCall"), dict):
                             name = str(call.get("name") or "")
-                            call_id = str(call.get("id") or fallback_call_id(calls, name))
+                            reply = str(chunk.get("responseId") or "")
+                            call_id = str(call.get("id") or fallback_call_id(calls, name, reply))
                             yield call_from_object(call_id, name, call.get("args"))
                             calls += 1
                         text = part.get("text")

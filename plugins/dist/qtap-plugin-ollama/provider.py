@@ -13,9 +13,10 @@ drop it).
 
 Tools (R6.2): ``tools`` in the OpenAI Chat shape; there is no ``tool_choice``, so ``none`` sends no tools and a
 named tool only that one. ``message.tool_calls`` arrive whole, ``arguments`` an object, on a line before the
-``done`` one; a call without an ``id`` (older servers) gets one from its place in the reply. ``done_reason``
-stays ``stop``: a reply that called tools finishes as ``tool_calls``. The next request carries the calls on the
-assistant message (arguments as objects) and each result as a ``role: tool`` message naming its tool.
+``done`` one; a call without an ``id`` (older servers) gets one from its place and the reply's first
+``created_at``. ``done_reason`` stays ``stop``: a reply that called tools finishes as ``tool_calls``. The next
+request carries the calls on the assistant message (arguments as objects) and each result as a ``role: tool``
+message naming its tool.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class OllamaProvider(HTTPProvider):
         shown = (request.reasoning or ReasoningOptions()).summary
         thinking: list[str] = []
         calls = 0  # tool calls so far: the place a call without an id is named by
+        reply = ""  # what marks this reply apart from the next one (the server's created_at)
         try:
             async with self.open("POST", "/api/chat", json_body=body) as response:
                 async for line in iter_ndjson(response, provider=self.provider):
@@ -132,6 +134,7 @@ class OllamaProvider(HTTPProvider):
                     message = line.get("message") or {}
                     if not isinstance(message, dict):
                         raise errors.ProtocolError(self.provider, f"unexpected message: {str(message)[:200]!r}")
+                    reply = reply or str(line.get("created_at") or "")  # the reply's first line marks it
                     if message.get("thinking") and shown:
                         thinking.append(message["thinking"])
                         yield ReasoningDelta(message["thinking"])
@@ -140,7 +143,7 @@ class OllamaProvider(HTTPProvider):
                     for entry in message.get("tool_calls") or []:
                         function = (entry.get("function") if isinstance(entry, dict) else None) or {}
                         name = str(function.get("name") or "")
-                        call_id = str(entry.get("id") or fallback_call_id(calls, name))
+                        call_id = str(entry.get("id") or fallback_call_id(calls, name, reply))
                         yield call_from_object(call_id, name, function.get("arguments"))
                         calls += 1
                     if line.get("done"):
