@@ -81,6 +81,19 @@ class Tool:
     spec: contract.ToolSpec
     needs_approval: bool
     timeout: float
+    # Built once when the toolbox opens: checking a schema and building its validator cost more than
+    # the rest of a call's round trip (None: the tool's schema is itself invalid; arguments go unchecked).
+    validator: Any = None
+
+
+def _validator(spec: contract.ToolSpec) -> Any:
+    try:
+        cls = jsonschema.validators.validator_for(spec.parameters)
+        cls.check_schema(spec.parameters)
+    except jsonschema.SchemaError:
+        logger.warning("tool %s has an invalid schema; its arguments are not checked", spec.name)
+        return None
+    return cls(spec.parameters)
 
 
 @dataclass
@@ -121,7 +134,7 @@ async def open_toolbox(user_id: int, selection: tuple[str, ...]) -> Toolbox:
         for spec in answer:
             if (name in wanted or spec.name in wanted) and spec.name not in box.tools:
                 approval = config.needs_approval if spec.needs_approval is None else spec.needs_approval
-                box.tools[spec.name] = Tool(name, spec, approval, config.timeout_seconds)
+                box.tools[spec.name] = Tool(name, spec, approval, config.timeout_seconds, _validator(spec))
     return box
 
 
@@ -242,13 +255,10 @@ def call_problem(call: contract.ToolCall, tool: Tool | None, box: Toolbox) -> st
             f"The arguments of {call.name} were not a JSON object: {call.invalid_arguments[:200]!r}. "
             "Call it again with arguments that are a JSON object matching its schema."
         )
-    try:
-        jsonschema.validate(call.arguments, tool.spec.parameters)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path) or "the arguments"
-        return f"The arguments of {call.name} do not match its schema ({where}: {exc.message})."
-    except jsonschema.SchemaError:
-        logger.warning("tool %s has an invalid schema; its arguments are not checked", call.name)
+    error = jsonschema.exceptions.best_match(tool.validator.iter_errors(call.arguments)) if tool.validator else None
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "the arguments"
+        return f"The arguments of {call.name} do not match its schema ({where}: {error.message})."
     return None
 
 
