@@ -62,7 +62,15 @@
     var el = holder.content.firstElementChild;
     if (!el) return findMsg(id);
     var old = findMsg(id);
-    if (old) old.replaceWith(el); else messages.appendChild(el);
+    if (old) {
+      // Tool panels the reader opened stay open in the new drawing.
+      Array.prototype.forEach.call(old.querySelectorAll("details.tool-call[open]"), function (was) {
+        Array.prototype.forEach.call(el.querySelectorAll("details.tool-call"), function (now) {
+          if (now.dataset.callId === was.dataset.callId) now.open = true;
+        });
+      });
+      old.replaceWith(el);
+    } else messages.appendChild(el);
     return el;
   }
 
