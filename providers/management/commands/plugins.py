@@ -29,11 +29,6 @@ _COLUMNS = (
 )
 
 
-def _tools(info: dict[str, Any]) -> list[str]:
-    """A tool plugin's entry in the CAPABILITIES column (it has none of a provider's)."""
-    return ["tools"] if "TOOL_PROVIDER" in info["manifest_capabilities"] else []
-
-
 class Command(BaseCommand):
     help = "List, show, enable or disable plugins (providers and tools)."
     # A diagnostic tool: it must still answer when another part of the site fails its checks.
@@ -100,7 +95,7 @@ class Command(BaseCommand):
         header = [title for title, _ in _COLUMNS] + ["CAPABILITIES"]
         rows = [
             [str(info[key] or "-") for _, key in _COLUMNS]
-            + [", ".join([*(cap for cap, on in info["capabilities"].items() if on), *_tools(info)]) or "-"]
+            + [", ".join(cap for cap, on in info["capabilities"].items() if on) or "-"]
             for info in infos
         ]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
