@@ -56,6 +56,10 @@ INSTALLED_APPS = [
     "axes",
     "providers",
     "qtap_site.chat",
+    "qtap_site.search",
+    "qtap_site.transfer",
+    "qtap_site.budgets",
+    "qtap_site.presets",
 ]
 
 MIDDLEWARE = [
