@@ -45,6 +45,7 @@ INTERNAL = "internal"
 # ``generation.error``: a ProviderError's own code (providers.errors), a refusal of
 # ``providers.calls.resolve_call`` (missing_api_key, provider_unavailable, base_url_refused, …), or one of these.
 NO_PROFILE = "no_profile"
+BUDGET_EXCEEDED = "budget_exceeded"  # qtap_site.budgets; no class raises it, so it is not retryable (is_retryable)
 UNSUPPORTED_ATTACHMENT = "unsupported_attachment"
 PROVIDER_UNAVAILABLE = "provider_unavailable"
 
@@ -331,13 +332,8 @@ def message_created(message: dict[str, Any]) -> Frame:
 
 
 def generation_started(*, message_id: int, profile_id: int | None, plugin: str, model: str) -> Frame:
-    return {
-        "type": "generation.started",
-        "message_id": message_id,
-        "profile_id": profile_id,
-        "plugin": plugin,
-        "model": model,
-    }
+    started = {"message_id": message_id, "profile_id": profile_id, "plugin": plugin, "model": model}
+    return {"type": "generation.started", **started}
 
 
 def generation_delta(message_id: int, seq: int, text: str, *, reasoning: bool = False) -> Frame:

@@ -10,7 +10,7 @@ statements (a value the database cannot take) fails alone too (``prepare_each``)
 
 Synchronous Django; ``batching`` collects the batches.
 
-May import: ``models``, ``protocol``, ``services``.
+May import: ``models``, ``protocol``, ``services``; ``qtap_site.budgets.guard``, the budget check.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from providers.calls import CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile, PluginState
 from providers.reasoning import dropped_note
 from providers.registry import registry
+from qtap_site.budgets import guard
 from qtap_site.chat import protocol, services
 from qtap_site.chat.models import Attachment, Chat, Message
 
@@ -112,10 +113,13 @@ def prepare_sends(sends: list[SendRequest]) -> list[Outcome]:
     """
     outcomes: list[Outcome | None] = [None] * len(sends)
     now = timezone.now()
+    refused: dict[int, tuple[str, str]] = {}
     with transaction.atomic():
         accepted = _accept(sends, outcomes)
         if accepted:
             _save(accepted, now)
+            # Over budget: the reply ends with budget_exceeded, before any request (guard's docstring: races).
+            refused = guard.refusals([(i.send.user_id, i.assistant.pk) for i in accepted if i.assistant], now)
     enabled: dict[str, bool] | None = None
     history: dict[int, Message] | None = None
     try:
@@ -125,7 +129,8 @@ def prepare_sends(sends: list[SendRequest]) -> list[Outcome]:
     except Exception:  # each send's provider call reads what it needs on its own instead
         logger.warning("preloading the history of %d sends failed", len(accepted), exc_info=True)
     for item in accepted:
-        outcomes[item.index] = _prepared(item, enabled, history)
+        prepared = outcomes[item.index] = _prepared(item, enabled, history)
+        prepared.error = refused.get(prepared.assistant_id, prepared.error)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
