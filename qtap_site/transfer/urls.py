@@ -3,7 +3,16 @@
 May import: ``views``.
 """
 
+from django.urls import path
+
+from qtap_site.transfer import views
 
 app_name = "transfer"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("chats/<int:chat_id>/export.md", views.export_markdown, name="export_markdown"),
+    path("chats/<int:chat_id>/export.json", views.export_json, name="export_json"),
+    path("export/", views.export_all, name="export_all"),
+    path("import/", views.import_file, name="import"),
+    path("transfer/", views.page, name="page"),
+]

@@ -1,0 +1,79 @@
+"""Exports: one chat as a qtap archive (JSON) and every chat of a user as one archive, written as a stream
+of chunks so a large account is never held in memory.
+
+Chats and messages are read with ``.iterator()`` in chunks, both ordered by chat, and merged as they
+arrive: the memory an export takes is a chunk of rows and one output buffer, whatever the account's size.
+Output is gathered into chunks of about ``CHUNK_BYTES``: one write per message would be thousands of tiny
+socket writes.
+
+May import: ``serialize``, ``qtap_site.chat.models``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from qtap_site.chat.models import Attachment, Chat, Message
+from qtap_site.transfer import serialize
+
+CHUNK_BYTES = 64 * 1024
+ROWS_PER_QUERY = 1000
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def archive_chunks(*, user: Any, chat_id: int | None = None) -> Iterator[bytes]:
+    """The user's chats (or the one chat ``chat_id``) as a qtap archive, in UTF-8 chunks."""
+    chats = Chat.objects.filter(user=user).select_related("profile").order_by("id")
+    messages = Message.objects.filter(chat__user=user).order_by("chat_id", "id")
+    if chat_id is not None:
+        chats, messages = chats.filter(pk=chat_id), messages.filter(chat_id=chat_id)
+    messages = messages.prefetch_related(
+        Prefetch("attachments", queryset=Attachment.objects.order_by("id")), "tool_calls"
+    )
+    head = _dumps(serialize.header(timezone.now().isoformat()))
+    buffer: list[str] = [head[:-1], ',"chats":[']
+    size = 0
+    pending = iter(messages.iterator(chunk_size=ROWS_PER_QUERY))
+    message = next(pending, None)
+    for index, chat in enumerate(chats.iterator(chunk_size=ROWS_PER_QUERY // 10)):
+        profile = chat.profile.name if chat.profile is not None and chat.profile.user_id == chat.user_id else ""
+        record = _dumps(serialize.chat_record(chat, profile))
+        buffer.append(("," if index else "") + record[:-1] + ',"messages":[')
+        first = True
+        # Messages of chats this loop has passed (made while it ran) are skipped, never misfiled.
+        while message is not None and message.chat_id <= chat.pk:
+            if message.chat_id == chat.pk:
+                text = _dumps(serialize.message_record(message, message.attachments.all(), message.tool_calls.all()))
+                buffer.append(text if first else "," + text)
+                size += len(text)
+                first = False
+                if size >= CHUNK_BYTES:
+                    yield "".join(buffer).encode()
+                    buffer, size = [], 0
+            message = next(pending, None)
+        buffer.append("]}")
+        yield "".join(buffer).encode()
+        buffer, size = [], 0
+    buffer.append("]}\n")
+    yield "".join(buffer).encode()
+
+
+async def streamed_async(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The same chunks for an ASGI server, each made in the sync thread as the client reads: Django
+    would otherwise read a sync iterator to its end before sending a byte."""
+    read = sync_to_async(_next_chunk, thread_sensitive=True)
+    while (chunk := await read(chunks)) is not None:
+        yield chunk
+
+
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)

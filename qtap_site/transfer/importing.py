@@ -1,0 +1,68 @@
+"""One import: an uploaded file read (``reading``), recognised (a qtap archive, a ChatGPT or a Claude
+export), read into records in full — so a bad conversation anywhere refuses the file before a row is
+written — and saved in one transaction (``writing``): all of the file or none of it.
+
+May import: ``archive``, ``chatgpt``, ``claude``, ``reading``, ``records``, ``writing``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from qtap_site.transfer import archive, chatgpt, claude, reading, writing
+from qtap_site.transfer.records import ConversationRecord, ImportProblem
+
+SOURCES = {"qtap": "qtap archive", "chatgpt": "ChatGPT export", "claude": "Claude export"}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    source: str  # "qtap", "chatgpt" or "claude"
+    imported: int
+    skipped: int
+    messages: int
+    chats: list[int]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"imported": self.imported, "skipped": self.skipped, "chats": self.chats}
+
+
+def import_file(*, user: Any, upload: Any) -> ImportResult:
+    """Import ``upload`` for ``user``; a file that cannot be imported raises ``ImportProblem``."""
+    name, data = reading.read_upload(upload)
+    source, records = recognise(name, data)
+    try:
+        with transaction.atomic():
+            saved = writing.save_conversations(user=user, records=records)
+    except IntegrityError:
+        # Another import of the same file finished first; this one is rolled back whole.
+        raise ImportProblem("conflict", f"{name}: being imported by another request; try again") from None
+    return ImportResult(
+        source=source, imported=len(saved.chats), skipped=saved.skipped, messages=saved.messages, chats=saved.chats
+    )
+
+
+def recognise(name: str, data: Any) -> tuple[str, list[ConversationRecord]]:
+    """(source, records) of a parsed file, or ``ImportProblem`` saying what the file looks like instead."""
+    if archive.is_archive(data):
+        return "qtap", archive.conversations(name, data)
+    if isinstance(data, list):
+        if not data:
+            return "chatgpt", []  # both exports write an empty list for an account with no chats
+        if chatgpt.is_export(data):
+            return "chatgpt", chatgpt.conversations(name, data)
+        if claude.is_export(data):
+            return "claude", claude.conversations(name, data)
+        raise ImportProblem(
+            "unknown_format",
+            f"{name}: item 0 is neither a ChatGPT conversation (no 'mapping') nor a Claude one (no 'chat_messages')",
+        )
+    if isinstance(data, dict) and "format" in data:
+        raise ImportProblem("unknown_format", f"{name}: format {data['format']!r} is not 'qtap-archive'")
+    raise ImportProblem(
+        "unknown_format",
+        f'{name}: not a qtap archive (no "format": "qtap-archive"), nor a list of ChatGPT or Claude conversations',
+    )

@@ -1,0 +1,107 @@
+"""Pages and downloads of export and import: one chat as Markdown or JSON, every chat as one streamed
+archive, the import form and its answer (JSON for JSON clients, an HTML page or htmx partial otherwise).
+
+Thin: the chat is fetched through the requesting user (another user's chat answers 404) and the work is
+``exporting``'s, ``markdown``'s and ``importing``'s.
+
+May import: ``exporting``, ``importing``, ``markdown``, ``records``, ``qtap_site.chat.models``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods
+
+from qtap_site.chat.models import Chat
+from qtap_site.transfer import exporting, importing, markdown
+from qtap_site.transfer.records import ImportProblem
+
+PAGE = "transfer/transfer.html"
+
+
+class AuthedRequest(HttpRequest):
+    """What these views see: a signed-in user (``login_required``)."""
+
+    user: User
+
+
+def _download(content: Any, content_type: str, filename: str, *, streamed: bool = False) -> HttpResponse:
+    response_class = StreamingHttpResponse if streamed else HttpResponse
+    response = response_class(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response  # type: ignore[return-value]
+
+
+def _name(chat: Chat) -> str:
+    return slugify(chat.title)[:60] or f"chat-{chat.pk}"
+
+
+@login_required
+@require_GET
+def export_markdown(request: AuthedRequest, chat_id: int) -> HttpResponse:
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    return _download(markdown.chat_markdown(chat), "text/markdown; charset=utf-8", f"{_name(chat)}.md")
+
+
+@login_required
+@require_GET
+def export_json(request: AuthedRequest, chat_id: int) -> HttpResponse:
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    body = b"".join(exporting.archive_chunks(user=request.user, chat_id=chat.pk))
+    return _download(body, "application/json", f"{_name(chat)}.qtap.json")
+
+
+@login_required
+@require_GET
+def export_all(request: AuthedRequest) -> HttpResponse:
+    chunks = exporting.archive_chunks(user=request.user)
+    # An ASGI server would read a sync iterator to its end before the first byte went out.
+    content = exporting.streamed_async(chunks) if isinstance(request, ASGIRequest) else chunks
+    filename = f"qtap-{slugify(request.user.get_username()) or 'export'}-{timezone.now():%Y%m%d-%H%M}.json"
+    return _download(content, "application/json", filename, streamed=True)
+
+
+@login_required
+@require_GET
+def page(request: AuthedRequest) -> HttpResponse:
+    return render(request, PAGE, {"chat_count": Chat.objects.filter(user=request.user).count()})
+
+
+def _wants_json(request: AuthedRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_file(request: AuthedRequest) -> HttpResponse:
+    """POST imports ``file``; GET only shows the form (a GET never imports)."""
+    if request.method == "GET":
+        return page(request)
+    upload = request.FILES.get("file")
+    try:
+        if upload is None:
+            raise ImportProblem("no_file", "the form has no file in its 'file' field")
+        result = importing.import_file(user=request.user, upload=upload)
+    except ImportProblem as problem:
+        if _wants_json(request):
+            return JsonResponse({"error": problem.error, "detail": problem.detail}, status=400)
+        return _answer(request, {"problem": problem}, status=400)
+    if _wants_json(request):
+        return JsonResponse(result.as_json())
+    chats = Chat.objects.filter(user=request.user, pk__in=result.chats).only("id", "title").order_by("id")
+    return _answer(request, {"result": result, "source": importing.SOURCES[result.source], "chats": chats})
+
+
+def _answer(request: AuthedRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    context["chat_count"] = Chat.objects.filter(user=request.user).count()
+    template = f"{PAGE}#import-result" if getattr(request, "htmx", False) else PAGE
+    return render(request, template, context, status=status)
