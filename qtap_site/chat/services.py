@@ -334,7 +334,7 @@ def _tool_turns(message: Message, own: bool) -> list[contract.Message]:
         turns.append(
             contract.Message(
                 role="assistant",
-                content=message.content[start:end].strip(),
+                content=message.content[start:end],
                 tool_calls=tuple(
                     contract.ToolCall(c.call_id, c.name, c.arguments or {}, c.invalid_arguments or None) for c in calls
                 ),
@@ -347,8 +347,8 @@ def _tool_turns(message: Message, own: bool) -> list[contract.Message]:
             )
             for c in calls
         )
-        start = end
-    if rest := message.content[start:].strip():
+        start = int(turn.get("next", end))  # after the paragraph break the page put between the turns
+    if rest := message.content[start:]:
         turns.append(
             contract.Message(role="assistant", content=rest, provider_state=message.provider_state if own else None)
         )

@@ -160,20 +160,23 @@ async def converse(
                 finish = contract.Finish("other")
             return total, finish
         await drain(gen)
-        offset = sum(len(part) for part in gen.content)
-        gen.tool_rounds.append({"offset": offset, "provider_state": gen.provider_state})
+        text = "".join(gen.content)
+        offset = len(text)
+        # The next turn's text starts a paragraph of its own on the page; ``next`` is where it starts, so
+        # each turn goes back to its provider exactly as it came (a signature may cover its text).
+        separator = "\n\n" if text and not text.endswith("\n") else ""
+        gen.tool_rounds.append(
+            {"offset": offset, "next": offset + len(separator), "provider_state": gen.provider_state}
+        )
         turn = contract.Message(
-            role="assistant",
-            content="".join(gen.content)[start:offset].strip(),
-            tool_calls=tuple(calls),
-            provider_state=gen.provider_state,
+            role="assistant", content=text[start:offset], tool_calls=tuple(calls), provider_state=gen.provider_state
         )
         gen.provider_state = None
         results = await run_calls(gen, box, calls, index)
         request = replace(request, messages=(*request.messages, turn, *results))
-        if offset and not "".join(gen.content).endswith("\n"):
-            gen.pending.append(("text", "\n\n"))  # the next turn's text starts a paragraph of its own
-        start = offset
+        if separator:
+            gen.pending.append(("text", separator))
+        start = offset + len(separator)
     return total, None  # not reached: the last turn always returns
 
 
