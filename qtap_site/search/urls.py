@@ -3,7 +3,10 @@
 May import: ``views``.
 """
 
+from django.urls import path
+
+from qtap_site.search import views
 
 app_name = "search"
 
-urlpatterns: list = []
+urlpatterns = [path("search/", views.search, name="search")]

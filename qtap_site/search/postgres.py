@@ -1,0 +1,123 @@
+"""The PostgreSQL engine: full-text search over GIN expression indexes, through django.contrib.postgres.
+
+``chat_message.content`` and ``chat_chat.title`` each have a GIN index on ``to_tsvector('english', …)``
+(``schema.PG_INDEXES``), written as Django's ``SearchVector`` compiles, so ``vector @@ query`` below is
+answered from the index. An expression index rather than a stored tsvector column: it adds no column to
+the chat app's tables and PostgreSQL keeps it in step in the same transaction as every write, with no
+trigger to lose; the cost is that ranking recomputes the vector of each match (bench/search.py measures it).
+
+Each term becomes a ``phraseto_tsquery`` (the term's text is a parameter, parsed as plain text, never as
+tsquery syntax) and the terms are ANDed. The ``english`` configuration stems like FTS5's porter tokenizer;
+unlike FTS5 it drops stop words, so a query of stop words alone ("the") finds nothing.
+
+Ranking: ``ts_rank`` (higher is better), ties newest first. Headlines are drawn in a second query for the
+``limit`` rows kept, as ``ts_headline`` re-parses the whole text.
+
+May import: ``schema``, ``query``; and the chat app's ``models``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.db import connection
+from django.db.models import F, Func, TextField, Value
+from django.utils.safestring import SafeString
+
+from qtap_site.chat.models import Chat, Message
+from qtap_site.search.query import MARK_CLOSE, MARK_OPEN, ParsedQuery, SearchResult, ranked, snippet_html
+from qtap_site.search.schema import CONFIG, PG_CREATE, PG_INDEXES
+
+SNIPPET_WORDS = {"max_words": 24, "min_words": 12, "max_fragments": 2, "fragment_delimiter": " … "}
+
+# ts_headline's parser reads ``<script>`` as a tag and ``&amp;`` as an entity and leaves both out of the
+# headline; the snippet must show them as the text they are. So the three characters travel through it
+# as private-use stand-ins, and come back before the snippet is escaped.
+_MARKUP = "<>&"
+_STAND_INS = "\ue002\ue003\ue004"
+_BACK = str.maketrans(_STAND_INS, _MARKUP)
+
+
+def _tsquery(query: ParsedQuery) -> Any:
+    combined = None
+    for term in query.terms:
+        part = SearchQuery(term.text, search_type="phrase", config=CONFIG)
+        combined = part if combined is None else combined & part
+    return combined
+
+
+def _headline(field: str, tsquery: Any, **options: Any) -> SearchHeadline:
+    text = Func(F(field), Value(_MARKUP), Value(_STAND_INS), function="translate", output_field=TextField())
+    return SearchHeadline(text, tsquery, config=CONFIG, start_sel=MARK_OPEN, stop_sel=MARK_CLOSE, **options)
+
+
+def _snippet(headline: str | None) -> SafeString:
+    return snippet_html((headline or "").translate(_BACK))
+
+
+def search(*, user: Any, query: ParsedQuery, limit: int) -> list[SearchResult]:
+    tsquery = _tsquery(query)
+    content = SearchVector("content", config=CONFIG)
+    messages = list(
+        Message.objects.filter(chat__user=user)
+        .annotate(document=content)
+        .filter(document=tsquery)
+        .annotate(relevance=SearchRank(content, tsquery))
+        .order_by("-relevance", "-created_at", "-id")
+        .values("id", "chat_id", "chat__title", "created_at", "role", "relevance")[:limit]
+    )
+    title = SearchVector("title", config=CONFIG)
+    chats = list(
+        Chat.objects.filter(user=user)
+        .annotate(document=title)
+        .filter(document=tsquery)
+        .annotate(relevance=SearchRank(title, tsquery))
+        .order_by("-relevance", "-updated_at", "-id")
+        .values("id", "title", "updated_at", "relevance")[:limit]
+    )
+    message_snippets = dict(
+        Message.objects.filter(id__in=[m["id"] for m in messages])
+        .annotate(snippet=_headline("content", tsquery, **SNIPPET_WORDS))
+        .values_list("id", "snippet")
+    )
+    title_snippets = dict(
+        Chat.objects.filter(id__in=[c["id"] for c in chats])
+        .annotate(snippet=_headline("title", tsquery, highlight_all=True))
+        .values_list("id", "snippet")
+    )
+    results = [
+        SearchResult(
+            chat_id=m["chat_id"],
+            message_id=m["id"],
+            title=m["chat__title"],
+            snippet=_snippet(message_snippets.get(m["id"])),
+            when=m["created_at"],
+            role=m["role"],
+            relevance=m["relevance"],
+        )
+        for m in messages
+    ]
+    results += [
+        SearchResult(
+            chat_id=c["id"],
+            message_id=None,
+            title=c["title"],
+            snippet=_snippet(title_snippets.get(c["id"])),
+            when=c["updated_at"],
+            role="title",
+            relevance=c["relevance"],
+        )
+        for c in chats
+    ]
+    return ranked(results, limit)
+
+
+def rebuild() -> dict[str, int]:
+    """Recreate an index that went missing, rebuild both from the table rows, and count what they cover."""
+    with connection.cursor() as cursor:
+        for statement in PG_CREATE:
+            cursor.execute(statement)
+        for name in PG_INDEXES:
+            cursor.execute(f"REINDEX INDEX {name}")
+    return {"messages": Message.objects.count(), "chats": Chat.objects.count()}
