@@ -121,7 +121,7 @@ def test_the_manifest_loader_answers_a_manifest_or_a_manifest_error(data: Any) -
 
 def test_the_bundled_manifests_are_valid() -> None:
     """The control for the mutations: unmutated, every base manifest validates."""
-    assert len(BUNDLED) == 8
+    assert len(BUNDLED) == 10  # eight provider plugins, two tool plugins
     for path in BUNDLED:
         assert isinstance(parse_manifest(json.loads(path.read_text())), Manifest)
 
