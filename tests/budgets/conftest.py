@@ -1,5 +1,6 @@
 """Fixtures of the budget tests: the chat tests' local OpenAI-dialect server, profile, chat and
-websocket helpers, and a way to write replies (with their cost and tokens) at a chosen time."""
+websocket helpers, the scaled suites' scripted server and chat, and a way to write replies (with their
+cost and tokens) at a chosen time."""
 
 from __future__ import annotations
 
@@ -12,13 +13,27 @@ import pytest
 from qtap_site.budgets import guard
 from qtap_site.chat.models import Chat, Message
 from tests.chat.conftest import api_key, chat, cookie, fake, fresh_channel_state, plugin, profile
+from tests.support.fixtures import alice_cookie, chat_on_fake, close_worker_connections, scripted_openai
 
-__all__ = ["api_key", "chat", "cookie", "fake", "fresh_channel_state", "plugin", "profile"]
+__all__ = [
+    "alice_cookie",
+    "api_key",
+    "chat",
+    "chat_on_fake",
+    "close_worker_connections",
+    "cookie",
+    "fake",
+    "fresh_channel_state",
+    "plugin",
+    "profile",
+    "scripted_openai",
+]
 
 
 @pytest.fixture(autouse=True)
-def no_cached_budgets() -> Any:
-    """Each test reads the budget rows afresh (the cache is per process and outlives a test's database)."""
+def no_cached_budgets(close_worker_connections: None) -> Any:
+    """Each test reads the budget rows afresh (the cache is per process and outlives a test's database);
+    and the worker thread's connection is closed after it (PostgreSQL could not drop the test database)."""
     guard.forget()
     yield
     guard.forget()

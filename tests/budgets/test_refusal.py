@@ -65,9 +65,7 @@ async def test_exactly_at_the_limit_is_used_up_and_just_under_it_passes(chat: An
     assert len(fake.requests) == 1
 
 
-async def test_a_users_own_budget_overrides_the_default_both_ways(
-    chat: Any, cookie: str, fake: Any, user: Any
-) -> None:
+async def test_a_users_own_budget_overrides_the_default_both_ways(chat: Any, cookie: str, fake: Any, user: Any) -> None:
     await database_sync_to_async(reply)(chat, cost="2.00")
     await database_sync_to_async(budget)(max_cost="1.00")  # the default: alice is over it
     await database_sync_to_async(budget)(user, max_cost="5.00")  # hers: she is not
