@@ -57,10 +57,15 @@ def read_upload(upload: Any, limits: Limits | None = None) -> tuple[str, Any]:
     upload.seek(0)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return _from_zip(name, upload, limits)
-    data = upload.read(limits.json_bytes + 1)
-    if len(data) > limits.json_bytes:
-        raise ImportProblem("too_large", f"{name}: more than the {limits.json_bytes} bytes of JSON accepted")
-    return name, parse_json(name, data)
+    parts: list[bytes] = []
+    total = 0
+    # A chunk at a time: ``read(cap)`` would set aside the whole cap in memory before reading a byte.
+    while chunk := upload.read(READ_BYTES):
+        total += len(chunk)
+        if total > limits.json_bytes:
+            raise ImportProblem("too_large", f"{name}: more than the {limits.json_bytes} bytes of JSON accepted")
+        parts.append(chunk)
+    return name, parse_json(name, b"".join(parts))
 
 
 def parse_json(name: str, data: bytes) -> Any:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from qtap_site.chat.models import Attachment, Chat, Message, ToolCall
+from qtap_site.chat.models import Chat
 
 FORMAT = "qtap-archive"
 VERSION = 1
@@ -55,17 +55,26 @@ def chat_record(chat: Chat, profile_name: str) -> dict[str, Any]:
     }
 
 
+# What an export reads of a message row (``.values()``: model instances cost more than the JSON).
+MESSAGE_VALUES: tuple[str, ...] = (
+    *("id", "chat_id", "parent_id", *MESSAGE_TEXT_FIELDS, *MESSAGE_INT_FIELDS),
+    *("cost", "created_at", "tool_rounds"),
+)
+
+
 def message_record(
-    message: Message, attachments: Iterable[Attachment], tool_calls: Iterable[ToolCall]
+    row: dict[str, Any], attachments: Iterable[dict[str, Any]], tool_calls: Iterable[dict[str, Any]]
 ) -> dict[str, Any]:
-    record: dict[str, Any] = {"id": message.pk, "parent": message.parent_id}
-    record.update({name: getattr(message, name) for name in MESSAGE_TEXT_FIELDS})
-    record.update({name: getattr(message, name) for name in MESSAGE_INT_FIELDS})
-    record["cost"] = None if message.cost is None else str(message.cost)
-    record["created_at"] = message.created_at.isoformat()
-    record["attachments"] = [{name: getattr(a, name) for name in ATTACHMENT_FIELDS} for a in attachments]
-    record["tool_calls"] = [{name: getattr(c, name) for name in TOOL_CALL_FIELDS} for c in tool_calls]
-    if message.tool_rounds:
+    """A message row (``MESSAGE_VALUES``) with its attachments (``ATTACHMENT_FIELDS``) and tool calls
+    (``TOOL_CALL_FIELDS``) as dicts."""
+    record: dict[str, Any] = {"id": row["id"], "parent": row["parent_id"]}
+    record.update({name: row[name] for name in MESSAGE_TEXT_FIELDS})
+    record.update({name: row[name] for name in MESSAGE_INT_FIELDS})
+    record["cost"] = None if row["cost"] is None else str(row["cost"])
+    record["created_at"] = row["created_at"].isoformat()
+    record["attachments"] = [{name: a[name] for name in ATTACHMENT_FIELDS} for a in attachments]
+    record["tool_calls"] = [{name: c[name] for name in TOOL_CALL_FIELDS} for c in tool_calls]
+    if row["tool_rounds"]:
         # Where each tool-calling turn's text ends; the turn's provider state stays behind.
-        record["tool_rounds"] = [{"offset": int(turn.get("offset", 0))} for turn in message.tool_rounds]
+        record["tool_rounds"] = [{"offset": int(turn.get("offset", 0))} for turn in row["tool_rounds"]]
     return record

@@ -3,11 +3,11 @@ whole file. A conversation already imported by this user (the same source and id
 skipped, so importing a file twice adds nothing the second time.
 
 Rows are written in bulk: each chat's messages in one ``bulk_create`` (in the order ``insertion_order``
-gave, parents first), then one ``bulk_update`` for what only exists once the rows do (parent ids) or
-what ``auto_now_add`` overwrote (the original times). An attachment is linked when the user already
+gave, parents first), then one update a batch (``treesql``) for what only exists once the rows do
+(parent ids) or what ``auto_now_add`` overwrote (the original times). An attachment is linked when the user already
 has its bytes (the same sha256); otherwise the message's notes name it, since an archive holds no bytes.
 
-May import: ``models``, ``records``, ``qtap_site.chat.models``, ``providers.models``.
+May import: ``models``, ``records``, ``treesql``, ``qtap_site.chat.models``, ``providers.models``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from providers.models import ConnectionProfile
 from qtap_site.chat.models import Attachment, Chat, Message, ToolCall
+from qtap_site.transfer import treesql
 from qtap_site.transfer.models import ImportedChat
 from qtap_site.transfer.records import ConversationRecord, MessageRecord
 
@@ -81,7 +82,7 @@ def _messages(chat: Chat, records: list[MessageRecord], have: dict[str, Attachme
     for record, row in zip(records, rows, strict=True):
         row.parent = by_key[record.parent] if record.parent is not None else None
         row.created_at = row.updated_at = record.created_at or now
-    Message.objects.bulk_update(rows, ["parent", "created_at", "updated_at"], batch_size=BATCH)
+    treesql.set_parents_and_times(rows)
     links = [
         Message.attachments.through(message_id=row.pk, attachment_id=have[a["sha256"]].pk)
         for record, row in zip(records, rows, strict=True)
