@@ -7,8 +7,8 @@ the number of tabs). Checkpoints and final saves go through ``batching``. Exactl
 (``generation.finished`` or ``generation.error``) per generation. Stop reaches the task from any process
 through ``delivery``. A reply with tools on goes through ``tool_loop``, which calls ``_stream`` per turn.
 
-May import: ``batching``, ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``, ``tool_frames``,
-``tool_loop``.
+May import: ``batching``, ``chat_frames``, ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``,
+``tool_frames``, ``tool_loop``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.chat import delivery, protocol, sending, tool_frames, tool_loop
+from qtap_site.chat import chat_frames, delivery, protocol, sending, tool_frames, tool_loop
 from qtap_site.chat.batching import Checkpoints, FinalSaves, SendQueue
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
@@ -144,6 +144,8 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             control = await delivery.join_control(gen.chat_id)
             if prepared.user_message is not None:
                 await send_to_chat(gen.chat_id, protocol.message_created(prepared.user_message))
+            if prepared.renamed is not None:
+                await send_to_chat(gen.chat_id, {"type": chat_frames.CHAT_UPDATED, "chat": prepared.renamed})
             await send_to_chat(gen.chat_id, protocol.message_created(prepared.assistant_message))
             if prepared.error is not None:
                 code, message = prepared.error

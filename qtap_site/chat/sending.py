@@ -67,6 +67,7 @@ class Prepared:
     error: tuple[str, str] | None = None  # (generation.error code, message) found before any network
     tools: tuple[str, ...] = ()  # the tools on for this reply (names, or tool plugins for all of theirs)
     notes: str = ""  # what the person is told about the request (parameters their model does not take)
+    renamed: dict[str, Any] | None = None  # {id, title} when this send gave its chat its title (chat.updated)
 
 
 Outcome = Prepared | protocol.ChatServiceError
@@ -82,6 +83,7 @@ class _Accepted:
     history: list[int]  # the active branch before the user message, root first
     user_message: Message | None = None  # a regeneration's from the start, a send's once saved
     assistant: Message | None = None
+    titled: bool = False  # this send gave its chat its title
 
 
 def prepare_each(sends: list[SendRequest]) -> list[Outcome | Exception]:
@@ -259,6 +261,7 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
             chat.profile = item.profile
         if not chat.title and item.send.content.strip():
             chat.title = " ".join(item.send.content.split())[: services.TITLE_LENGTH]
+            item.titled = True
         if (chat.profile_id, chat.title) != before:
             renamed.append(chat)
     # Every chat moves to the top of its list in one plain UPDATE; only the chats that also get a
@@ -284,6 +287,7 @@ def _prepared(item: _Accepted, enabled: dict[str, bool] | None, history: dict[in
         profile_id=profile.pk if profile else None,
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",
+        renamed={"id": item.chat.pk, "title": item.chat.title} if item.titled else None,
     )
     try:
         prepared.error = resolve_provider(prepared, item, enabled=enabled, messages=history)

@@ -4,21 +4,22 @@ Every object is fetched through the requesting user, so another user's chat answ
 drawn by ``rendering`` in their frame shape (``protocol.message_dict``), the same drawing the websocket
 carries. Streaming, stop, regenerate and image generation go over the websocket (``consumers``).
 
-May import: ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``.
+May import: ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -27,7 +28,7 @@ from providers.reasoning import takes_tools
 from providers.selectors import with_statuses
 from providers.tool_settings import tool_plugins
 from providers.tool_values import offered_tools
-from qtap_site.chat import delivery, protocol, rendering, services
+from qtap_site.chat import chat_frames, delivery, protocol, rendering, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
 
 
@@ -56,11 +57,29 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def new(request: HtmxHttpRequest) -> HttpResponse:
+    """GET: a blank chat page, saving nothing (a chat nobody wrote in is no chat). POST: the chat, made
+    when its first message is about to be sent; the page then opens its socket and sends. A JSON caller
+    (the page script) gets ``201 {id, url, ws_path, upload_url}``, a form a redirect to the chat."""
     profile = ConnectionProfile.objects.filter(user=request.user, is_default=True).first()
+    if request.method == "GET":
+        return _page(request, Chat(user=request.user, profile=profile))
+    chosen = request.POST.get("profile_id", "")
+    if chosen.isdigit():
+        profile = ConnectionProfile.objects.filter(user=request.user, pk=int(chosen)).first() or profile
     chat = services.chat_create(user=request.user, profile=profile)
-    return redirect("chat:detail", chat_id=chat.pk)
+    if "application/json" not in request.headers.get("Accept", ""):
+        return redirect("chat:detail", chat_id=chat.pk)
+    return JsonResponse(
+        {
+            "id": chat.pk,
+            "url": reverse("chat:detail", args=[chat.pk]),
+            "ws_path": f"/ws/chats/{chat.pk}/",
+            "upload_url": reverse("chat_api:attachment_upload", args=[chat.pk]),
+        },
+        status=201,
+    )
 
 
 # The chat page shows the newest messages; older ones arrive a page at a time ("Show earlier messages").
@@ -135,11 +154,15 @@ def _profile_info(profiles: list[ConnectionProfile]) -> dict[str, dict[str, Any]
 @login_required
 @require_GET
 def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
-    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    return _page(request, get_object_or_404(Chat, pk=chat_id, user=request.user))
+
+
+def _page(request: HtmxHttpRequest, chat: Chat) -> HttpResponse:
+    """The chat page; for a chat not saved yet (``new``), without history."""
     # Each profile's plugin status (the picker and the attachment warnings show it) from one query.
     profiles = with_statuses(ConnectionProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
     image_profiles = list(ImageProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
-    items, older = timeline(chat)
+    items, older = timeline(chat) if chat.pk else ([], None)
     selected = chat.profile_id or next((p.pk for p in profiles if p.is_default), None)
     context = {
         "chat": chat,
@@ -211,6 +234,8 @@ def history(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
 @require_POST
 def rename(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
     chat = services.chat_rename(get_object_or_404(Chat, pk=chat_id, user=request.user), request.POST.get("title", ""))
+    # Every tab of the chat shows the new title at once (its heading and its list).
+    async_to_sync(delivery.send_to_chat)(chat.pk, chat_frames.chat_updated(chat.pk, chat.title))
     if request.htmx:
         current = chat if request.htmx.current_url_abs_path == reverse("chat:detail", args=[chat.pk]) else None
         return render(request, "chat/index.html#chat-item", {"chat": chat, "current_chat": current})

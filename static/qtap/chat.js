@@ -1,7 +1,10 @@
 // qtap chat page: the websocket client of /ws/chats/<id>/ (SPEC §5).
 // The server draws every message (qtap_site.chat.rendering): the page swaps in its `message_html`
 // (message.created, chat.state, generation.finished, generation.error), already sanitised. While a
-// reply streams, its text arrives untrusted and is only ever appended as text nodes.
+// reply streams, its text arrives untrusted: it is drawn as Markdown by the vendored marked, with raw
+// HTML escaped, then sanitised by the vendored DOMPurify to the server's own allow-list (no images, no
+// classes but a code block's language, http/https/mailto links); without them it is appended as text.
+// At the end the server's drawing replaces it.
 (function () {
   "use strict";
   var root = document.getElementById("chat");
@@ -22,6 +25,8 @@
   var pendingFiles = [];       // File objects chosen but not sent yet
   var msgCounter = 0;
   var lastImagePrompt = "";    // caption of generated images when the provider revised nothing
+  var sources = {};            // message id -> raw text of its last segment (the Markdown drawn so far)
+  var touch = window.matchMedia && matchMedia("(pointer: coarse)").matches;  // Enter makes a new line there
 
   function csrfToken() {
     var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -71,6 +76,7 @@
       });
       old.replaceWith(el);
     } else messages.appendChild(el);
+    addCopyButtons(el);
     return el;
   }
 
@@ -91,9 +97,94 @@
     container.appendChild(document.createTextNode(value));
   }
 
+  // ---- Markdown while a reply streams ---------------------------------------------------------
+
+  var TAGS = ["a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
+    "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"];
+  var canDraw = !!(window.marked && window.DOMPurify && DOMPurify.isSupported);
+  var escapeHtml = function (s) {
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+  };
+  if (canDraw) {
+    // As on the server: raw HTML in the text is shown as text, never parsed.
+    marked.use({ gfm: true, breaks: false, renderer: { html: function (t) { return escapeHtml(t.text || t.raw || ""); } } });
+    DOMPurify.addHook("afterSanitizeAttributes", function (node) {
+      if (node.hasAttribute("class") && !(node.nodeName === "CODE" && /^language-[\w+#.-]+$/.test(node.getAttribute("class")))) {
+        node.removeAttribute("class");
+      }
+      if (node.nodeName === "A") node.setAttribute("rel", "noopener noreferrer nofollow");
+    });
+  }
+
+  // Markdown source → sanitised nodes, each code block behind the header the server gives it.
+  function markdownNodes(source) {
+    var frag = DOMPurify.sanitize(marked.parse(source, { async: false }), {
+      ALLOWED_TAGS: TAGS, ALLOWED_ATTR: ["href", "title", "class", "start"],
+      ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i, RETURN_DOM_FRAGMENT: true
+    });
+    Array.prototype.forEach.call(frag.querySelectorAll("pre"), function (pre) {
+      var code = pre.querySelector("code");
+      var m = code && /^language-(.+)$/.exec(code.getAttribute("class") || "");
+      var box = document.createElement("div"), head = document.createElement("div");
+      var label = document.createElement("span");
+      box.className = "code-block"; head.className = "code-head"; label.className = "code-lang";
+      label.textContent = m ? m[1] : "code";
+      head.appendChild(label);
+      pre.replaceWith(box); box.appendChild(head); box.appendChild(pre);
+    });
+    addCopyButtons(frag);
+    return frag;
+  }
+
+  // Each code block's copy button (the server's drawing names the language; the control is the page's).
+  function addCopyButtons(scope) {
+    Array.prototype.forEach.call(scope.querySelectorAll(".code-head"), function (head) {
+      if (head.querySelector(".copy")) return;
+      var copy = document.createElement("button");
+      copy.type = "button"; copy.className = "link copy"; copy.dataset.action = "copy-code"; copy.textContent = "Copy";
+      head.appendChild(copy);
+    });
+  }
+
+  // The body's last text segment (after the last tool panel): where streamed text goes.
+  function lastSegment(body) {
+    var last = body.lastElementChild;
+    if (last && last.classList.contains("seg")) return last;
+    var seg = document.createElement("div");
+    seg.className = "seg";
+    body.appendChild(seg);
+    return seg;
+  }
+
+  function drawSegment(seg, source) {
+    if (!canDraw) { text(seg, source); return; }
+    seg.textContent = "";
+    seg.appendChild(markdownNodes(source));
+  }
+
+  var dirty = [];  // segments waiting for the next frame
+  function redrawSoon(seg, source) {
+    seg._source = source;
+    if (dirty.indexOf(seg) < 0) dirty.push(seg);
+    if (dirty.length === 1) requestAnimationFrame(function () {
+      var now = dirty; dirty = [];
+      now.forEach(function (s) { if (s.isConnected) drawSegment(s, s._source); });
+      scrollDown();
+    });
+  }
+
+  function appendMarkdown(el, value) {
+    var body = el.querySelector(".body");
+    var seg = lastSegment(body);
+    seg._source = (seg._source || "") + value;
+    redrawSoon(seg, seg._source);
+  }
+
   function markStreaming(el, on) {
     var body = el.querySelector(".body");
     el.classList.toggle("status-streaming", on);
+    // A reply still being written cannot be regenerated yet.
+    Array.prototype.forEach.call(el.querySelectorAll(".meta [data-action=regenerate]"), function (b) { b.hidden = on; });
     if (on) { body.setAttribute("aria-live", "polite"); body.setAttribute("aria-busy", "true"); }
     else { body.removeAttribute("aria-busy"); body.removeAttribute("aria-live"); }
   }
@@ -121,7 +212,7 @@
       panel = $("tpl-tool-call").content.firstElementChild.cloneNode(true);
       panel.dataset.callId = call.call_id;
       Array.prototype.forEach.call(panel.querySelectorAll("[data-call-id]"), function (b) { b.dataset.callId = call.call_id; });
-      body.appendChild(panel);
+      body.appendChild(panel);  // text that follows goes into a new segment after it
     }
     return panel;
   }
@@ -147,10 +238,12 @@
     var pos = 0;
     text(body, "");
     (gen.tool_calls || []).slice().sort(function (a, b) { return a.offset - b.offset; }).forEach(function (c) {
-      if (c.offset > pos) { appendText(body, content.slice(pos, c.offset)); pos = c.offset; }
+      if (c.offset > pos) { drawSegment(lastSegment(body), content.slice(pos, c.offset)); pos = c.offset; }
       showToolCall(el, c);
     });
-    appendText(body, content.slice(pos));
+    var seg = lastSegment(body);
+    seg._source = content.slice(pos);
+    drawSegment(seg, seg._source);
   }
 
   function notice(message) {
@@ -166,7 +259,7 @@
 
   var handlers = {
     "chat.state": function (data) {
-      if (data.chat && data.chat.title) text($("chat-title"), data.chat.title);
+      if (data.chat && data.chat.title) showTitle(data.chat);
       // After a reconnect the tail brings what was missed: new messages, and the end of a reply
       // that finished (or failed) while this tab was away.
       (data.messages_tail || []).forEach(function (m) {
@@ -205,6 +298,7 @@
       setRunning(data.message_id);
       scrollDown();
     },
+    "chat.updated": function (data) { if (data.chat) showTitle(data.chat); },
     "generation.delta": function (data) { delta(data, false); },
     "generation.reasoning": function (data) { delta(data, true); },
     "generation.finished": function (data) { ended(data); },
@@ -266,6 +360,31 @@
     "pong": function () {}
   };
 
+  // The chat's title in the heading, the window's title and its entry in the list (added for a chat
+  // this page has just made).
+  function showTitle(chat) {
+    var title = chat.title || "Untitled chat";
+    text($("chat-title"), title);
+    document.title = title + " · qtap";
+    var list = $("chat-list"), item = $("chat-item-" + chat.id);
+    if (!item && list) {
+      item = document.createElement("li");
+      item.className = "chat-item current";
+      item.id = "chat-item-" + chat.id;
+      var a = document.createElement("a");
+      a.href = "/chats/" + Number(chat.id) + "/";
+      a.setAttribute("aria-current", "page");
+      item.appendChild(a);
+      var empty = list.querySelector("li.muted");
+      if (empty) empty.remove();
+      list.insertBefore(item, list.firstChild);
+    }
+    var link = item && item.querySelector("a");
+    if (link) text(link, title);
+    var input = item && item.querySelector("input[name=title]");
+    if (input) input.value = chat.title || "";
+  }
+
   // The end of a reply: the server's drawing of it as it ended replaces the streamed text.
   function ended(data) {
     draw(data.message_id, data.message_html);
@@ -281,7 +400,7 @@
     lastSeq[id] = data.seq;
     var el = streamingMessage(id);
     if (reasoning) showReasoning(el, data.text, false);
-    else appendText(el.querySelector(".body"), data.text);
+    else appendMarkdown(el, data.text);
     if (running !== id) { markStreaming(el, true); setRunning(id); }
     scrollDown();
   }
@@ -382,10 +501,41 @@
     });
   }
 
+  // A new chat is saved with its first message: made over HTTP, then its socket opens and the message goes.
+  var creating = false;
+  function createChat() {
+    creating = true;
+    sendBtn.disabled = true;
+    var body = new FormData();
+    if (profileSelect.value) body.append("profile_id", profileSelect.value);
+    return fetch(root.dataset.newUrl, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
+    }).then(function (r) {
+      if (r.status !== 201) throw new Error("The chat could not be created (" + r.status + ").");
+      return r.json();
+    }).then(function (chat) {
+      root.dataset.chatId = chat.id;
+      root.dataset.wsPath = chat.ws_path;
+      root.dataset.uploadUrl = chat.upload_url;
+      delete root.dataset.newUrl;
+      history.replaceState(null, "", chat.url);
+      connect();
+      return new Promise(function (resolve) {
+        socket.addEventListener("open", function () { resolve(); }, { once: true });
+      });
+    }).then(function () { creating = false; sendBtn.disabled = false; submit(); }, function (err) {
+      creating = false;
+      sendBtn.disabled = false;
+      text(warning, err.message);
+    });
+  }
+
   function submit() {
     var content = prompt.value;
     if (!content.trim() && !pendingFiles.length) return;
-    if (running !== null) return;
+    if (running !== null || creating) return;
+    if (root.dataset.newUrl) { createChat(); return; }
     if (!socket || socket.readyState !== WebSocket.OPEN) { setStatus("Not connected — reconnecting…"); return; }
     sendBtn.disabled = true;
     var files = pendingFiles.slice();
@@ -414,10 +564,23 @@
   }
 
   composer.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+  // Enter sends, except on a touch keyboard, where it makes a new line and the Send button sends.
   prompt.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !touch) { e.preventDefault(); submit(); }
   });
+  if (touch && $("composer-help")) text($("composer-help"), "Enter makes a new line · the Send button sends");
+  // Narrow screens: the chat list is a drawer behind "Chats" (closed by its "Close", Esc or a pick).
+  var chatsToggle = $("chats-toggle"), sidebar = $("chat-sidebar");
+  function showChats(open) {
+    document.body.classList.toggle("chats-open", open);
+    if (chatsToggle) chatsToggle.setAttribute("aria-expanded", String(open));
+    if (open && sidebar) { var first = sidebar.querySelector("a, button"); if (first) first.focus(); }
+    else if (!open && chatsToggle && sidebar && sidebar.contains(document.activeElement)) chatsToggle.focus();
+  }
+  if (chatsToggle) chatsToggle.addEventListener("click", function () { showChats(!document.body.classList.contains("chats-open")); });
+  if (sidebar) sidebar.addEventListener("click", function (e) { if (e.target.closest("[data-chats-close]")) showChats(false); });
   document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && document.body.classList.contains("chats-open")) { e.preventDefault(); showChats(false); return; }
     if (e.key === "Escape" && running !== null) { e.preventDefault(); stop(); }
   });
   stopBtn.addEventListener("click", stop);
@@ -427,7 +590,33 @@
     renderPending();
   });
   profileSelect.addEventListener("change", checkAttachments);
+  function copyText(value, button) {
+    var done = function () {
+      var was = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = was; }, 1500);
+    };
+    var fallback = function () {
+      var area = document.createElement("textarea");
+      area.value = value;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed"; area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      try { document.execCommand("copy"); done(); } catch (e) { /* nothing more to try */ }
+      area.remove();
+    };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(value).then(done, fallback);
+    else fallback();
+  }
+
   messages.addEventListener("click", function (e) {
+    var c = e.target.closest("[data-action=copy-code], [data-action=copy-message]");
+    if (c) {
+      var from = c.dataset.action === "copy-code" ? c.closest(".code-block").querySelector("pre") : c.closest(".msg").querySelector(".body");
+      copyText(from ? from.innerText.replace(/\n$/, "") : "", c);
+      return;
+    }
     var t = e.target.closest("[data-action=tool-approve], [data-action=tool-deny]");
     if (t) {
       // Only an answer that left for the server hides the buttons: one clicked while the socket is down
@@ -453,6 +642,8 @@
     });
   }
 
-  connect();
+  addCopyButtons(messages);
+  document.body.addEventListener("htmx:afterSwap", function () { addCopyButtons(messages); });  // earlier pages
+  if (root.dataset.wsPath) connect();
   scrollDown();
 })();

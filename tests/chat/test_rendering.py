@@ -5,7 +5,15 @@ def test_markdown_is_rendered_and_code_blocks_kept():
     html = render_markdown("# Title\n\n**bold** and `x < y`\n\n```python\nif a < b:\n    pass\n```")
     assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html
     assert "<code>x &lt; y</code>" in html
-    assert '<pre><code class="language-python">if a &lt; b:\n    pass\n</code></pre>' in html
+    # Highlighted by Pygments (its token classes), behind a header naming the language.
+    assert '<div class="code-head"><span class="code-lang">python</span></div>' in html
+    assert '<pre><code class="language-python"><span class="k">if</span> <span class="n">a</span>' in html
+    assert '<span class="o">&lt;</span>' in html and "</code></pre></div>" in html
+
+
+def test_only_our_classes_survive():
+    html = render_markdown('```python" onclick="x\nprint(1)\n```\n\n```nosuchlang\nx\n```')
+    assert "onclick" not in html and "nosuchlang" not in html and 'class=""' not in html
 
 
 def test_raw_html_is_never_passed_through():

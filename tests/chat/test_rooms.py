@@ -20,7 +20,7 @@ CHAT = "qtap_site.chat"
 # Top to bottom: a room imports only rooms above it (docs/DESIGN "Rooms").
 ROOMS: list[tuple[str, ...]] = [
     ("models",),
-    ("rendering", "attachments", "pricing", "tool_frames"),
+    ("rendering", "attachments", "pricing", "tool_frames", "chat_frames"),
     ("protocol",),
     ("services",),
     ("sending",),
