@@ -44,20 +44,11 @@ CREATE = [
     "INSERT INTO search_message_fts(search_message_fts) VALUES ('rebuild')",
     "INSERT INTO search_chat_fts(search_chat_fts) VALUES ('rebuild')",
 ]
+FTS5_TABLES = ("search_message_fts", "search_chat_fts")
+FTS5_TRIGGERS = tuple(f"search_{table}_{event}" for table in ("message", "chat") for event in ("ai", "ad", "au"))
 DROP = [
-    *(
-        f"DROP TRIGGER IF EXISTS {name}"
-        for name in (
-            "search_message_ai",
-            "search_message_ad",
-            "search_message_au",
-            "search_chat_ai",
-            "search_chat_ad",
-            "search_chat_au",
-        )
-    ),
-    "DROP TABLE IF EXISTS search_message_fts",
-    "DROP TABLE IF EXISTS search_chat_fts",
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in FTS5_TRIGGERS),
+    *(f"DROP TABLE IF EXISTS {name}" for name in FTS5_TABLES),
 ]
 
 # ---- PostgreSQL ------------------------------------------------------------------------------

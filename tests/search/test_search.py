@@ -9,6 +9,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.checks import run_checks
 from django.core.management import call_command
 from django.db import connection
 
@@ -285,6 +286,8 @@ def test_rebuild_search_index_catches_up_with_rows_written_behind_its_back(user:
     late = Chat.objects.create(user=user, title="Pelican sightings")
     if connection.vendor == "sqlite":
         assert hits(user, "pelican") == []  # the index never heard of them
+    (warning,) = [m for m in run_checks(databases=["default"]) if m.id == "search.W001"]
+    assert "rebuild_search_index" in warning.hint
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -295,6 +298,7 @@ def test_rebuild_search_index_catches_up_with_rows_written_behind_its_back(user:
     assert "\n" not in summary
     assert re.fullmatch(r"Search index rebuilt \(.+\): 4 messages and 2 chat titles in \d+\.\d\d s\.", summary)
 
+    assert not [m for m in run_checks(databases=["default"]) if m.id == "search.W001"]
     found = hits(user, "pelican")
     assert len(found) == 4 and (late.pk, None) in found
     if connection.vendor == "sqlite":
