@@ -8,12 +8,13 @@ provider's own figure, else genai-prices); a reply nothing priced counts no cost
 Races. A reply's cost is only known when it ends, so two sends that both read "$0.99 of $1.00 spent"
 would both pass and both spend. Two rules close that:
 
-- The check and the reservation are one transaction. The user's row (``auth_user``) is locked first
-  (``SELECT … FOR NO KEY UPDATE``, users in id order, so batches cannot deadlock; *no key* so that rows
-  pointing at the user, an upload or a chat, are not held up), then spend is read, then the batch's
-  "streaming" placeholders commit with the lock's release. A send in another process waits on the
-  lock and then reads (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement) the placeholder
-  of the one before it. SQLite runs the whole transaction under its write lock (``BEGIN IMMEDIATE``).
+- The check and the reservation are one transaction: the send's "streaming" placeholder (the
+  reservation) is saved, the user's row (``auth_user``) locked (``SELECT … FOR NO KEY UPDATE``, users in
+  id order, so batches cannot deadlock; *no key* so that rows pointing at the user, an upload or a chat,
+  are not held up), spend read; all commit together, which releases the lock. A send in another process
+  waits on the lock and then reads (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement)
+  the placeholder of the one before it. SQLite runs the whole transaction under its write lock (``BEGIN IMMEDIATE``),
+  so there the lock is skipped.
 - A reply still being written reserves as much as the user's largest reply of the month so far; with
   no reply to go by it reserves all that is left. A send passes while ``spent + reserved < limit``.
   So near the limit replies go one at a time, and two racing sends pass together only when there is
@@ -25,7 +26,9 @@ runner then ends it with ``generation.error`` ``budget_exceeded`` (not retryable
 until the period resets) and sends nothing to the provider.
 
 The common path is cheap: the budget rows (a small table) are cached per process for
-``CACHE_SECONDS``, so a send of a user no budget covers runs no query at all. A change made in this
+``CACHE_SECONDS`` and read on a connection of their own, so a send of a user no budget covers runs
+no query at all in its transaction; a budgeted batch adds
+two (the lock and one grouped spend query), and a refusal one more. A change made in this
 process (admin, ``budgets.services``) clears the cache at once; another process sees it within
 ``CACHE_SECONDS``.
 
@@ -37,12 +40,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connection, connections
 from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_delete, post_save
@@ -96,14 +101,26 @@ def read_table() -> Table:
 
 
 _cached: tuple[float, Table] | None = None
+_reader: ThreadPoolExecutor | None = None
+
+
+def _read_apart() -> Table:
+    try:
+        return read_table()
+    finally:
+        connections.close_all()  # this thread's own connection: none is left open between reads
 
 
 def cached_table() -> Table:
-    """The budget rows, read at most once per ``CACHE_SECONDS`` in this process."""
-    global _cached
+    """The budget rows, read at most once per ``CACHE_SECONDS`` in this process, on a connection of
+    their own: so the send's transaction runs the same statements whether the cache was fresh or not,
+    and the read sees only committed rows (what every process sees)."""
+    global _cached, _reader
     now = time.monotonic()
     if _cached is None or now - _cached[0] > CACHE_SECONDS:
-        _cached = (now, read_table())
+        if _reader is None:
+            _reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="budgets")
+        _cached = (now, _reader.submit(_read_apart).result())
     return _cached[1]
 
 
@@ -204,8 +221,9 @@ def refusals(sends: list[tuple[int, int]], now: datetime) -> dict[int, tuple[str
     users = sorted(user_id for user_id, found in limits.items() if found)
     if not users:
         return {}
-    locked = get_user_model().objects.select_for_update(no_key=True).filter(pk__in=users).order_by("pk")
-    list(locked.values_list("pk", flat=True))
+    if connection.features.has_select_for_update:  # SQLite holds the whole database already
+        locked = get_user_model().objects.select_for_update(no_key=True).filter(pk__in=users).order_by("pk")
+        list(locked.values_list("pk", flat=True))
     spend = spend_of(users, now, exclude=[message_id for _, message_id in sends])
     refused: dict[int, tuple[str, str]] = {}
     for user_id, message_id in sends:
