@@ -118,7 +118,7 @@
 
   // Markdown source → sanitised nodes, each code block behind the header the server gives it.
   function markdownNodes(source) {
-    var frag = DOMPurify.sanitize(marked.parse(source, { async: false }), {
+    var frag = DOMPurify.sanitize(marked.parse(source, { async: false }).replace(/\s+$/, ""), {
       ALLOWED_TAGS: TAGS, ALLOWED_ATTR: ["href", "title", "class", "start"],
       ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i, RETURN_DOM_FRAGMENT: true
     });
