@@ -83,12 +83,13 @@ def export(out: str, trace: bool) -> dict[str, Any]:
             chunks, size = chunks + 1, size + len(chunk)
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] if trace else None
+    rss = _rss_mib()  # before the check below, which loads the whole file
     with open(out, "rb") as handle:
         count = sum(len(c["messages"]) for c in json.load(handle)["chats"])
     return {
         "seconds": round(seconds, 3), "messages": count, "messages_per_s": round(count / seconds),
         "bytes": size, "chunks": chunks, "first_byte_ms": round((first_byte or 0) * 1000, 1),
-        "rss_before_mib": base, "rss_peak_mib": _rss_mib(),
+        "rss_before_mib": base, "rss_peak_mib": rss,
         "tracemalloc_peak_mib": round(peak / 2**20, 1) if peak is not None else None,
     }  # fmt: skip
 
