@@ -144,22 +144,23 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             control = await delivery.join_control(gen.chat_id)
             if prepared.user_message is not None:
                 await send_to_chat(gen.chat_id, protocol.message_created(prepared.user_message))
-            if prepared.renamed is not None:
-                await send_to_chat(gen.chat_id, {"type": chat_frames.CHAT_UPDATED, "chat": prepared.renamed})
             await send_to_chat(gen.chat_id, protocol.message_created(prepared.assistant_message))
+            if prepared.error is None:
+                await send_to_chat(
+                    gen.chat_id,
+                    protocol.generation_started(
+                        message_id=gen.message_id,
+                        profile_id=prepared.profile_id,
+                        plugin=prepared.plugin,
+                        model=prepared.model,
+                    ),
+                )
+            if prepared.renamed is not None:  # the send named its chat: every tab's heading and list follow
+                await send_to_chat(gen.chat_id, {"type": chat_frames.CHAT_UPDATED, "chat": prepared.renamed})
             if prepared.error is not None:
                 code, message = prepared.error
                 await _fail(gen, prepared, code, message, retryable=protocol.is_retryable(code))
                 return
-            await send_to_chat(
-                gen.chat_id,
-                protocol.generation_started(
-                    message_id=gen.message_id,
-                    profile_id=prepared.profile_id,
-                    plugin=prepared.plugin,
-                    model=prepared.model,
-                ),
-            )
             gen.streaming = True
             Checkpoints.for_loop().ensure_running(delivery.generations())
             if prepared.tools:

@@ -175,9 +175,14 @@ def test_dark_mode_follows_the_system_and_the_toggle(
             fake.reply(REPLY)
             open_chat(page, qtap_server, setup)
             assert background(page) == bg
+            replies = page.locator("#messages .msg-assistant").count()
             send(page, "pack for me")
+            page.wait_for_function(
+                f"() => document.querySelectorAll('#messages .msg-assistant').length === {replies + 1}",
+                timeout=TIMEOUT,
+            )
             page.wait_for_function(ENDED, timeout=TIMEOUT)
-            last_assistant(page).locator(".m-tokens").wait_for(timeout=TIMEOUT)
+            last_assistant(page).locator(".m-tokens", has_text="3 in").wait_for(timeout=TIMEOUT)
             shot("system-" + scheme)
             other = "light" if scheme == "dark" else "dark"
             page.get_by_role("button", name=f"Switch to {other} mode").click()
