@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client
 
@@ -120,5 +118,3 @@ async def test_export_all_streams_under_asgi_too(user, monkeypatch):
     chunks = [chunk async for chunk in response.streaming_content]
     assert len(chunks) > 10
     assert len(json.loads(b"".join(chunks))["chats"][0]["messages"]) == 20
-    # The chunks were read on the sync thread's connection: close it, or PostgreSQL cannot drop the test db.
-    await sync_to_async(connection.close, thread_sensitive=True)()
