@@ -65,6 +65,12 @@ class ApiKeyAdminForm(ApiKeyForm):
     class Meta(ApiKeyForm.Meta):
         fields = ("user", "plugin", "label", "is_active")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # One "Secret" row: the stored key is named by its last four beside the (empty) field to replace it.
+            self.fields["secret"].help_text = f"Stored: {self.instance.masked}. Leave empty to keep the stored secret."
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(_NoSecretLookups, _TestConnectionAction, admin.ModelAdmin):
@@ -73,9 +79,9 @@ class ApiKeyAdmin(_NoSecretLookups, _TestConnectionAction, admin.ModelAdmin):
     list_filter = ("is_active", "plugin")
     list_select_related = ("user",)
     search_fields = ("label", "plugin", "user__username")
-    readonly_fields = ("masked_secret", "last_used_at", "created_at", "updated_at")
+    readonly_fields = ("last_used_at", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("user", "plugin", "label", "secret", "masked_secret", "is_active")}),
+        (None, {"fields": ("user", "plugin", "label", "secret", "is_active")}),
         ("History", {"fields": ("last_used_at", "created_at", "updated_at")}),
     )
     actions = ("test_connection_action", "disable_keys")

@@ -295,6 +295,12 @@ class _ProfileForm(forms.ModelForm):
                 parameters["tools"] = posted
             else:
                 parameters.pop("tools", None)
+        owner = self._owner_id()
+        if owner is not None and not cleaned.get("is_default"):
+            # A user's first profile of a kind is their default: a chat started without a choice needs one.
+            others = type(self.instance)._default_manager.filter(user_id=owner).exclude(pk=self.instance.pk)
+            if not others.exists():
+                cleaned["is_default"] = True
         try:
             self.instance.parameters = validate_parameters(self.parameter_schema, parameters)
         except ValueError as exc:

@@ -56,19 +56,30 @@ def clean_secret(secret: str) -> str:
     return secret
 
 
+# A pattern that only fixes how a key begins ("^sk-", "^gab[_-]") is said in words: "they start with sk-".
+_PREFIX_PATTERN = re.compile(r"\^([\w-]*)(?:\[([\w-]+)\])?")
+SAVED_ANYWAY = "It was saved anyway (the provider's pattern is {pattern}); use “Test” to check it."
+
+
+def _pattern_hint(pattern: str) -> str:
+    match = _PREFIX_PATTERN.fullmatch(pattern)
+    if match is None or not (match.group(1) or match.group(2)):
+        return f"they match {pattern}"
+    starts = [match.group(1) + tail for tail in (match.group(2) or "")] or [match.group(1)]
+    return "they start with " + " or ".join(starts)
+
+
 @sensitive_variables("secret")
 def api_key_pattern_warning(*, plugin: str, secret: str) -> str | None:
-    """A warning (never a refusal) when ``secret`` does not look like the plugin's keys."""
+    """A warning (never a refusal) when ``secret`` does not look like the plugin's keys. It says nothing of
+    saving: the keys page shows it while the key is typed (``_write_key`` adds ``SAVED_ANYWAY`` once saved)."""
     found = registry.find(plugin)
     config = found.manifest.provider_config if found else None
     if config is None or not config.api_key_pattern:
         return None
     if re.search(config.api_key_pattern, secret):
         return None
-    return (
-        f"This does not look like a key for {config.display_name} (expected to match {config.api_key_pattern}). "
-        "It was saved anyway; use “Test connection” to check it."
-    )
+    return f"This does not look like a key for {config.display_name} ({_pattern_hint(config.api_key_pattern)})."
 
 
 @sensitive_variables("secret")
@@ -80,6 +91,9 @@ def _write_key(key: ApiKey, secret: str | None) -> ApiKey:
     key.full_clean()
     key.save()
     warning = api_key_pattern_warning(plugin=key.plugin, secret=secret) if secret is not None else None
+    if warning:
+        config = registry.get(key.plugin).manifest.provider_config  # a warning means the plugin has a pattern
+        warning = f"{warning} {SAVED_ANYWAY.format(pattern=config.api_key_pattern if config else '?')}"
     key.warnings = [warning] if warning else []
     return key
 
@@ -261,6 +275,7 @@ class ConnectionTestResult:
     ok: bool
     message: str
     code: str = ""
+    tried: bool = True  # False: refused before any request (``resolve_call``), so no host was contacted
 
 
 class BaseUrlRefused(ValueError):
@@ -311,7 +326,7 @@ async def test_connection(
     try:
         call = await sync_to_async(_subject_call, thread_sensitive=True)(target_subject, base_url)
     except CallRefused as refused:
-        return ConnectionTestResult(False, refused.message, refused.code)
+        return ConnectionTestResult(False, refused.message, refused.code, tried=False)
     try:
         provider = create_llm_provider(call.plugin, api_key=call.api_key, base_url=call.base_url)
     except (QtapProviderError, ValueError) as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
@@ -67,10 +68,29 @@ def provider_config(name: str) -> Any:
 # ---- API keys ------------------------------------------------------------------------------------------
 
 
+def _with_destinations(user: User, keys: Any) -> list[ApiKey]:
+    """Each key with ``destinations`` ((base URL, label) pairs) for its "Test": the base URLs of its owner's
+    saved profiles that use it (a key meant for a proxy is tested there), then its plugin's default ("")."""
+    keys = list(keys)
+    saved: dict[int, list[str]] = {key.pk: [] for key in keys}
+    for model in (ConnectionProfile, ImageProfile):
+        rows = model.objects.filter(user=user, api_key__in=keys).exclude(base_url="").order_by("-is_default", "name")
+        for key_id, url in rows.values_list("api_key_id", "base_url"):
+            if url not in saved[key_id]:
+                saved[key_id].append(url)
+    for key in keys:
+        config = provider_config(key.plugin)
+        default = [("", f"{config.base_url_default} (default)")] if config and config.base_url_default else []
+        setattr(key, "destinations", [(url, url) for url in saved[key.pk]] + default)  # noqa: B010
+    return keys
+
+
 def _keys_context(request: HtmxHttpRequest, form: Any) -> dict[str, Any]:
     return {
         "form": form,
-        "keys": selectors.api_keys_for(request.user).order_by("plugin", "label", "id"),
+        "keys": _with_destinations(
+            request.user, selectors.api_keys_for(request.user).order_by("plugin", "label", "id")
+        ),
         "providers": provider_choices(),
         "selected": form["plugin"].value() if form is not None else "",
     }
@@ -120,7 +140,7 @@ def key_toggle(request: HtmxHttpRequest, key_id: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=key_id, user=request.user)
     key = services.api_key_set_active(api_key=key, is_active=not key.is_active)
     if request.htmx:
-        return render(request, "providers/keys.html#key-row", {"key": key})
+        return render(request, "providers/keys.html#key-row", {"key": _with_destinations(request.user, [key])[0]})
     return redirect("providers:keys")
 
 
@@ -145,9 +165,16 @@ async def _owned(model: type[Model], request: HtmxHttpRequest, pk: int) -> Any:
 @login_required
 @require_POST
 async def key_test(request: HtmxHttpRequest, key_id: int) -> HttpResponse:
+    """Test the key at the base URL chosen (a saved profile's, "" for the plugin's default) or typed in; the
+    services send it only where ``providers.calls.key_destination_refusal`` allows, and refuse the rest."""
     key = await _owned(ApiKey, request, key_id)
-    result = await services.test_connection(key)
-    return await sync_to_async(render)(request, "providers/keys.html#test-result", {"result": result})
+    base_url = request.POST.get("other_base_url", "").strip() or request.POST.get("base_url", "").strip() or None
+    result = await services.test_connection(key, base_url=base_url)
+    config = provider_config(key.plugin)
+    target = base_url or (config.base_url_default if config else "") or ""
+    host = urlsplit(target).netloc or target
+    context = {"result": result, "host": host}
+    return await sync_to_async(render)(request, "providers/keys.html#test-result", context)
 
 
 # ---- connection and image profiles ---------------------------------------------------------------------
@@ -185,7 +212,8 @@ def _form_class(kind: str) -> Any:
 def _profile_list(request: HtmxHttpRequest, kind: str) -> HttpResponse:
     # A constant number of queries however many profiles: their keys joined, their statuses from one query.
     profiles = selectors.with_statuses(PROFILE_KINDS[kind]["rows"](request.user).order_by("-is_default", "name"))
-    return render(request, "providers/profiles.html", {"profiles": profiles, "kind": kind})
+    started = kind == "chat" and request.GET.get("first") == "1" and bool(profiles)
+    return render(request, "providers/profiles.html", {"profiles": profiles, "kind": kind, "started": started})
 
 
 @login_required
@@ -210,9 +238,13 @@ def _fields_context(request: HtmxHttpRequest, kind: str, plugin: str, form: Any 
 
 def _profile_form(request: HtmxHttpRequest, kind: str, instance: Any | None) -> HttpResponse:
     form = _form_class(kind)(request.POST or None, instance=instance, user=request.user)
+    others = PROFILE_KINDS[kind]["model"].objects.filter(user=request.user).exclude(pk=getattr(instance, "pk", None))
+    first = not others.exists()
     if request.method == "POST" and form.is_valid():
         services.profile_update(profile=form.instance)  # the instance the form validated, new or stored
-        return redirect(PROFILE_KINDS[kind]["list"])
+        # After the very first chat profile the list offers "Start chatting".
+        started = "?first=1" if first and kind == "chat" and instance is None else ""
+        return redirect(reverse(PROFILE_KINDS[kind]["list"]) + started)
     plugin = form["plugin"].value() or (instance.plugin if instance else "")
     context = {
         "form": form,
@@ -220,6 +252,7 @@ def _profile_form(request: HtmxHttpRequest, kind: str, instance: Any | None) -> 
         "kind": kind,
         "instance": instance,
         "providers": provider_choices(images=PROFILE_KINDS[kind]["images"]),
+        "first_profile": first,  # "Use as my default" starts ticked: the first profile is the default anyway
         **_fields_context(request, kind, plugin, form),
     }
     return render(request, "providers/profile_form.html", context, status=400 if form.errors else 200)

@@ -179,3 +179,9 @@ def test_plugin_state_admin(admin_client):
     assert state.enabled is True
     refused = admin_client.post(reverse("admin:providers_pluginstate_add"), {"name": "qtap-plugin-nope"})
     assert refused.status_code == 200 and not PluginState.objects.filter(name="qtap-plugin-nope").exists()
+
+
+def test_key_change_page_has_one_secret_row_naming_the_last_four(admin_client, key):
+    text = assert_no_secret(admin_client.get(reverse("admin:providers_apikey_change", args=[key.pk])), key)
+    assert text.count(">Secret:</label>") == 1
+    assert f"Stored: {key.masked}. Leave empty to keep the stored secret." in text

@@ -39,7 +39,7 @@ def test_api_key_form_creates_for_its_user_and_never_renders_the_secret(user):
 def test_api_key_form_warns_without_refusing(user):
     form = ApiKeyForm({"plugin": "qtap-plugin-anthropic", "label": "x", "secret": "abcdefgh"}, user=user)
     assert form.is_valid()
-    assert form.warnings and "^sk-ant-" in form.warnings[0]
+    assert form.warnings and "they start with sk-ant-" in form.warnings[0] and "saved" not in form.warnings[0]
 
 
 def test_api_key_form_edit_keeps_secret_and_plugin(user):
@@ -168,3 +168,13 @@ def test_a_model_that_cannot_call_tools_refuses_them_and_drops_stored_ones(user,
     switched = _tools_form(user, NO_TOOL_MODEL, instance=profile)  # the model changes; no tools are offered
     assert switched.is_valid(), switched.errors
     assert switched.save().parameters == {}
+
+
+def test_first_profile_is_the_default_even_unticked(user):
+    data = {"name": "First", "plugin": "qtap-plugin-ollama", "model": "llama3", "base_url": "http://127.0.0.1:11434"}
+    first = ConnectionProfileForm(data, user=user)
+    assert first.is_valid(), first.errors
+    assert first.save().is_default
+    second = ConnectionProfileForm({**data, "name": "Second"}, user=user)
+    assert second.is_valid(), second.errors
+    assert not second.save().is_default
