@@ -60,6 +60,22 @@ def chat_create(
     return Chat.objects.create(user=user, profile=profile, title=title[:200], system_prompt=system_prompt)
 
 
+SYSTEM_PROMPT_LENGTH = 20_000
+
+
+def chat_set_system_prompt(chat: Chat, text: str, *, profile: ConnectionProfile | None = None) -> Chat:
+    """The chat's system prompt (sent first with every request), and its profile when ``profile`` is given
+    (a preset that names one); too long a prompt is refused (``ValidationError``)."""
+    if len(text) > SYSTEM_PROMPT_LENGTH:
+        raise ValidationError(f"A system prompt is at most {SYSTEM_PROMPT_LENGTH} characters.")
+    if profile is not None and profile.user_id != chat.user_id:
+        raise NotFound("That connection profile does not exist.")
+    chat.system_prompt = text.strip()
+    chat.profile = profile or chat.profile
+    chat.save(update_fields=["system_prompt", "profile", "updated_at"])
+    return chat
+
+
 def chat_set_tools(chat: Chat, names: list[str] | None) -> Chat:
     """The tools on in ``chat`` (tool names, or a tool plugin's name for all of its tools); None: its
     profile's. A name no enabled tool plugin offers is refused (``ValidationError``)."""

@@ -17,4 +17,5 @@ urlpatterns = [
     path("chats/<int:chat_id>/rename/", views.rename, name="rename"),
     path("chats/<int:chat_id>/delete/", views.delete, name="delete"),
     path("chats/<int:chat_id>/tools/", views.tools, name="tools"),
+    path("chats/<int:chat_id>/system-prompt/", views.system_prompt, name="system_prompt"),
 ]

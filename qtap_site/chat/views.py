@@ -4,7 +4,8 @@ Every object is fetched through the requesting user, so another user's chat answ
 drawn by ``rendering`` in their frame shape (``protocol.message_dict``), the same drawing the websocket
 carries. Streaming, stop, regenerate and image generation go over the websocket (``consumers``).
 
-May import: ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``.
+May import: ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``; of the presets
+app, ``models`` and ``services`` (the preset a chat starts from).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -24,12 +26,16 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from providers.models import ConnectionProfile, ImageProfile
+from providers.plugin_state import plugin_enabled_states
 from providers.reasoning import takes_tools
+from providers.registry import registry
 from providers.selectors import with_statuses
 from providers.tool_settings import tool_plugins
 from providers.tool_values import offered_tools
 from qtap_site.chat import chat_frames, delivery, protocol, rendering, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
+from qtap_site.presets.models import Preset
+from qtap_site.presets.services import preset_for
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -47,10 +53,19 @@ def _has_profile(request: HtmxHttpRequest) -> bool:
     return ConnectionProfile.objects.filter(user=request.user).exists()
 
 
+def keyless_providers() -> list[str]:
+    """The enabled providers whose manifest needs no API key (the first-run card names them). Passed to
+    templates uncalled, so pages that show no first-run card never compute it."""
+    enabled = plugin_enabled_states()
+    configs = [p.manifest.provider_config for p in registry.all() if enabled.get(p.manifest.name, True)]
+    return sorted(config.display_name for config in configs if config is not None and not config.requires_api_key)
+
+
 @login_required
 @require_GET
 def index(request: HtmxHttpRequest) -> HttpResponse:
-    context = {"chats": _chats(request), "has_profile": _has_profile(request), "current_chat": None}
+    context = {"chats": _chats(request), "has_profile": _has_profile(request), "current_chat": None,
+               "keyless_providers": keyless_providers}  # fmt: skip
     if request.htmx:
         return render(request, "chat/index.html#chat-list", context)
     return render(request, "chat/index.html", context)
@@ -63,12 +78,17 @@ def new(request: HtmxHttpRequest) -> HttpResponse:
     when its first message is about to be sent; the page then opens its socket and sends. A JSON caller
     (the page script) gets ``201 {id, url, ws_path, upload_url}``, a form a redirect to the chat."""
     profile = ConnectionProfile.objects.filter(user=request.user, is_default=True).first()
+    # ``?preset=<id>``: the chat starts with the preset's text as its system prompt (and its profile). The
+    # page posts back to the address it was opened with, so the choice comes along with the first message.
+    preset = preset_for(user=request.user, preset_id=request.GET.get("preset"))
+    starting_prompt = preset.text if preset else ""
+    profile = (preset.profile if preset else None) or profile
     if request.method == "GET":
-        return _page(request, Chat(user=request.user, profile=profile))
+        return _page(request, Chat(user=request.user, profile=profile, system_prompt=starting_prompt), preset=preset)
     chosen = request.POST.get("profile_id", "")
     if chosen.isdigit():
         profile = ConnectionProfile.objects.filter(user=request.user, pk=int(chosen)).first() or profile
-    chat = services.chat_create(user=request.user, profile=profile)
+    chat = services.chat_create(user=request.user, profile=profile, system_prompt=starting_prompt)
     if "application/json" not in request.headers.get("Accept", ""):
         return redirect("chat:detail", chat_id=chat.pk)
     return JsonResponse(
@@ -157,8 +177,8 @@ def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
     return _page(request, get_object_or_404(Chat, pk=chat_id, user=request.user))
 
 
-def _page(request: HtmxHttpRequest, chat: Chat) -> HttpResponse:
-    """The chat page; for a chat not saved yet (``new``), without history."""
+def _page(request: HtmxHttpRequest, chat: Chat, *, preset: Preset | None = None) -> HttpResponse:
+    """The chat page; for a chat not saved yet (``new``), without history (``preset``: the one it starts from)."""
     # Each profile's plugin status (the picker and the attachment warnings show it) from one query.
     profiles = with_statuses(ConnectionProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
     image_profiles = list(ImageProfile.objects.filter(user=request.user).order_by("-is_default", "name"))
@@ -174,6 +194,9 @@ def _page(request: HtmxHttpRequest, chat: Chat) -> HttpResponse:
         "selected_profile_id": selected,
         "image_profiles": image_profiles,
         "profile_info": _profile_info(profiles),
+        "keyless_providers": keyless_providers,
+        "presets": Preset.objects.filter(user=request.user).only("id", "name"),
+        "preset": preset,
         # What the page script fills with a reply it joins mid-stream: the message partial, for no message yet.
         "placeholder_html": rendering.message_html({"role": "assistant", "status": "streaming"}, retryable=False),
         "blank_call": {"call_id": "", "name": "", "status": "running", "content": "", "duration_ms": None},
@@ -215,6 +238,20 @@ def tools(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
     if request.htmx:
         context = {"chat": chat, **_tools_context(chat, problem)}
         return render(request, "chat/chat.html#chat-tools", context, status=400 if problem else 200)
+    return redirect("chat:detail", chat_id=chat.pk)
+
+
+@login_required
+@require_POST
+def system_prompt(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
+    """Set the chat's system prompt: the text typed, or a preset's ("Use preset…", with its profile)."""
+    chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
+    preset = preset_for(user=request.user, preset_id=request.POST.get("preset"))
+    text = preset.text if preset else request.POST.get("system_prompt", "")
+    try:
+        services.chat_set_system_prompt(chat, text, profile=preset.profile if preset else None)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     return redirect("chat:detail", chat_id=chat.pk)
 
 
