@@ -9,7 +9,8 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 OBJECT_PARAMS = frozenset({"chat_id", "key_id", "profile_id", "attachment_id", "image_id"})
-KNOWN_PARAMS = OBJECT_PARAMS | {"kind", "name"}
+# A tool plugin's settings and its MCP servers are named, not numbered, and always the requester's own.
+KNOWN_PARAMS = OBJECT_PARAMS | {"kind", "name", "plugin", "server"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ def concrete_urls(endpoint: Endpoint, ids: dict[str, Any], image_profile_id: int
                 kwargs["kind"] = kind
             elif param == "name":
                 kwargs["name"] = "qtap-plugin-openai"
+            elif param == "plugin":
+                kwargs["plugin"] = "qtap-plugin-mcp"
+            elif param == "server":
+                kwargs["server"] = "local"
             elif param == "profile_id" and (kind == "image" or "image" in endpoint.name):
                 kwargs["profile_id"] = image_profile_id
             else:
