@@ -66,9 +66,12 @@ def test_chat_list_is_newest_first_and_only_mine(alice_client: Any, user: Any, o
     assert f'id="chat-item-{new.pk}"' in partial and "<html" not in partial
 
 
-def test_first_run_leads_to_keys_profiles_and_local_model(alice_client: Any) -> None:
+def test_first_run_leads_to_keys_profiles_and_local_model(alice_client: Any, user: Any) -> None:
     page = alice_client.get("/").content.decode()
-    assert "/settings/keys/" in page and "/settings/profiles/new/" in page and "make local-model" in page
+    assert "/settings/keys/" in page and "/settings/profiles/new/" in page and "make local-model" not in page
+    user.is_staff = True  # only staff can run commands on the server (issue #14)
+    user.save()
+    assert "make local-model" in alice_client.get("/").content.decode()
 
 
 def test_new_chat_uses_the_default_profile(alice_client: Any, alice_rows: dict[str, Any]) -> None:
