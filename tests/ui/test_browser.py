@@ -108,7 +108,9 @@ def test_sign_in_add_key_and_create_a_profile(
     page.get_by_label("Use as my default").check()
     shot("profile-form")
     page.get_by_role("button", name="Save profile").click()
-    page.wait_for_url(qtap_server.url("/settings/profiles/"))
+    # The very first profile lands on the list with a way into a chat.
+    page.wait_for_url(qtap_server.url("/settings/profiles/?first=1"))
+    page.get_by_role("link", name=re.compile("Start chatting")).first.wait_for(timeout=TIMEOUT)
     saved = ConnectionProfile.objects.get(user=alice)
     page.goto(qtap_server.url(f"/settings/profiles/{saved.pk}/"))
     page.get_by_role("button", name="Load models").click()
