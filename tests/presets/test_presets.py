@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def profile(user: Any) -> Any:
-    key = api_key_create(user=user, plugin="qtap-plugin-openai", label="k", secret="sk-presetTEST0123456789")
+    key = api_key_create(user=user, plugin="qtap-plugin-openai", label="k", secret="sk-test-not-a-real-key-preset-")
     return connection_profile_create(
         user=user, name="GPT", plugin="qtap-plugin-openai", model="gpt-4o-mini", api_key=key, is_default=True
     )

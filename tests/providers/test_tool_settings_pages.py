@@ -213,8 +213,7 @@ def test_the_test_button_with_the_bundled_mcp_plugin_and_a_real_mcp_server(alice
     from providers.registry import registry
     from tests.support.mcp_server import McpTestServer
 
-    if registry.find(MCP) is None:
-        pytest.skip("the bundled MCP plugin is not loaded")
+    assert registry.find(MCP) is not None, "the bundled MCP plugin did not load"
     with McpTestServer(token="fake-mcp-token-3333") as server:
         servers = [
             {"name": "good", "url": server.url, "headers": {"Authorization": "Bearer fake-mcp-token-3333"}},
@@ -274,8 +273,7 @@ def test_the_bundled_web_fetch_settings_are_saved_from_the_page(alice: CsrfClien
     from providers.tool_settings import tool_contexts
 
     web_fetch = "qtap-plugin-web-fetch"
-    if registry.find(web_fetch) is None:
-        pytest.skip("the bundled web fetch plugin is not loaded")
+    assert registry.find(web_fetch) is not None, "the bundled web fetch plugin did not load"
     body = page(alice)
     assert "Web fetch" in body and 'name="allowlist"' in body and 'value="2097152"' in body
     data = {"allowlist": "docs.example.org\n*.example.com", "max_bytes": "4096", "timeout_seconds": "10"}

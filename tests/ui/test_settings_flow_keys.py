@@ -21,7 +21,7 @@ from tests.ui.live import PASSWORD, Shots, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 TIMEOUT = 15_000  # ms
-SECRET = "sk-proj-flowKEYSsecretNeverShown0123456789"
+SECRET = "sk-test-not-a-real-key-flowkeys-0123456789"
 
 
 @pytest.fixture
