@@ -2,7 +2,8 @@
 (``runner.start_reply``), and runs in its own task, never in ``receive()``, so a stop frame is
 handled at once; a stop is delivery's.
 
-May import: ``delivery``, ``images``, ``protocol``, ``runner``, ``services``, ``tool_frames``.
+May import: ``branch_frames``, ``branches``, ``delivery``, ``images``, ``protocol``, ``runner``, ``sending``,
+``services``, ``tool_frames``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from qtap_site.chat import delivery, images, protocol, runner, services
+from qtap_site.chat import branch_frames, branches, delivery, images, protocol, runner, services
+from qtap_site.chat.branch_frames import BranchSelect, MessageEdit
 from qtap_site.chat.protocol import GenerationStop, ImageGenerate, MessageRegenerate, MessageSend, Ping
+from qtap_site.chat.sending import SendRequest
 from qtap_site.chat.tool_frames import ToolApprove
 
 CLOSE_FORBIDDEN = 4403
@@ -55,7 +58,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await database_sync_to_async(services.recover_stale_messages)()
             _recovered = True
         try:
-            state = await database_sync_to_async(services.chat_state)(user_id=self.user_id, chat_id=self.chat_id)
+            state = await database_sync_to_async(branches.chat_state)(user_id=self.user_id, chat_id=self.chat_id)
         except protocol.Forbidden:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -134,6 +137,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_json(protocol.pong())
         elif isinstance(frame, MessageSend | MessageRegenerate):
             await runner.start_reply(frame, user_id=self.user_id, chat_id=self.chat_id, received_at=received_at)
+        elif isinstance(frame, MessageEdit):  # a send of new text beside the message edited
+            edit = SendRequest(self.user_id, self.chat_id, content=frame.content, edit_id=frame.message_id)
+            await runner.send(edit, received_at=received_at)
+        elif isinstance(frame, BranchSelect):
+            tail = await database_sync_to_async(branches.select_branch)(
+                user_id=self.user_id, chat_id=self.chat_id, message_id=frame.message_id
+            )
+            await delivery.send_to_chat(self.chat_id, branch_frames.chat_branch(tail))
         elif isinstance(frame, GenerationStop):
             await delivery.stop_generation(self.chat_id, frame.message_id)
         elif isinstance(frame, ToolApprove):

@@ -1,4 +1,5 @@
-"""Chats, their messages (a tree: regenerated replies are siblings), attachments and generated images.
+"""Chats, their messages (a tree: regenerated replies and edited messages are siblings), attachments
+and generated images.
 
 May import: nothing of the chat app (the first room).
 """
@@ -95,6 +96,13 @@ class Message(models.Model):
     # last turn's state is ``provider_state``. Never shown, never sent in a frame.
     tool_rounds = models.JSONField(null=True, blank=True, editable=False)
     client_msg_id = models.CharField(max_length=100, blank=True)
+    # When a tab last picked this message among its siblings (``branch.select``): the chat's newest message
+    # id then, and the time. Under each message the visible child is the one picked or created last
+    # (``services.visible_path``; ids, not creation times, which an import takes from its source), so
+    # the choice survives a reload, is the same in every tab and process, and a new edit or
+    # regeneration shows at once without a write here.
+    selected_mark = models.PositiveBigIntegerField(null=True, blank=True)
+    selected_at = models.DateTimeField(null=True, blank=True)
     attachments = models.ManyToManyField(Attachment, blank=True, related_name="messages")
     # The running-generation record other processes read: the last checkpointed `seq` and when
     # the owning process last wrote. A "streaming" row whose heartbeat went stale has no live owner.

@@ -11,7 +11,8 @@ A message travels in the same shape everywhere (``message_dict``: ``message.crea
 the page), with ``message_html``, the server's drawing of it (``rendering``); ``generation.finished``
 and ``generation.error`` carry the reply's ``message_html`` as it ended, so a tab never draws one itself.
 
-May import: ``models``, ``rendering``, ``tool_frames``; ``providers.errors`` for the provider error classes.
+May import: ``branch_frames``, ``models``, ``rendering``, ``tool_frames``; ``providers.errors`` for the provider
+error classes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from django.urls import reverse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from providers.errors import ProviderError, QtapProviderError, UnsupportedAttachmentError
-from qtap_site.chat import rendering
+from qtap_site.chat import branch_frames, rendering
 from qtap_site.chat.models import Attachment, Message
 from qtap_site.chat.tool_frames import ToolApprove, calls_of
 
@@ -208,11 +209,11 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[
-    MessageSend | GenerationStop | MessageRegenerate | ImageGenerate | ToolApprove | Ping, Field(discriminator="type")
-]
+Frames = MessageSend | GenerationStop | MessageRegenerate | ImageGenerate | ToolApprove | Ping
+ClientFrame = Annotated[Frames | branch_frames.BranchFrame, Field(discriminator="type")]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
-FRAME_TYPES = ("message.send", "generation.stop", "message.regenerate", "image.generate", "tool.approve", "ping")
+_TYPES = ("message.send", "generation.stop", "message.regenerate", "image.generate", "tool.approve", "ping")
+FRAME_TYPES = (*_TYPES, *branch_frames.TYPES)
 
 
 def parse_frame(text: str | None, *, max_bytes: int) -> Any:
@@ -266,10 +267,11 @@ def attachment_dict(attachment: Attachment) -> dict[str, Any]:
 
 
 def message_dict(
-    message: Message, attachments: list[Attachment] | None = None, *, drawn: bool = True
+    message: Message, attachments: list[Attachment] | None = None, *, drawn: bool = True, siblings: Any = None
 ) -> dict[str, Any]:
     """A message as frames carry it; ``html`` is its sanitised text (replies), ``message_html`` all of it
-    (``drawn=False`` leaves the drawing to ``message_created``: a send batch does not wait for it)."""
+    (``drawn=False`` leaves the drawing to ``message_created``: a send batch does not wait for it);
+    ``siblings``, its siblings' ids and its own (``branches.siblings_of``), only when it has some."""
     if attachments is None:
         attachments = list(message.attachments.all())
     shape = {
@@ -296,7 +298,7 @@ def message_dict(
         "tool_calls": calls_of(message) if message.tool_rounds else [],
         "created_at": message.created_at.isoformat(),
         "client_msg_id": message.client_msg_id or None,
-    }
+    } | ({"siblings": list(siblings)} if siblings else {})
     return _drawn(shape) if drawn else shape
 
 

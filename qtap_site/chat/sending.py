@@ -1,12 +1,14 @@
-"""The database side of ``message.send`` and ``message.regenerate``, many at once, and the provider
-request each becomes.
+"""The database side of ``message.send``, ``message.regenerate`` and ``message.edit``, many at once, and
+the provider request each becomes.
 
 A send saves the user's message and a "streaming" placeholder (a regeneration only the placeholder, a
-new sibling under the same user message), checks the chat and the user's capacity and gathers what the
-call needs. One at a time that is about ten statements, and under a burst (200 tabs pressing Enter
-together) sends queued on the database thread; a batch costs the same ten, in one transaction. Each
-send still gets its own answer: a refused one is refused alone, and one that breaks the batch's
-statements (a value the database cannot take) fails alone too (``prepare_each``).
+new sibling under the same user message; an edit a new user message beside the one edited, with its
+files) at the end of the chat's visible branch (``services.visible_path``), checks the chat and the
+user's capacity and gathers what the call needs. One at a time that is about ten statements, and
+under a burst (200 tabs pressing Enter together) sends queued on the database thread; a batch costs
+the same ten, in one transaction. Each send still gets its own answer: a refused one is refused
+alone, and one that breaks the batch's statements (a value the database cannot take) fails alone
+too (``prepare_each``).
 
 Synchronous Django; ``batching`` collects the batches.
 
@@ -37,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SendRequest:
-    """A ``message.send``, or with ``regenerate_id`` a ``message.regenerate`` (of that assistant message)."""
+    """A ``message.send``, or with ``regenerate_id`` a ``message.regenerate`` (of that assistant message),
+    or with ``edit_id`` a ``message.edit`` (``content`` in place of that user message)."""
 
     user_id: int
     chat_id: int
@@ -46,6 +49,7 @@ class SendRequest:
     profile_id: int | None = None
     client_msg_id: str | None = None
     regenerate_id: int | None = None
+    edit_id: int | None = None
 
 
 @dataclass
@@ -84,6 +88,7 @@ class _Accepted:
     user_message: Message | None = None  # a regeneration's from the start, a send's once saved
     assistant: Message | None = None
     titled: bool = False  # this send gave its chat its title
+    siblings: list[int] = field(default_factory=list)  # an edit's or regeneration's siblings-to-be, oldest first
 
 
 def prepare_each(sends: list[SendRequest]) -> list[Outcome | Exception]:
@@ -155,7 +160,7 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
     attachments = _attachments(sends)
     targets = _regenerated(sends)
     busy = services.live_chats_of({s.user_id for s in sends})
-    parents = services.parents_of({s.chat_id for s in sends if s.chat_id in chats})
+    trees = services.tree_of({s.chat_id for s in sends if s.chat_id in chats})
     limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
     accepted = []
     for index, send in enumerate(sends):
@@ -164,14 +169,26 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
             if chat is None or chat.user_id != send.user_id:
                 raise protocol.NotFound("That chat does not exist.")
             profile = services.reply_profile(send, chat, profiles)
-            rows = parents.get(chat.pk, {})
-            if send.regenerate_id is None:
+            nodes = trees.get(chat.pk, {})
+            rows, siblings = {pk: node[0] for pk, node in nodes.items()}, []
+            if send.edit_id is not None:
+                edited = targets.get(send.edit_id)
+                if edited is None or edited.chat_id != chat.pk:
+                    raise protocol.NotFound("That message does not exist in this chat.")
+                if edited.role != Message.Role.USER:
+                    raise protocol.ChatServiceError("Only your own messages can be edited; regenerate a reply instead.")
+                if not send.content.strip():
+                    raise protocol.ChatServiceError("An edited message needs some text.")
+                files, user_message = list(edited.attachments.all()), None
+                history = services.branch_to(rows, edited.pk)[:-1]
+                siblings = sorted(pk for pk, parent in rows.items() if parent == edited.parent_id)
+            elif send.regenerate_id is None:
                 files = [attachments[pk] for pk in dict.fromkeys(send.attachment_ids) if pk in attachments]
                 if len(files) != len(set(send.attachment_ids)) or any(a.owner_id != send.user_id for a in files):
                     raise protocol.NotFound("One of the attachments does not exist.")
                 if not send.content.strip() and not files:
                     raise protocol.ChatServiceError("A message needs some text or an attachment.")
-                user_message, history = None, services.branch_to(rows, max(rows)) if rows else []
+                user_message, history = None, services.visible_path(nodes)
             else:
                 target = targets.get(send.regenerate_id)
                 user_message = (
@@ -181,6 +198,7 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
                     raise protocol.NotFound("That assistant message does not exist in this chat.")
                 files = list(user_message.attachments.all())
                 history = services.branch_to(rows, user_message.pk)[:-1]
+                siblings = sorted(pk for pk, parent in rows.items() if parent == user_message.pk)
             user_busy = busy[send.user_id]
             if chat.pk in user_busy:
                 raise protocol.Busy()
@@ -190,7 +208,7 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
             outcomes[index] = exc
             continue
         user_busy.add(chat.pk)  # a second send to this chat in the same batch is busy
-        accepted.append(_Accepted(index, send, chat, profile, files, history, user_message))
+        accepted.append(_Accepted(index, send, chat, profile, files, history, user_message, siblings=siblings))
     return accepted
 
 
@@ -200,11 +218,13 @@ def _attachments(sends: list[SendRequest]) -> dict[int, Attachment]:
 
 
 def _regenerated(sends: list[SendRequest]) -> dict[int, Message]:
-    """The assistant messages to regenerate, with their user message and its attachments."""
-    ids = {s.regenerate_id for s in sends if s.regenerate_id is not None}
+    """The assistant messages to regenerate, with their user message and its attachments, and the user
+    messages edited, with theirs."""
+    ids = {s.regenerate_id or s.edit_id for s in sends if s.regenerate_id or s.edit_id}
     if not ids:
         return {}
-    found = Message.objects.filter(pk__in=ids).select_related("parent").prefetch_related("parent__attachments")
+    found = Message.objects.filter(pk__in=ids).select_related("parent")
+    found = found.prefetch_related("parent__attachments", "attachments")
     return {m.pk: m for m in found}
 
 
@@ -278,12 +298,17 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
 def _prepared(item: _Accepted, enabled: dict[str, bool] | None, history: dict[int, Message] | None) -> Prepared:
     assert item.user_message is not None and item.assistant is not None
     profile, new = item.profile, item.send.regenerate_id is None
+    # The new message's siblings (an edit's user message, a regeneration's reply), itself last.
+    mine = [*item.siblings, item.user_message.pk] if new and item.siblings else None
+    theirs = [*item.siblings, item.assistant.pk] if not new else None
     prepared = Prepared(
         chat_id=item.chat.pk,
         user_id=item.send.user_id,
         assistant_id=item.assistant.pk,
-        user_message=protocol.message_dict(item.user_message, item.attachments, drawn=False) if new else None,
-        assistant_message=protocol.message_dict(item.assistant, [], drawn=False),
+        user_message=protocol.message_dict(item.user_message, item.attachments, drawn=False, siblings=mine)
+        if new
+        else None,
+        assistant_message=protocol.message_dict(item.assistant, [], drawn=False, siblings=theirs),
         profile_id=profile.pk if profile else None,
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",

@@ -1,13 +1,13 @@
-"""Chats (create, rename, delete, one user's chat), the state a tab receives on connect, branches of
-the message tree, recovery of replies whose process died, which profile a reply uses and the request it
-sends its provider. A batch of
-sends asks the many-chats forms at the end once for all its chats.
+"""Chats (create, rename, delete, one user's chat), the visible branch of the message tree (what a send
+continues; ``branches`` builds the frames that show it), recovery of replies whose process died, which
+profile a reply uses and the request it sends its provider. A batch of sends asks the many-chats forms
+at the end once for all its chats.
 
 Everything here is synchronous Django; the async rooms call it through ``database_sync_to_async`` so
 the per-token path never touches the database. A service that must reach a room below it (deleting a
 chat stops its reply) takes a callback.
 
-May import: ``models``, ``protocol``, ``tool_frames``.
+May import: ``models``, ``protocol``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -30,12 +30,10 @@ from providers.reasoning import PLUGIN_OPTIONS, options_from_parameters, refused
 from providers.tool_settings import tool_plugins
 from providers.tool_values import unknown_tools
 from qtap_site.chat.models import Attachment, Chat, Message
-from qtap_site.chat.protocol import Forbidden, NotFound, message_dict
-from qtap_site.chat.tool_frames import calls_of
+from qtap_site.chat.protocol import Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
 
-TAIL_LENGTH = 50
 TITLE_LENGTH = 80
 
 
@@ -124,12 +122,40 @@ def chat_for_user(*, user_id: int, chat_id: int) -> Chat:
 # ---- branches ---------------------------------------------------------------------------------
 
 
-def active_branch(chat_id: int, *, leaf_id: int | None = None) -> list[int]:
-    """Ids from the root to ``leaf_id`` (default: the newest message), following parent links."""
-    rows = dict(Message.objects.filter(chat_id=chat_id).order_by().values_list("id", "parent_id"))
-    if not rows:
-        return []
-    return branch_to(rows, leaf_id if leaf_id is not None else max(rows))
+# A message in a chat's tree: its parent, and its rank among its siblings (the visible one ranks highest).
+Node = tuple[int | None, tuple[Any, ...]]
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def tree_of(chat_ids: Iterable[int]) -> dict[int, dict[int, Node]]:
+    """chat → every message's ``Node``. A message ranks by its id (made later, ranks higher), or once
+    picked (``branch.select``) by the chat's newest id at the time, above a message of that id, and
+    among messages picked at the same mark by when."""
+    trees: defaultdict[int, dict[int, Node]] = defaultdict(dict)
+    rows = Message.objects.filter(chat_id__in=chat_ids).order_by()
+    fields = ("chat_id", "id", "parent_id", "selected_mark", "selected_at")
+    for chat_id, pk, parent_id, mark, picked in rows.values_list(*fields):
+        trees[chat_id][pk] = (parent_id, (max(mark or 0, pk), mark is not None, picked or _NEVER, pk))
+    return trees
+
+
+def visible_path(nodes: Mapping[int, Node], through: int | None = None) -> list[int]:
+    """The visible branch, root first: under each message its highest-ranked child, down to a leaf;
+    with ``through``, the root down to that message, then on below it the same way."""
+    children: defaultdict[int | None, list[tuple[tuple[Any, ...], int]]] = defaultdict(list)
+    for pk, (parent, rank) in nodes.items():
+        children[parent].append((rank, pk))
+    path = [] if through is None else branch_to({pk: node[0] for pk, node in nodes.items()}, through)
+    at = path[-1] if path else None
+    while (below := children.get(at)) and len(path) < len(nodes):
+        at = max(below)[1]
+        path.append(at)
+    return path
+
+
+def active_branch(chat_id: int) -> list[int]:
+    """Ids of the chat's visible branch, root first (``visible_path``)."""
+    return visible_path(tree_of([chat_id]).get(chat_id, {}))
 
 
 def branch_to(parents: Mapping[int, int | None], leaf_id: int) -> list[int]:
@@ -164,33 +190,6 @@ def recover_stale_messages(*, chat_id: int | None = None) -> int:
     )
 
 
-def chat_state(*, user_id: int, chat_id: int) -> dict[str, Any]:
-    """The ``chat.state`` payload; ``generation`` is the database's running-generation record (the
-    runner replaces it with its exact in-process state when the generation runs in this process)."""
-    chat = chat_for_user(user_id=user_id, chat_id=chat_id)
-    recover_stale_messages(chat_id=chat.pk)
-    branch = active_branch(chat.pk)[-TAIL_LENGTH:]
-    messages = Message.objects.filter(pk__in=branch).prefetch_related("attachments")
-    by_id = {m.pk: m for m in messages}
-    tail = [message_dict(by_id[pk], list(by_id[pk].attachments.all())) for pk in branch if pk in by_id]
-    running = Message.objects.filter(chat_id=chat.pk).filter(live_streaming()).order_by("-id").first()
-    generation = None
-    if running is not None:
-        generation = {
-            "message_id": running.pk,
-            "content": running.content,
-            "reasoning": running.reasoning,
-            "seq": running.seq,
-        }
-        if calls := calls_of(running):
-            generation["tool_calls"] = calls
-    return {
-        "chat": {"id": chat.pk, "title": chat.title, "profile_id": chat.profile_id},
-        "messages_tail": tail,
-        "generation": generation,
-    }
-
-
 # ---- many chats at once: a batch of sends asks these once for all its chats ------------------------
 
 
@@ -201,15 +200,6 @@ def live_chats_of(users: Iterable[int]) -> defaultdict[int, set[int]]:
     for user_id, chat_id in live.values_list("chat__user_id", "chat_id").distinct():
         busy[user_id].add(chat_id)
     return busy
-
-
-def parents_of(chat_ids: Iterable[int]) -> dict[int, dict[int, int | None]]:
-    """chat → every message's parent (``branch_to`` follows them)."""
-    parents: defaultdict[int, dict[int, int | None]] = defaultdict(dict)
-    rows = Message.objects.filter(chat_id__in=chat_ids).order_by().values_list("chat_id", "id", "parent_id")
-    for chat_id, pk, parent_id in rows:
-        parents[chat_id][pk] = parent_id
-    return parents
 
 
 class ProfileAsked(Protocol):

@@ -20,10 +20,10 @@ CHAT = "qtap_site.chat"
 # Top to bottom: a room imports only rooms above it (docs/DESIGN "Rooms").
 ROOMS: list[tuple[str, ...]] = [
     ("models",),
-    ("rendering", "attachments", "pricing", "tool_frames", "chat_frames"),
+    ("rendering", "attachments", "pricing", "tool_frames", "chat_frames", "branch_frames"),
     ("protocol",),
     ("services",),
-    ("sending",),
+    ("branches", "sending"),
     ("saves",),
     ("batching",),
     ("delivery",),
