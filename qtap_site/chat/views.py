@@ -4,8 +4,8 @@ Every object is fetched through the requesting user, so another user's chat answ
 drawn by ``rendering`` in their frame shape (``protocol.message_dict``), the same drawing the websocket
 carries. Streaming, stop, regenerate and image generation go over the websocket (``consumers``).
 
-May import: ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``; of the presets
-app, ``models`` and ``services`` (the preset a chat starts from).
+May import: ``branches``, ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``; of
+the presets app, ``models`` and ``services`` (the preset a chat starts from).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from providers.registry import registry
 from providers.selectors import with_statuses
 from providers.tool_settings import tool_plugins
 from providers.tool_values import offered_tools
-from qtap_site.chat import chat_frames, delivery, protocol, rendering, services
+from qtap_site.chat import branches, chat_frames, delivery, protocol, rendering, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
 from qtap_site.presets.models import Preset
 from qtap_site.presets.services import preset_for
@@ -111,18 +111,22 @@ _message_html = rendering.markdown_of_history
 
 
 def timeline(
-    chat: Chat, *, before: int | None = None, limit: int = HISTORY_PAGE
+    chat: Chat, *, before: int | None = None, limit: int = HISTORY_PAGE, reach: int | None = None
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Messages and generated images in the order they happened, ready for the template.
 
     Returns the newest ``limit`` messages of the active branch older than message ``before`` (all the
     newest when None), with the images of that stretch of time, and the cursor of the page before it.
+    With ``reach`` (a message of the branch further back, a search result's link), the page goes back
+    far enough to hold it.
     """
-    # The active branch only: a regenerated reply replaces its earlier siblings on screen.
-    branch = services.active_branch(chat.pk)
+    # The visible branch only: a regenerated reply or an edit replaces its earlier siblings on screen.
+    nodes = services.tree_of([chat.pk]).get(chat.pk, {})
+    branch = services.visible_path(nodes)
     if before is not None:
         branch = branch[: branch.index(before)] if before in branch else []
-    window = branch[-limit:]
+    start = max(len(branch) - limit, 0)
+    window = branch[min(start, branch.index(reach)) if reach in branch else start :]
     older = window[0] if len(branch) > len(window) else None
     messages = list(
         Message.objects.filter(pk__in=window)
@@ -132,8 +136,10 @@ def timeline(
         )
     )
     # Each message drawn by the one partial (rendering.message_html), in the shape frames carry it.
+    siblings = branches.siblings_of(nodes, window)  # a message with siblings shows its place among them
     items: list[dict[str, Any]] = [
-        {"kind": "message", "message": protocol.message_dict(message), "at": message.created_at} for message in messages
+        {"kind": "message", "message": protocol.message_dict(m, siblings=siblings.get(m.pk)), "at": m.created_at}
+        for m in messages
     ]
     images = GeneratedImage.objects.filter(chat=chat)
     if older is not None and messages:
@@ -258,12 +264,14 @@ def system_prompt(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def history(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
-    """htmx: the page of messages before ``?before=<message id>``, with the button for the page before it."""
+    """htmx: the page of messages before ``?before=<message id>`` (back to ``&to=<message id>`` when that is
+    further back: a search result's link), with the button for the page before it."""
     chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
     before = request.GET.get("before", "")
     if not before.isdigit():
         return HttpResponseBadRequest("before=<message id> is required")
-    items, older = timeline(chat, before=int(before))
+    reach = request.GET.get("to", "")
+    items, older = timeline(chat, before=int(before), reach=int(reach) if reach.isdigit() else None)
     return render(request, "chat/chat.html#history", {"chat": chat, "timeline": items, "older": older})
 
 

@@ -27,6 +27,9 @@
   var lastImagePrompt = "";    // caption of generated images when the provider revised nothing
   var sources = {};            // message id -> raw text of its last segment (the Markdown drawn so far)
   var touch = window.matchMedia && matchMedia("(pointer: coarse)").matches;  // Enter makes a new line there
+  // Opened at a search result's message (#message-<id>, search.js scrolls to it): the page is not
+  // scrolled to the bottom on load.
+  var anchored = /^#message-\d+$/.test(location.hash);
 
   function csrfToken() {
     var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -59,6 +62,17 @@
   // ---- message elements -------------------------------------------------------------------
 
   function findMsg(id) { return document.getElementById("msg-" + id); }
+
+  // A branch no longer shown: the message and everything drawn after it leave the page.
+  function cutFrom(el) {
+    while (el) { var next = el.nextElementSibling; el.remove(); el = next; }
+  }
+
+  // The siblings of a message (edits, regenerations) that the page shows instead of it: they and what
+  // follows them give way to it.
+  function cutSiblings(m) {
+    (m.siblings || []).forEach(function (id) { if (id !== m.id && findMsg(id)) cutFrom(findMsg(id)); });
+  }
 
   // The server's drawing of a message in place of what the page shows for it (or added at the end).
   function draw(id, html) {
@@ -263,6 +277,7 @@
       // After a reconnect the tail brings what was missed: new messages, and the end of a reply
       // that finished (or failed) while this tab was away.
       (data.messages_tail || []).forEach(function (m) {
+        cutSiblings(m);  // another tab picked another branch meanwhile
         var el = findMsg(m.id);
         if (m.status === "streaming") { if (!el) draw(m.id, m.message_html); return; }
         if (el && !el.classList.contains("status-streaming")) return;
@@ -280,17 +295,29 @@
       } else {
         setRunning(null);
       }
-      scrollDown();
+      if (anchored) anchored = false; else scrollDown();
     },
     "message.created": function (data) {
       var m = data.message;
-      if (m.role === "assistant" && m.parent_id != null) {
-        // A regenerated reply replaces its earlier siblings on screen (they stay in the history).
-        Array.prototype.forEach.call(messages.querySelectorAll(".msg-assistant[data-parent='" + Number(m.parent_id) + "']"),
-          function (old) { if (old.dataset.id !== String(m.id)) old.remove(); });
-      }
+      // A regenerated reply or an edited message replaces its earlier siblings and what followed them
+      // on screen (they stay in the history, one click of ‹ › away).
+      cutSiblings(m);
       if (!(lastSeq[m.id] > 0)) draw(m.id, m.message_html);  // text already streamed into it stays
       scrollDown();
+    },
+    // Some tab picked another sibling: the page shows that branch from the sibling down.
+    "chat.branch": function (data) {
+      var tail = data.messages_tail || [];
+      if (!tail.length) return;
+      var shown = (tail[0].siblings || [tail[0].id]).map(findMsg).filter(Boolean)[0];
+      if (!shown) { location.reload(); return; }  // drawn outside the stretch this page holds
+      cutFrom(shown);
+      tail.forEach(function (m) {
+        draw(m.id, m.message_html);
+        if (m.status !== "streaming") lastSeq[m.id] = Infinity;
+      });
+      var first = findMsg(tail[0].id);
+      if (first && first.scrollIntoView) first.scrollIntoView({ block: "nearest" });
     },
     "generation.started": function (data) {
       markStreaming(streamingMessage(data.message_id), true);
@@ -626,10 +653,56 @@
       }
       return;
     }
+    var nav = e.target.closest("[data-action=branch-prev], [data-action=branch-next]");
+    if (nav) { pickSibling(nav); return; }
+    var ed = e.target.closest("[data-action=edit]");
+    if (ed) { openEditor(ed.closest(".msg")); return; }
     var b = e.target.closest("[data-action=regenerate]");
     if (!b || running !== null) return;
     send({ type: "message.regenerate", message_id: Number(b.dataset.messageId) });
   });
+
+  // ‹ ›: the sibling before or after this message becomes the visible branch, in every tab (chat.branch).
+  function pickSibling(button) {
+    var ids = button.closest(".branch-nav").dataset.siblings.split(",").map(Number);
+    var at = ids.indexOf(Number(button.closest(".msg").dataset.id));
+    var to = ids[at + (button.dataset.action === "branch-prev" ? -1 : 1)];
+    if (at >= 0 && to) send({ type: "branch.select", message_id: to });
+  }
+
+  // Edit: the message's text in place, "Save & send" sends it as a sibling (message.edit) that gets
+  // its own reply; the message drawn for it replaces this one (message.created).
+  function openEditor(el) {
+    if (!el || el.querySelector(".msg-edit")) return;
+    var body = el.querySelector(".body");
+    var form = document.createElement("form");
+    form.className = "msg-edit";
+    var area = document.createElement("textarea");
+    area.rows = Math.min(12, Math.max(2, body.textContent.split("\n").length));
+    area.value = body.textContent;
+    area.setAttribute("aria-label", "Edit your message");
+    var save = document.createElement("button");
+    save.type = "submit"; save.className = "primary"; save.textContent = "Save & send";
+    var cancel = document.createElement("button");
+    cancel.type = "button"; cancel.textContent = "Cancel";
+    form.appendChild(area); form.appendChild(save); form.appendChild(cancel);
+    body.hidden = true;
+    body.after(form);
+    var close = function () { form.remove(); body.hidden = false; };
+    cancel.addEventListener("click", close);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!area.value.trim()) { area.focus(); return; }
+      if (running !== null) { notice("A reply is being written; stop it or wait before editing."); return; }
+      if (send({ type: "message.edit", message_id: Number(el.dataset.id), content: area.value })) close();
+    });
+    area.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !touch) { e.preventDefault(); form.requestSubmit(); }
+      else if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); close(); }
+    });
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+  }
   if (imageForm) {
     imageForm.addEventListener("submit", function (e) {
       e.preventDefault();
@@ -645,5 +718,5 @@
   addCopyButtons(messages);
   document.body.addEventListener("htmx:afterSwap", function () { addCopyButtons(messages); });  // earlier pages
   if (root.dataset.wsPath) connect();
-  scrollDown();
+  if (!anchored) scrollDown();
 })();
