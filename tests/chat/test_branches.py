@@ -238,3 +238,33 @@ async def test_bad_edits_and_selections_are_refused_and_change_nothing(
     assert all("siblings" not in m for m in state["messages_tail"])
     await comm.disconnect()
     await their_tab.disconnect()
+
+
+def test_each_level_remembers_its_pick_and_a_newer_sibling_wins(user: Any) -> None:
+    from qtap_site.chat import branches, services
+
+    chat = chat_create(user=user)
+    made = {}
+    for name, parent, role in [
+        ("q", None, "user"), ("a1", "q", "assistant"), ("a2", "q", "assistant"),
+        ("u", "a1", "user"), ("b1", "u", "assistant"), ("b2", "u", "assistant"),
+    ]:  # fmt: skip
+        made[name] = Message.objects.create(chat=chat, parent=made.get(parent), role=role, content=name)
+
+    def shown() -> list[str]:
+        return [Message.objects.get(pk=pk).content for pk in services.active_branch(chat.pk)]
+
+    assert shown() == ["q", "a2"]  # the newest sibling at each level
+    tail = branches.select_branch(user_id=user.pk, chat_id=chat.pk, message_id=made["b1"].pk)
+    assert [m["content"] for m in tail] == ["a1", "u", "b1"]  # from where the view changed: a1 was hidden
+    assert shown() == ["q", "a1", "u", "b1"]
+    branches.select_branch(user_id=user.pk, chat_id=chat.pk, message_id=made["a2"].pk)
+    assert shown() == ["q", "a2"]
+    tail = branches.select_branch(user_id=user.pk, chat_id=chat.pk, message_id=made["a1"].pk)
+    assert [m["content"] for m in tail] == ["a1", "u", "b1"] and shown() == ["q", "a1", "u", "b1"]
+    assert tail[0]["siblings"] == [made["a1"].pk, made["a2"].pk] and tail[2]["siblings"] == [
+        made["b1"].pk,
+        made["b2"].pk,
+    ]
+    newer = Message.objects.create(chat=chat, parent=made["u"], role="assistant", content="b3")  # a regeneration
+    assert shown() == ["q", "a1", "u", "b3"] and newer.pk > made["b2"].pk
