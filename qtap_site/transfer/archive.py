@@ -15,7 +15,15 @@ from typing import Any
 
 from qtap_site.chat.models import Message, ToolCall
 from qtap_site.transfer import fields, serialize
-from qtap_site.transfer.records import ConversationRecord, ImportProblem, MessageRecord, insertion_order, timestamp
+from qtap_site.transfer.records import (
+    ConversationRecord,
+    ImportProblem,
+    MessageRecord,
+    Tick,
+    insertion_order,
+    no_tick,
+    timestamp,
+)
 
 ROLES = set(Message.Role.values)
 STATUSES = set(Message.Status.values)
@@ -27,14 +35,19 @@ def is_archive(data: Any) -> bool:
     return isinstance(data, dict) and data.get("format") == serialize.FORMAT
 
 
-def conversations(name: str, data: dict[str, Any]) -> list[ConversationRecord]:
+def conversations(name: str, data: dict[str, Any], tick: Tick = no_tick) -> list[ConversationRecord]:
+    """Every chat of the archive, calling ``tick(done, total)`` before each one is read."""
     if data.get("version") != serialize.VERSION:
         raise ImportProblem(
             "unsupported_version",
             f"{name}: qtap archive version {data.get('version')!r}; this server reads version {serialize.VERSION}",
         )
     chats = fields.items(data.get("chats"), f"{name}: chats")
-    return [_chat(fields.obj(chat, f"{name}: chats[{i}]"), f"{name}: chats[{i}]") for i, chat in enumerate(chats)]
+    records = []
+    for i, chat in enumerate(chats):
+        tick(i, len(chats))
+        records.append(_chat(fields.obj(chat, f"{name}: chats[{i}]"), f"{name}: chats[{i}]"))
+    return records
 
 
 def _chat(chat: dict[str, Any], where: str) -> ConversationRecord:

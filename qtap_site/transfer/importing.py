@@ -7,15 +7,23 @@ May import: ``archive``, ``chatgpt``, ``claude``, ``reading``, ``records``, ``wr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from qtap_site.transfer import archive, chatgpt, claude, reading, writing
-from qtap_site.transfer.records import ConversationRecord, ImportProblem
+from qtap_site.transfer.records import ConversationRecord, ImportProblem, Tick, no_tick
 
 SOURCES = {"qtap": "qtap archive", "chatgpt": "ChatGPT export", "claude": "Claude export"}
+
+# ``report(stage, done, total)``: see ``import_file``.
+Report = Callable[[str, int, int | None], None]
+
+
+def _unwatched(stage: str, done: int, total: int | None) -> None:
+    """The ``Report`` of an import nobody watches."""
 
 
 @dataclass(frozen=True)
@@ -30,13 +38,21 @@ class ImportResult:
         return {"imported": self.imported, "skipped": self.skipped, "chats": self.chats}
 
 
-def import_file(*, user: Any, upload: Any) -> ImportResult:
-    """Import ``upload`` for ``user``; a file that cannot be imported raises ``ImportProblem``."""
+def import_file(*, user: Any, upload: Any, report: Report = _unwatched) -> ImportResult:
+    """Import ``upload`` for ``user``; a file that cannot be imported raises ``ImportProblem``.
+
+    ``report(stage, done, total)`` is told how far it has got: ``reading`` (the file read and parsed),
+    ``parsing`` (conversations read into records), ``saving`` (chats written, inside the transaction).
+    """
+    report("reading", 0, None)
     name, data = reading.read_upload(upload)
-    source, records = recognise(name, data)
+    source, records = recognise(name, data, tick=lambda done, total: report("parsing", done, total))
+    report("parsing", len(records), len(records))
     try:
         with transaction.atomic():
-            saved = writing.save_conversations(user=user, records=records)
+            saved = writing.save_conversations(
+                user=user, records=records, tick=lambda done, total: report("saving", done, total)
+            )
     except IntegrityError:
         # Another import of the same file finished first; this one is rolled back whole.
         raise ImportProblem("conflict", f"{name}: being imported by another request; try again") from None
@@ -45,17 +61,17 @@ def import_file(*, user: Any, upload: Any) -> ImportResult:
     )
 
 
-def recognise(name: str, data: Any) -> tuple[str, list[ConversationRecord]]:
+def recognise(name: str, data: Any, tick: Tick = no_tick) -> tuple[str, list[ConversationRecord]]:
     """(source, records) of a parsed file, or ``ImportProblem`` saying what the file looks like instead."""
     if archive.is_archive(data):
-        return "qtap", archive.conversations(name, data)
+        return "qtap", archive.conversations(name, data, tick)
     if isinstance(data, list):
         if not data:
             return "chatgpt", []  # both exports write an empty list for an account with no chats
         if chatgpt.is_export(data):
-            return "chatgpt", chatgpt.conversations(name, data)
+            return "chatgpt", chatgpt.conversations(name, data, tick)
         if claude.is_export(data):
-            return "claude", claude.conversations(name, data)
+            return "claude", claude.conversations(name, data, tick)
         raise ImportProblem(
             "unknown_format",
             f"{name}: item 0 is neither a ChatGPT conversation (no 'mapping') nor a Claude one (no 'chat_messages')",

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import DatabaseError, IntegrityError
 from django.db.models import CharField
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ from providers.models import ConnectionProfile
 from qtap_site.chat.models import Attachment, Chat, Message, ToolCall
 from qtap_site.transfer import treesql
 from qtap_site.transfer.models import ImportedChat
-from qtap_site.transfer.records import ConversationRecord, MessageRecord
+from qtap_site.transfer.records import ConversationRecord, ImportProblem, MessageRecord, Tick, no_tick
 
 BATCH = 1000
 CLIPPED = {f.name: f.max_length for f in Message._meta.get_fields() if isinstance(f, CharField) and f.max_length}
@@ -37,8 +38,10 @@ class Saved:
     messages: int = 0
 
 
-def save_conversations(*, user: Any, records: Iterable[ConversationRecord]) -> Saved:
-    """Save ``records`` as ``user``'s chats (the caller opens the transaction)."""
+def save_conversations(*, user: Any, records: Iterable[ConversationRecord], tick: Tick = no_tick) -> Saved:
+    """Save ``records`` as ``user``'s chats (the caller opens the transaction), calling ``tick(done,
+    total)`` before each one. A conversation that cannot be saved raises ``ImportProblem`` naming it;
+    the caller's transaction then leaves nothing of the file behind."""
     records = list(records)
     sources = {r.source for r in records}
     seen = set(
@@ -49,14 +52,24 @@ def save_conversations(*, user: Any, records: Iterable[ConversationRecord]) -> S
     have = {a.sha256: a for a in Attachment.objects.filter(owner=user, sha256__in=wanted)} if wanted else {}
     saved = Saved()
     identities: list[ImportedChat] = []
-    for record in records:
+    for index, record in enumerate(records):
+        tick(index, len(records))
         identity = (record.source, record.external_id[:200])
         if identity in seen:
             saved.skipped += 1
             continue
         seen.add(identity)
-        chat = _chat(user, record, profiles.get(record.profile_name) if record.profile_name else None)
-        saved.messages += _messages(chat, record.messages, have)
+        try:
+            chat = _chat(user, record, profiles.get(record.profile_name) if record.profile_name else None)
+            saved.messages += _messages(chat, record.messages, have)
+        except IntegrityError:
+            raise  # another import of the same file won the race: ``importing`` says so
+        except DatabaseError as exc:
+            raise ImportProblem(
+                "save_failed",
+                f"conversation {index + 1} of {len(records)} ({record.title[:80]!r}, id {record.external_id[:80]}) "
+                f"could not be saved ({type(exc).__name__}: {str(exc)[:200]})",
+            ) from exc
         saved.chats.append(chat.pk)
         identities.append(ImportedChat(user=user, source=identity[0], external_id=identity[1], chat=chat))
     ImportedChat.objects.bulk_create(identities, batch_size=BATCH)
