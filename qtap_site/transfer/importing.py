@@ -2,7 +2,8 @@
 export), read into records in full — so a bad conversation anywhere refuses the file before a row is
 written — and saved in one transaction (``writing``): all of the file or none of it.
 
-May import: ``archive``, ``chatgpt``, ``claude``, ``reading``, ``records``, ``writing``.
+May import: ``archive``, ``chatgpt``, ``claude``, ``reading``, ``records``, ``writing``,
+``qtap_site.chat.models``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from qtap_site.chat.models import Attachment
 from qtap_site.transfer import archive, chatgpt, claude, reading, writing
 from qtap_site.transfer.records import ConversationRecord, ImportProblem, Tick, no_tick
 
@@ -48,17 +50,28 @@ def import_file(*, user: Any, upload: Any, report: Report = _unwatched) -> Impor
     name, data = reading.read_upload(upload)
     source, records = recognise(name, data, tick=lambda done, total: report("parsing", done, total))
     report("parsing", len(records), len(records))
+    stored: list[str] = []
     try:
         with transaction.atomic():
             saved = writing.save_conversations(
-                user=user, records=records, tick=lambda done, total: report("saving", done, total)
+                user=user, records=records, tick=lambda done, total: report("saving", done, total), stored=stored
             )
     except IntegrityError:
+        _remove(stored)
         # Another import of the same file finished first; this one is rolled back whole.
         raise ImportProblem("conflict", f"{name}: being imported by another request; try again") from None
+    except BaseException:
+        _remove(stored)  # the rows that named them were rolled back
+        raise
     return ImportResult(
         source=source, imported=len(saved.chats), skipped=saved.skipped, messages=saved.messages, chats=saved.chats
     )
+
+
+def _remove(names: list[str]) -> None:
+    storage = Attachment._meta.get_field("file").storage
+    for name in names:
+        storage.delete(name)
 
 
 def recognise(name: str, data: Any, tick: Tick = no_tick) -> tuple[str, list[ConversationRecord]]:

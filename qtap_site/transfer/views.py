@@ -51,6 +51,11 @@ def _name(chat: Chat) -> str:
     return slugify(chat.title)[:60] or f"chat-{chat.pk}"
 
 
+def _with_bytes(request: AuthedRequest) -> bool:
+    """Attachments' bytes go in the archive unless ``?attachments=metadata`` asks for a smaller file."""
+    return request.GET.get("attachments") != "metadata"
+
+
 @login_required
 @require_GET
 def export_markdown(request: AuthedRequest, chat_id: int) -> HttpResponse:
@@ -62,14 +67,14 @@ def export_markdown(request: AuthedRequest, chat_id: int) -> HttpResponse:
 @require_GET
 def export_json(request: AuthedRequest, chat_id: int) -> HttpResponse:
     chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
-    body = b"".join(exporting.archive_chunks(user=request.user, chat_id=chat.pk))
+    body = b"".join(exporting.archive_chunks(user=request.user, chat_id=chat.pk, with_bytes=_with_bytes(request)))
     return _download(body, "application/json", f"{_name(chat)}.qtap.json")
 
 
 @login_required
 @require_GET
 def export_all(request: AuthedRequest) -> HttpResponse:
-    chunks = exporting.archive_chunks(user=request.user)
+    chunks = exporting.archive_chunks(user=request.user, with_bytes=_with_bytes(request))
     # An ASGI server would read a sync iterator to its end before the first byte went out.
     content = exporting.streamed_async(chunks) if isinstance(request, ASGIRequest) else chunks
     filename = f"qtap-{slugify(request.user.get_username()) or 'export'}-{timezone.now():%Y%m%d-%H%M}.json"
