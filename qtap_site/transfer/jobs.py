@@ -232,6 +232,8 @@ def expire_stale(*, user: Any) -> None:
     )
     if not stale:
         return  # a poll only reads: on SQLite a write would wait for the running import's transaction
+    for job_id in stale:
+        (uploads_dir() / f"{job_id}.upload").unlink(missing_ok=True)  # its process died before removing it
     ImportJob.objects.filter(pk__in=stale, finished_at__isnull=True).update(
         status=Status.FAILED,
         error="interrupted",

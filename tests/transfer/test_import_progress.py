@@ -243,7 +243,11 @@ def test_a_second_import_while_one_runs_is_refused_with_words(client: Client, ho
 def test_a_job_whose_process_died_is_marked_failed_and_frees_the_user(client: Client, user: Any) -> None:
     dead = ImportJob.objects.create(user=user, filename="old.json", status="saving", done=3, total=9)
     ImportJob.objects.filter(pk=dead.pk).update(heartbeat_at=timezone.now() - dt.timedelta(minutes=10))
+    left_behind = jobs.uploads_dir() / f"{dead.pk}.upload"
+    left_behind.parent.mkdir(parents=True, exist_ok=True)
+    left_behind.write_bytes(b"[]")
     status = poll(client, f"/import/{dead.pk}/")
+    assert not left_behind.exists()
     assert (status["status"], status["error"], status["finished"]) == ("failed", "interrupted", True)
     assert "nothing of it was saved" in status["detail"]
     response = client.post(
