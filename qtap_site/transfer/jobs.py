@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from qtap_site.transfer import importing
@@ -151,10 +151,12 @@ def _run(job: ImportJob, upload: Any, *, side_connection: bool) -> None:
     try:
         result = importing.import_file(user=job.user, upload=upload, report=reporter)
     except ImportProblem as problem:
+        job.done, job.total = reporter.done, reporter.total  # how far it got, for the page to say
         _finish(job, error=problem.error, detail=problem.detail)
     except Exception as exc:
         logger.exception("import %s of %s failed", job.pk, job.filename)
         where = reporter.where()
+        job.done, job.total = reporter.done, reporter.total
         _finish(job, error="internal", detail=f"{job.filename}: failed while {where} ({type(exc).__name__})")
     else:
         job.source, job.imported, job.skipped = result.source, result.imported, result.skipped
@@ -195,7 +197,12 @@ class _Reporter:
         if not changed and now - self.sent_at < REPORT_EVERY_S:
             return
         self.sent_at = now
-        self._write(stage, done, total)
+        try:
+            self._write(stage, done, total)
+        except DatabaseError:
+            # A progress report that cannot be written must not fail the import it reports on; the
+            # live table still has it, and the next report tries again.
+            logger.warning("import %s: progress not written", self.job.pk, exc_info=True)
 
     def _write(self, stage: str, done: int, total: int | None) -> None:
         beat = timezone.now()
