@@ -86,7 +86,8 @@ def _records(rows: Iterator[dict[str, Any]], sent: set[str] | None) -> Iterator[
         for call in rows_of_calls.values("message_id", *serialize.TOOL_CALL_FIELDS):
             calls[call["message_id"]].append(call)
         for row in batch:
-            files = attachments[row["id"]]
+            # Copies: bytes put on the batch's own dicts would stay in memory until the batch ends.
+            files = [dict(a) for a in attachments.pop(row["id"], [])]
             if sent is not None:
                 for attachment in files:
                     if attachment["sha256"] not in sent and (data := _bytes_of(attachment["file"])) is not None:

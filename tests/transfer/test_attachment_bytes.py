@@ -127,3 +127,29 @@ def test_a_file_refused_after_another_was_stored_leaves_no_file_behind(
     assert answer["error"] == "bad_attachment" and "'blob.bin'" in answer["detail"]
     assert counts() == before
     assert files_on_disk() == disk  # harbour.png was stored for bob, then removed with the rollback
+
+
+def test_the_export_holds_one_file_at_a_time_not_the_archive(client: Client, user: Any) -> None:
+    """Each file's bytes are read as its message is written and dropped with it: the heap's peak stays a
+    few times one file, not the sum of them (it held every file of a batch of rows before)."""
+    import os
+    import tracemalloc
+
+    from qtap_site.transfer.exporting import archive_chunks
+
+    chat = Chat.objects.create(user=user, title="Noise")
+    for i in range(16):
+        out = io.BytesIO()
+        Image.frombytes("RGB", (150, 150), os.urandom(150 * 150 * 3)).save(out, format="PNG")
+        add(chat, "user", f"file {i}").attachments.add(
+            attachment_create(owner=user, filename=f"n{i}.png", data=out.getvalue())
+        )
+    one = Attachment.objects.filter(owner=user).first().size  # type: ignore[union-attr]
+    tracemalloc.start()
+    try:
+        total = sum(len(chunk) for chunk in archive_chunks(user=user))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total > 16 * one
+    assert peak < 10 * one < total / 1.5
