@@ -36,9 +36,6 @@ class ImportResult:
     messages: int
     chats: list[int]
 
-    def as_json(self) -> dict[str, Any]:
-        return {"imported": self.imported, "skipped": self.skipped, "chats": self.chats}
-
 
 def import_file(*, user: Any, upload: Any, report: Report = _unwatched) -> ImportResult:
     """Import ``upload`` for ``user``; a file that cannot be imported raises ``ImportProblem``.
