@@ -3,7 +3,7 @@
 Each engine is measured in a fresh interpreter (bench/_search_child.py) on a database made for the run
 and removed after it: SQLite in a temporary data directory, PostgreSQL in a temporary database created on
 the server of ``QTAP_BENCH_POSTGRES`` (default ``postgres://postgres@127.0.0.1:5432/postgres``) and dropped
-at the end. The figure is the time of one ``qtap_site.search.services.search`` call (ranking, scoping,
+at the end. The figure is the time of one ``qtap_site.search.services.search`` call (newest matches, scoping,
 snippets, at most 50 results), p50 and p99 over ``--runs`` calls per kind of query, after three warm-up
 calls. Results go to bench/results/search.json.
 

@@ -15,18 +15,21 @@ from django.core.checks import CheckMessage, Tags, Warning, register
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 
-from qtap_site.search.schema import FTS5_TABLES, FTS5_TRIGGERS, PG_INDEXES, PG_SOURCES, PG_VECTOR
+from qtap_site.search.schema import FTS5_TABLES, FTS5_TRIGGERS, NEWEST_INDEX, PG_INDEXES, PG_SOURCES, PG_VECTOR
 
 # The migration after which each vendor's index is expected to be complete.
 BUILT_BY = {"sqlite": ("search", "0001_search_index"), "postgresql": ("search", "0002_postgres_stored_vectors")}
 
 
 def _missing(connection: Any) -> list[str]:
+    # The newest-first index is expected once 0003 ran (an older database is still migrating).
+    applied = MigrationRecorder(connection).applied_migrations()
+    newest = (NEWEST_INDEX,) if ("search", "0003_newest_first_index") in applied else ()
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
-            cursor.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")
+            cursor.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger', 'index')")
             present = {name for (name,) in cursor.fetchall()}
-            return [name for name in (*FTS5_TABLES, *FTS5_TRIGGERS) if name not in present]
+            return [name for name in (*FTS5_TABLES, *FTS5_TRIGGERS, *newest) if name not in present]
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
         present = {name for (name,) in cursor.fetchall()}
         cursor.execute(
@@ -35,7 +38,8 @@ def _missing(connection: Any) -> list[str]:
             [PG_VECTOR],
         )
         present |= {f"{table}.{PG_VECTOR}" for (table,) in cursor.fetchall()}
-        return [name for name in (*(f"{t}.{PG_VECTOR}" for t in PG_SOURCES), *PG_INDEXES) if name not in present]
+        expected = (*(f"{t}.{PG_VECTOR}" for t in PG_SOURCES), *PG_INDEXES, *newest)
+        return [name for name in expected if name not in present]
 
 
 @register(Tags.database)

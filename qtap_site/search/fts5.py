@@ -12,8 +12,13 @@ remakes ``chat_message`` drops its triggers with the old table) leave the index 
 Tokenizer: ``porter unicode61 remove_diacritics 2`` — English stemming ("deploys" finds "deployed") and
 accent-folding, close to PostgreSQL's ``english`` configuration.
 
-Ranking: bm25 (negated, so higher is better), ties newest first. Ranking and snippets are two queries:
-SQLite would otherwise draw a snippet for every match before sorting, not just for the ``limit`` kept.
+Order: newest first (``created_at``, then id). How the newest matches are found depends on how many there
+are, which a bounded probe of the index tells (``FEW`` rows read at most): up to ``FEW`` matches are
+joined to their messages and sorted; for more, the user's messages are walked newest first along
+``search_message_newest`` and each is looked up in the set of matches, so a word in nearly every message
+stops after about a page of rows instead of sorting tens of thousands (bench/results/search.notes.md).
+Snippets are drawn in a second query for the rows shown only: SQLite would otherwise draw one for every
+match before the limit.
 
 May import: ``schema``, ``query``; and the chat app's ``models``.
 """
@@ -25,26 +30,41 @@ from typing import Any
 from django.db import connection, transaction
 
 from qtap_site.chat.models import Chat, Message
-from qtap_site.search.query import MARK_CLOSE, MARK_OPEN, ParsedQuery, SearchResult, ranked, snippet_html
-from qtap_site.search.schema import CREATE
+from qtap_site.search.query import MARK_CLOSE, MARK_OPEN, ParsedQuery, SearchResult, newest, snippet_html
+from qtap_site.search.schema import CREATE, NEWEST_CREATE, NEWEST_INDEX
 
 SNIPPET_TOKENS = 24
+FEW = 1000  # matches up to which sorting them all beats walking the messages (measured: ~1 ms either way)
 
-_RANK_MESSAGES = """
-    SELECT search_message_fts.rowid, bm25(search_message_fts)
+_COUNT_UP_TO = """
+    SELECT count(*) FROM (SELECT rowid FROM search_message_fts WHERE search_message_fts MATCH %s LIMIT %s)
+"""
+_NEWEST_OF_FEW = """
+    SELECT chat_message.id
     FROM search_message_fts
     JOIN chat_message ON chat_message.id = search_message_fts.rowid
     JOIN chat_chat ON chat_chat.id = chat_message.chat_id
     WHERE search_message_fts MATCH %s AND chat_chat.user_id = %s
-    ORDER BY 2, chat_message.created_at DESC, chat_message.id DESC
+    ORDER BY chat_message.created_at DESC, chat_message.id DESC
     LIMIT %s
 """
-_RANK_CHATS = """
-    SELECT search_chat_fts.rowid, bm25(search_chat_fts)
+# The IN list is read once into a temporary index; the walk stops at the limit. Without ``INDEXED BY``
+# SQLite drives from the IN list and sorts every match, the very cost this query avoids.
+_NEWEST_OF_MANY = f"""
+    SELECT chat_message.id
+    FROM chat_message INDEXED BY {NEWEST_INDEX}
+    JOIN chat_chat ON chat_chat.id = chat_message.chat_id
+    WHERE chat_chat.user_id = %s
+      AND chat_message.id IN (SELECT rowid FROM search_message_fts WHERE search_message_fts MATCH %s)
+    ORDER BY chat_message.created_at DESC, chat_message.id DESC
+    LIMIT %s
+"""  # noqa: S608 -- the index name is ours
+_NEWEST_CHATS = """
+    SELECT chat_chat.id
     FROM search_chat_fts
     JOIN chat_chat ON chat_chat.id = search_chat_fts.rowid
     WHERE search_chat_fts MATCH %s AND chat_chat.user_id = %s
-    ORDER BY 2, chat_chat.updated_at DESC, chat_chat.id DESC
+    ORDER BY chat_chat.updated_at DESC, chat_chat.id DESC
     LIMIT %s
 """
 
@@ -61,24 +81,37 @@ def _snippets(table: str, function: str, match: str, ids: list[int]) -> dict[int
         return dict(cursor.fetchall())
 
 
-def _ranked_ids(sql: str, match: str, user_id: int, limit: int) -> dict[int, float]:
+def _ids(sql: str, params: list[Any]) -> list[int]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [match, user_id, limit])
-        return {row_id: -score for row_id, score in cursor.fetchall()}
+        cursor.execute(sql, params)
+        return [row_id for (row_id,) in cursor.fetchall()]
+
+
+def newest_message_ids(match: str, user_id: int, limit: int) -> list[int]:
+    """The ids of the user's newest ``limit`` messages matching ``match``, newest first."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_UP_TO, [match, FEW + 1])
+        (matches,) = cursor.fetchone()
+        # ``INDEXED BY`` fails outright without the index (a chat migration that remade the table): sort then.
+        cursor.execute("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = %s", [NEWEST_INDEX])
+        (walkable,) = cursor.fetchone()
+    if matches <= FEW or not walkable:
+        return _ids(_NEWEST_OF_FEW, [match, user_id, limit])
+    return _ids(_NEWEST_OF_MANY, [user_id, match, limit])
 
 
 def search(*, user: Any, query: ParsedQuery, limit: int) -> list[SearchResult]:
     match = query.fts5()
-    message_scores = _ranked_ids(_RANK_MESSAGES, match, user.pk, limit)
-    chat_scores = _ranked_ids(_RANK_CHATS, match, user.pk, limit)
+    message_ids = newest_message_ids(match, user.pk, limit)
+    chat_ids = _ids(_NEWEST_CHATS, [match, user.pk, limit])
     message_snippets = _snippets(
         "search_message_fts",
         f"snippet(search_message_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}', '…', {SNIPPET_TOKENS})",
         match,
-        list(message_scores),
+        message_ids,
     )
     title_snippets = _snippets(
-        "search_chat_fts", f"highlight(search_chat_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}')", match, list(chat_scores)
+        "search_chat_fts", f"highlight(search_chat_fts, 0, '{MARK_OPEN}', '{MARK_CLOSE}')", match, chat_ids
     )
     results = [
         SearchResult(
@@ -88,10 +121,9 @@ def search(*, user: Any, query: ParsedQuery, limit: int) -> list[SearchResult]:
             snippet=snippet_html(message_snippets.get(row["id"], "")),
             when=row["created_at"],
             role=row["role"],
-            relevance=message_scores[row["id"]],
         )
         # Scoped again through the chat's owner: the ids came from raw SQL.
-        for row in Message.objects.filter(id__in=message_scores, chat__user=user).values(
+        for row in Message.objects.filter(id__in=message_ids, chat__user=user).values(
             "id", "chat_id", "chat__title", "created_at", "role"
         )
     ]
@@ -103,17 +135,16 @@ def search(*, user: Any, query: ParsedQuery, limit: int) -> list[SearchResult]:
             snippet=snippet_html(title_snippets.get(row["id"], "")),
             when=row["updated_at"],
             role="title",
-            relevance=chat_scores[row["id"]],
         )
-        for row in Chat.objects.filter(id__in=chat_scores, user=user).values("id", "title", "updated_at")
+        for row in Chat.objects.filter(id__in=chat_ids, user=user).values("id", "title", "updated_at")
     ]
-    return ranked(results, limit)
+    return newest(results, limit)
 
 
 def rebuild() -> dict[str, int]:
     """Reinstall whatever is missing of the schema, then re-read every row into both indexes."""
     with transaction.atomic(), connection.cursor() as cursor:
-        for statement in CREATE:
+        for statement in [*CREATE, *NEWEST_CREATE]:
             cursor.execute(statement)
         counts = {}
         for table, key in (("search_message_fts", "messages"), ("search_chat_fts", "chats")):

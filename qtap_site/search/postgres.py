@@ -10,8 +10,11 @@ Each term becomes a ``phraseto_tsquery`` (the term's text is a parameter, parsed
 tsquery syntax) and the terms are ANDed. The ``english`` configuration stems like FTS5's porter tokenizer;
 unlike FTS5 it drops stop words, so a query of stop words alone ("the") finds nothing.
 
-Ranking: ``ts_rank`` (higher is better), ties newest first. Headlines are drawn in a second query for the
-``limit`` rows kept, as ``ts_headline`` re-parses the whole text.
+Order: newest first (``created_at``, then id). The planner picks the way from its statistics of the
+vector column: a rare word reads its matches from the GIN index and sorts them; a common one walks
+``search_message_newest`` backwards, keeping the rows that match, and stops at the limit — with no rank
+to compute it never reads every match (bench/results/search.notes.md). Headlines are drawn in a second
+query for the ``limit`` rows kept, as ``ts_headline`` re-parses the whole text.
 
 May import: ``schema``, ``query``; and the chat app's ``models``.
 """
@@ -20,15 +23,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVectorField
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVectorField
 from django.db import connection
 from django.db.models import F, Func, TextField, Value
 from django.db.models.expressions import RawSQL
 from django.utils.safestring import SafeString
 
 from qtap_site.chat.models import Chat, Message
-from qtap_site.search.query import MARK_CLOSE, MARK_OPEN, ParsedQuery, SearchResult, ranked, snippet_html
-from qtap_site.search.schema import CONFIG, PG_CREATE, PG_INDEXES, PG_VECTOR
+from qtap_site.search.query import MARK_CLOSE, MARK_OPEN, ParsedQuery, SearchResult, newest, snippet_html
+from qtap_site.search.schema import CONFIG, NEWEST_CREATE, NEWEST_INDEX, PG_CREATE, PG_INDEXES, PG_VECTOR
 
 SNIPPET_WORDS = {"max_words": 24, "min_words": 12, "max_fragments": 2, "fragment_delimiter": " … "}
 
@@ -69,18 +72,16 @@ def search(*, user: Any, query: ParsedQuery, limit: int) -> list[SearchResult]:
         Message.objects.filter(chat__user=user)
         .annotate(document=content)
         .filter(document=tsquery)
-        .annotate(relevance=SearchRank(content, tsquery))
-        .order_by("-relevance", "-created_at", "-id")
-        .values("id", "chat_id", "chat__title", "created_at", "role", "relevance")[:limit]
+        .order_by("-created_at", "-id")
+        .values("id", "chat_id", "chat__title", "created_at", "role")[:limit]
     )
     title = _vector("chat_chat")
     chats = list(
         Chat.objects.filter(user=user)
         .annotate(document=title)
         .filter(document=tsquery)
-        .annotate(relevance=SearchRank(title, tsquery))
-        .order_by("-relevance", "-updated_at", "-id")
-        .values("id", "title", "updated_at", "relevance")[:limit]
+        .order_by("-updated_at", "-id")
+        .values("id", "title", "updated_at")[:limit]
     )
     message_snippets = dict(
         Message.objects.filter(id__in=[m["id"] for m in messages])
@@ -100,7 +101,6 @@ def search(*, user: Any, query: ParsedQuery, limit: int) -> list[SearchResult]:
             snippet=_snippet(message_snippets.get(m["id"])),
             when=m["created_at"],
             role=m["role"],
-            relevance=m["relevance"],
         )
         for m in messages
     ]
@@ -112,18 +112,17 @@ def search(*, user: Any, query: ParsedQuery, limit: int) -> list[SearchResult]:
             snippet=_snippet(title_snippets.get(c["id"])),
             when=c["updated_at"],
             role="title",
-            relevance=c["relevance"],
         )
         for c in chats
     ]
-    return ranked(results, limit)
+    return newest(results, limit)
 
 
 def rebuild() -> dict[str, int]:
     """Recreate a column or index that went missing, rebuild both indexes, and count what they cover."""
     with connection.cursor() as cursor:
-        for statement in PG_CREATE:
+        for statement in [*PG_CREATE, *NEWEST_CREATE]:
             cursor.execute(statement)
-        for name in PG_INDEXES:
+        for name in [*PG_INDEXES, NEWEST_INDEX]:
             cursor.execute(f"REINDEX INDEX {name}")
     return {"messages": Message.objects.count(), "chats": Chat.objects.count()}

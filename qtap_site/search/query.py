@@ -105,8 +105,8 @@ def snippet_html(marked: str) -> SafeString:
 class SearchResult:
     """One hit: a message (``message_id`` set) or a chat whose title matched (``message_id`` None).
 
-    ``relevance`` is the engine's own score (higher is better): FTS5's bm25 negated, PostgreSQL's ts_rank.
-    ``when`` is the message's creation time, or for a title the chat's last activity.
+    ``when`` is the message's creation time, or for a title the chat's last activity: results are shown
+    newest first by it.
     """
 
     chat_id: int
@@ -115,9 +115,8 @@ class SearchResult:
     snippet: SafeString
     when: datetime
     role: str
-    relevance: float
 
 
-def ranked(results: list[SearchResult], limit: int) -> list[SearchResult]:
-    """The best ``limit`` of ``results``: most relevant first, equally relevant ones newest first."""
-    return sorted(results, key=lambda r: (-r.relevance, -r.when.timestamp(), -(r.message_id or 0)))[:limit]
+def newest(results: list[SearchResult], limit: int) -> list[SearchResult]:
+    """The newest ``limit`` of ``results`` (a message and a title of the same moment: the message first)."""
+    return sorted(results, key=lambda r: (-r.when.timestamp(), -(r.message_id or 0), -r.chat_id))[:limit]

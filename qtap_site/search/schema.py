@@ -1,7 +1,7 @@
 """Each engine's index, as SQL: FTS5 tables and triggers (``fts5``), tsvector columns and GIN indexes
-(``postgres``).
+(``postgres``), and on both the index of messages by time that newest-first results walk.
 
-A module of its own, importing nothing, because migrations 0001 (FTS5) and 0002 (PostgreSQL) run these
+A module of its own, importing nothing, because migrations 0001 (FTS5), 0002 (PostgreSQL) and 0003 run these
 statements and a migration must not import live models: change them only together with a new migration.
 
 May import: nothing of qtap's.
@@ -72,3 +72,13 @@ PG_CREATE = [
     *(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({PG_VECTOR})" for name, table in PG_INDEXES.items()),
 ]
 PG_DROP = [f"ALTER TABLE {table} DROP COLUMN IF EXISTS {PG_VECTOR}" for table in PG_SOURCES]  # its index with it
+
+# ---- both engines ----------------------------------------------------------------------------
+
+# Results are newest first. For a word in most messages, walking messages from the newest and keeping
+# those that match stops after about as many rows as a page shows, where sorting every match by time
+# reads them all (bench/results/search.notes.md). The chat app declares no index on the time alone; a
+# chat migration that remakes ``chat_message`` on SQLite drops this one with it (search.W001 says so).
+NEWEST_INDEX = "search_message_newest"
+NEWEST_CREATE = [f"CREATE INDEX IF NOT EXISTS {NEWEST_INDEX} ON chat_message (created_at, id)"]
+NEWEST_DROP = [f"DROP INDEX IF EXISTS {NEWEST_INDEX}"]

@@ -2,8 +2,9 @@
 
 ``search()`` is the one entry point: it reads the user's text into terms (``query.parse``), then asks the
 engine of ``connection.vendor`` — SQLite FTS5 (``fts5``) or PostgreSQL full-text search (``postgres``).
-Both answer the same ``SearchResult`` rows in the same order: **relevance first (bm25 / ts_rank), then
-recency** (equally relevant hits newest first). Every query is scoped to chats the user owns.
+Both answer the same ``SearchResult`` rows in the same order: **newest first** (a message by when it was
+written, a title by its chat's last activity), as the issue asks of search. Every query is scoped to
+chats the user owns.
 
 May import: ``fts5``, ``postgres``, ``query``.
 """
@@ -31,7 +32,7 @@ def _engine() -> Any:
 
 
 def search(*, user: Any, query: str | ParsedQuery, limit: int = 50) -> list[SearchResult]:
-    """The best ``limit`` hits for ``query`` in ``user``'s chats: messages and chat titles.
+    """The newest ``limit`` hits for ``query`` in ``user``'s chats: messages and chat titles.
 
     An empty query, or one of punctuation only, answers ``[]`` without a database query; callers that
     want to tell "nothing to search for" from "nothing found" check ``query.parse(text)`` first.

@@ -2,20 +2,31 @@
 bad archive is refused with where it went wrong, before anything is written.
 
 A chat's identity in the archive is its id there and its creation time together, so archives of two
-servers whose ids overlap are not taken for each other. Attachments come as metadata only: ``writing``
-links those whose bytes the importing user already has.
+servers whose ids overlap are not taken for each other. An attachment's bytes, when the archive holds
+them, are checked against its sha256 and size here; ``writing`` stores them for a user who lacks them.
 
 May import: ``fields``, ``records``, ``serialize``, ``qtap_site.chat.models``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from qtap_site.chat.models import Message, ToolCall
 from qtap_site.transfer import fields, serialize
-from qtap_site.transfer.records import ConversationRecord, ImportProblem, MessageRecord, insertion_order, timestamp
+from qtap_site.transfer.records import (
+    ConversationRecord,
+    ImportProblem,
+    MessageRecord,
+    Tick,
+    insertion_order,
+    no_tick,
+    timestamp,
+)
 
 ROLES = set(Message.Role.values)
 STATUSES = set(Message.Status.values)
@@ -27,14 +38,19 @@ def is_archive(data: Any) -> bool:
     return isinstance(data, dict) and data.get("format") == serialize.FORMAT
 
 
-def conversations(name: str, data: dict[str, Any]) -> list[ConversationRecord]:
+def conversations(name: str, data: dict[str, Any], tick: Tick = no_tick) -> list[ConversationRecord]:
+    """Every chat of the archive, calling ``tick(done, total)`` before each one is read."""
     if data.get("version") != serialize.VERSION:
         raise ImportProblem(
             "unsupported_version",
             f"{name}: qtap archive version {data.get('version')!r}; this server reads version {serialize.VERSION}",
         )
     chats = fields.items(data.get("chats"), f"{name}: chats")
-    return [_chat(fields.obj(chat, f"{name}: chats[{i}]"), f"{name}: chats[{i}]") for i, chat in enumerate(chats)]
+    records = []
+    for i, chat in enumerate(chats):
+        tick(i, len(chats))
+        records.append(_chat(fields.obj(chat, f"{name}: chats[{i}]"), f"{name}: chats[{i}]"))
+    return records
 
 
 def _chat(chat: dict[str, Any], where: str) -> ConversationRecord:
@@ -114,12 +130,28 @@ def _attachment(data: dict[str, Any], where: str) -> dict[str, Any]:
     sha = fields.text(data, "sha256", where).lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise fields.bad(f"{where}: sha256", f"expected 64 hex digits, found {sha!r}")
-    return {
+    attachment: dict[str, Any] = {
         "filename": fields.text(data, "filename", where),
         "mime_type": fields.text(data, "mime_type", where),
         "size": fields.count(data, "size", where) or 0,
         "sha256": sha,
     }
+    if (encoded := data.get("data")) is not None:
+        attachment["data"] = _bytes(encoded, sha, attachment["size"], f"{where}: data")
+    return attachment
+
+
+def _bytes(encoded: Any, sha: str, size: int, where: str) -> bytes:
+    """The attachment's bytes, checked against the checksum and size the archive gives for them."""
+    if not isinstance(encoded, str):
+        raise fields.bad(where, "expected the file's bytes as base64 text")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise fields.bad(where, "not valid base64") from None
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
+        raise fields.bad(where, f"the bytes ({len(data)}) are not the file the size and sha256 name")
+    return data
 
 
 def _tool_call(data: dict[str, Any], where: str, index: int) -> dict[str, Any]:

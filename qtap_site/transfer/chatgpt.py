@@ -19,9 +19,11 @@ from qtap_site.transfer import fields
 from qtap_site.transfer.records import (
     ConversationRecord,
     MessageRecord,
+    Tick,
     insertion_order,
     keep_only,
     nearest_kept,
+    no_tick,
     timestamp,
 )
 
@@ -33,8 +35,13 @@ def is_export(data: Any) -> bool:
     return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "mapping" in data[0]
 
 
-def conversations(name: str, data: list[Any]) -> list[ConversationRecord]:
-    return [_conversation(fields.obj(item, f"{name}: item {i}"), f"{name}: item {i}") for i, item in enumerate(data)]
+def conversations(name: str, data: list[Any], tick: Tick = no_tick) -> list[ConversationRecord]:
+    """Every conversation of ``data``, calling ``tick(done, total)`` before each one is read."""
+    records = []
+    for i, item in enumerate(data):
+        tick(i, len(data))
+        records.append(_conversation(fields.obj(item, f"{name}: item {i}"), f"{name}: item {i}"))
+    return records
 
 
 def _conversation(item: dict[str, Any], where: str) -> ConversationRecord:

@@ -17,7 +17,15 @@ import json
 from typing import Any
 
 from qtap_site.transfer import fields
-from qtap_site.transfer.records import ConversationRecord, MessageRecord, insertion_order, keep_only, timestamp
+from qtap_site.transfer.records import (
+    ConversationRecord,
+    MessageRecord,
+    Tick,
+    insertion_order,
+    keep_only,
+    no_tick,
+    timestamp,
+)
 
 ROLES = {"human": "user", "assistant": "assistant"}
 ROOT = "00000000-0000-4000-8000-000000000000"
@@ -27,8 +35,13 @@ def is_export(data: Any) -> bool:
     return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "chat_messages" in data[0]
 
 
-def conversations(name: str, data: list[Any]) -> list[ConversationRecord]:
-    return [_conversation(fields.obj(item, f"{name}: item {i}"), f"{name}: item {i}") for i, item in enumerate(data)]
+def conversations(name: str, data: list[Any], tick: Tick = no_tick) -> list[ConversationRecord]:
+    """Every conversation of ``data``, calling ``tick(done, total)`` before each one is read."""
+    records = []
+    for i, item in enumerate(data):
+        tick(i, len(data))
+        records.append(_conversation(fields.obj(item, f"{name}: item {i}"), f"{name}: item {i}"))
+    return records
 
 
 def _conversation(item: dict[str, Any], where: str) -> ConversationRecord:

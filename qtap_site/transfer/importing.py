@@ -2,20 +2,30 @@
 export), read into records in full — so a bad conversation anywhere refuses the file before a row is
 written — and saved in one transaction (``writing``): all of the file or none of it.
 
-May import: ``archive``, ``chatgpt``, ``claude``, ``reading``, ``records``, ``writing``.
+May import: ``archive``, ``chatgpt``, ``claude``, ``reading``, ``records``, ``writing``,
+``qtap_site.chat.models``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from qtap_site.chat.models import Attachment
 from qtap_site.transfer import archive, chatgpt, claude, reading, writing
-from qtap_site.transfer.records import ConversationRecord, ImportProblem
+from qtap_site.transfer.records import ConversationRecord, ImportProblem, Tick, no_tick
 
 SOURCES = {"qtap": "qtap archive", "chatgpt": "ChatGPT export", "claude": "Claude export"}
+
+# ``report(stage, done, total)``: see ``import_file``.
+Report = Callable[[str, int, int | None], None]
+
+
+def _unwatched(stage: str, done: int, total: int | None) -> None:
+    """The ``Report`` of an import nobody watches."""
 
 
 @dataclass(frozen=True)
@@ -26,36 +36,52 @@ class ImportResult:
     messages: int
     chats: list[int]
 
-    def as_json(self) -> dict[str, Any]:
-        return {"imported": self.imported, "skipped": self.skipped, "chats": self.chats}
 
+def import_file(*, user: Any, upload: Any, report: Report = _unwatched) -> ImportResult:
+    """Import ``upload`` for ``user``; a file that cannot be imported raises ``ImportProblem``.
 
-def import_file(*, user: Any, upload: Any) -> ImportResult:
-    """Import ``upload`` for ``user``; a file that cannot be imported raises ``ImportProblem``."""
+    ``report(stage, done, total)`` is told how far it has got: ``reading`` (the file read and parsed),
+    ``parsing`` (conversations read into records), ``saving`` (chats written, inside the transaction).
+    """
+    report("reading", 0, None)
     name, data = reading.read_upload(upload)
-    source, records = recognise(name, data)
+    source, records = recognise(name, data, tick=lambda done, total: report("parsing", done, total))
+    report("parsing", len(records), len(records))
+    stored: list[str] = []
     try:
         with transaction.atomic():
-            saved = writing.save_conversations(user=user, records=records)
+            saved = writing.save_conversations(
+                user=user, records=records, tick=lambda done, total: report("saving", done, total), stored=stored
+            )
     except IntegrityError:
+        _remove(stored)
         # Another import of the same file finished first; this one is rolled back whole.
         raise ImportProblem("conflict", f"{name}: being imported by another request; try again") from None
+    except BaseException:
+        _remove(stored)  # the rows that named them were rolled back
+        raise
     return ImportResult(
         source=source, imported=len(saved.chats), skipped=saved.skipped, messages=saved.messages, chats=saved.chats
     )
 
 
-def recognise(name: str, data: Any) -> tuple[str, list[ConversationRecord]]:
+def _remove(names: list[str]) -> None:
+    storage = Attachment._meta.get_field("file").storage
+    for name in names:
+        storage.delete(name)
+
+
+def recognise(name: str, data: Any, tick: Tick = no_tick) -> tuple[str, list[ConversationRecord]]:
     """(source, records) of a parsed file, or ``ImportProblem`` saying what the file looks like instead."""
     if archive.is_archive(data):
-        return "qtap", archive.conversations(name, data)
+        return "qtap", archive.conversations(name, data, tick)
     if isinstance(data, list):
         if not data:
             return "chatgpt", []  # both exports write an empty list for an account with no chats
         if chatgpt.is_export(data):
-            return "chatgpt", chatgpt.conversations(name, data)
+            return "chatgpt", chatgpt.conversations(name, data, tick)
         if claude.is_export(data):
-            return "claude", claude.conversations(name, data)
+            return "claude", claude.conversations(name, data, tick)
         raise ImportProblem(
             "unknown_format",
             f"{name}: item 0 is neither a ChatGPT conversation (no 'mapping') nor a Claude one (no 'chat_messages')",

@@ -11,12 +11,20 @@ May import: nothing of the app (the first room after ``models``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
+
+# ``tick(done, total)``: how far a reader or the writer has got, for an import's progress report.
+Tick = Callable[[int, int], None]
+
+
+def no_tick(done: int, total: int) -> None:
+    """The ``Tick`` of an import nobody watches."""
 
 
 class ImportProblem(Exception):

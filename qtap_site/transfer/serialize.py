@@ -5,7 +5,9 @@ record holds its ``id`` (in the archive), title, system_prompt, created_at, ``pr
 profile's name, not its id: ids mean nothing in another account) and its ``messages``; a message record
 holds its ``id`` and ``parent`` (ids in the archive: the tree), every field a reader needs to see the
 same chat (role, texts, status, plugin, model, token counts, cost as a decimal string, finish reason,
-error, timings, notes, created_at), its attachments' metadata (not their bytes) and its tool calls.
+error, timings, notes, created_at), its attachments' metadata and its tool calls. An attachment's bytes
+(``data``, base64) come with the first message of the archive that names the file, unless the export was
+asked for metadata only (``?attachments=metadata``); a later mention names its ``sha256`` only.
 
 Left out on purpose: ``provider_state`` and the state inside ``tool_rounds`` (opaque provider data, which
 may be signed or encrypted for this account), client ids, checkpoint bookkeeping, and anything of another
@@ -72,7 +74,8 @@ def message_record(
     record.update({name: row[name] for name in MESSAGE_INT_FIELDS})
     record["cost"] = None if row["cost"] is None else str(row["cost"])
     record["created_at"] = row["created_at"].isoformat()
-    record["attachments"] = [{name: a[name] for name in ATTACHMENT_FIELDS} for a in attachments]
+    # ``data``: the file's bytes (base64), on the first record of the archive that names the file.
+    record["attachments"] = [{name: a[name] for name in (*ATTACHMENT_FIELDS, "data") if name in a} for a in attachments]
     record["tool_calls"] = [{name: c[name] for name in TOOL_CALL_FIELDS} for c in tool_calls]
     if row["tool_rounds"]:
         # Where each tool-calling turn's text ends; the turn's provider state stays behind.

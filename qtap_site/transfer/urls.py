@@ -14,5 +14,6 @@ urlpatterns = [
     path("chats/<int:chat_id>/export.json", views.export_json, name="export_json"),
     path("export/", views.export_all, name="export_all"),
     path("import/", views.import_file, name="import"),
+    path("import/<uuid:import_id>/", views.import_status, name="import_status"),
     path("transfer/", views.page, name="page"),
 ]

@@ -1,14 +1,17 @@
 """Pages and downloads of export and import: one chat as Markdown or JSON, every chat as one streamed
-archive, the import form and its answer (JSON for JSON clients, an HTML page or htmx partial otherwise).
+archive, the import form and its answer (JSON for JSON clients, an HTML page or htmx partial otherwise),
+and the progress of an import the page started in the background.
 
 Thin: the chat is fetched through the requesting user (another user's chat answers 404) and the work is
 ``exporting``'s, ``markdown``'s and ``importing``'s.
 
-May import: ``exporting``, ``importing``, ``markdown``, ``records``, ``qtap_site.chat.models``.
+May import: ``exporting``, ``importing``, ``jobs``, ``markdown``, ``models``, ``records``,
+``qtap_site.chat.models``.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -16,15 +19,18 @@ from django.contrib.auth.models import User
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
 from qtap_site.chat.models import Chat
-from qtap_site.transfer import exporting, importing, markdown
+from qtap_site.transfer import exporting, importing, jobs, markdown
+from qtap_site.transfer.models import ImportJob
 from qtap_site.transfer.records import ImportProblem
 
 PAGE = "transfer/transfer.html"
+LINKS = 200  # chats an import's result links to; the chat list has them all
 
 
 class AuthedRequest(HttpRequest):
@@ -45,6 +51,11 @@ def _name(chat: Chat) -> str:
     return slugify(chat.title)[:60] or f"chat-{chat.pk}"
 
 
+def _with_bytes(request: AuthedRequest) -> bool:
+    """Attachments' bytes go in the archive unless ``?attachments=metadata`` asks for a smaller file."""
+    return request.GET.get("attachments") != "metadata"
+
+
 @login_required
 @require_GET
 def export_markdown(request: AuthedRequest, chat_id: int) -> HttpResponse:
@@ -56,14 +67,14 @@ def export_markdown(request: AuthedRequest, chat_id: int) -> HttpResponse:
 @require_GET
 def export_json(request: AuthedRequest, chat_id: int) -> HttpResponse:
     chat = get_object_or_404(Chat, pk=chat_id, user=request.user)
-    body = b"".join(exporting.archive_chunks(user=request.user, chat_id=chat.pk))
+    body = b"".join(exporting.archive_chunks(user=request.user, chat_id=chat.pk, with_bytes=_with_bytes(request)))
     return _download(body, "application/json", f"{_name(chat)}.qtap.json")
 
 
 @login_required
 @require_GET
 def export_all(request: AuthedRequest) -> HttpResponse:
-    chunks = exporting.archive_chunks(user=request.user)
+    chunks = exporting.archive_chunks(user=request.user, with_bytes=_with_bytes(request))
     # An ASGI server would read a sync iterator to its end before the first byte went out.
     content = exporting.streamed_async(chunks) if isinstance(request, ASGIRequest) else chunks
     filename = f"qtap-{slugify(request.user.get_username()) or 'export'}-{timezone.now():%Y%m%d-%H%M}.json"
@@ -80,25 +91,65 @@ def _wants_json(request: AuthedRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
+def _wants_progress(request: AuthedRequest) -> bool:
+    """The page's opt-in: answer at once with a job to poll instead of waiting for the import."""
+    return request.POST.get("progress") == "1" or request.headers.get("X-Qtap-Import-Progress") == "1"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_file(request: AuthedRequest) -> HttpResponse:
-    """POST imports ``file``; GET only shows the form (a GET never imports)."""
+    """POST imports ``file``; GET only shows the form (a GET never imports).
+
+    Without the progress opt-in the answer waits for the import: ``{imported, skipped, chats}`` or
+    ``{error, detail}`` for JSON clients (SPEC §5b), the page otherwise. With it (the page's script), the
+    answer is 202 with the job's status and its ``status_url`` to poll."""
     if request.method == "GET":
         return page(request)
     upload = request.FILES.get("file")
     try:
         if upload is None:
             raise ImportProblem("no_file", "the form has no file in its 'file' field")
-        result = importing.import_file(user=request.user, upload=upload)
+        if _wants_progress(request):
+            job = jobs.start(user=request.user, upload=upload)
+            answer = jobs.status(job) | {"status_url": reverse("transfer:import_status", args=[job.pk])}
+            return JsonResponse(answer, status=202)
+        job = jobs.run_now(user=request.user, upload=upload)
+    except jobs.Busy as busy:
+        if _wants_json(request) or _wants_progress(request):
+            return JsonResponse({"error": "busy", "detail": busy.detail}, status=409)
+        return _answer(request, {"problem": ImportProblem("busy", busy.detail)}, status=409)
     except ImportProblem as problem:
-        if _wants_json(request):
-            return JsonResponse({"error": problem.error, "detail": problem.detail}, status=400)
-        return _answer(request, {"problem": problem}, status=400)
+        return _refused(request, problem, 400)
+    if job.status == job.Status.FAILED:
+        return _refused(request, ImportProblem(job.error, job.detail), 500 if job.error == "internal" else 400)
     if _wants_json(request):
-        return JsonResponse(result.as_json())
-    chats = Chat.objects.filter(user=request.user, pk__in=result.chats).only("id", "title").order_by("id")
-    return _answer(request, {"result": result, "source": importing.SOURCES[result.source], "chats": chats})
+        return JsonResponse({"imported": job.imported, "skipped": job.skipped, "chats": job.chats})
+    chats = Chat.objects.filter(user=request.user, pk__in=job.chats).only("id", "title").order_by("id")
+    return _answer(request, {"result": job, "source": importing.SOURCES[job.source], "chats": chats})
+
+
+def _refused(request: AuthedRequest, problem: ImportProblem, status: int) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"error": problem.error, "detail": problem.detail}, status=status)
+    return _answer(request, {"problem": problem}, status=status)
+
+
+@login_required
+@require_GET
+def import_status(request: AuthedRequest, import_id: uuid.UUID) -> HttpResponse:
+    """How far the user's import ``import_id`` has got (JSON); another user's answers 404."""
+    jobs.expire_stale(user=request.user)
+    job = get_object_or_404(ImportJob, pk=import_id, user=request.user)
+    answer = jobs.status(job)
+    if answer.get("chats"):
+        chats = Chat.objects.filter(user=request.user, pk__in=answer["chats"][:LINKS]).order_by("id")
+        answer["links"] = [
+            {"id": c.pk, "title": c.title, "url": reverse("chat:detail", args=[c.pk])} for c in chats.only("title")
+        ]
+    response = JsonResponse(answer)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _answer(request: AuthedRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:

@@ -5,9 +5,11 @@ skipped, so importing a file twice adds nothing the second time.
 Rows are written in bulk: each chat's messages in one ``bulk_create`` (in the order ``insertion_order``
 gave, parents first), then one update a batch (``treesql``) for what only exists once the rows do
 (parent ids) or what ``auto_now_add`` overwrote (the original times). An attachment is linked when the user already
-has its bytes (the same sha256); otherwise the message's notes name it, since an archive holds no bytes.
+has its bytes (the same sha256) or the file brings them (a qtap archive exported with its attachments);
+otherwise the message's notes name it.
 
-May import: ``models``, ``records``, ``treesql``, ``qtap_site.chat.models``, ``providers.models``.
+May import: ``models``, ``records``, ``treesql``, ``qtap_site.chat.models``, ``qtap_site.chat.attachments``,
+``providers.models``.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import DatabaseError, IntegrityError
 from django.db.models import CharField
 from django.utils import timezone
 
 from providers.models import ConnectionProfile
+from qtap_site.chat.attachments import AttachmentError, attachment_create
 from qtap_site.chat.models import Attachment, Chat, Message, ToolCall
 from qtap_site.transfer import treesql
 from qtap_site.transfer.models import ImportedChat
-from qtap_site.transfer.records import ConversationRecord, MessageRecord
+from qtap_site.transfer.records import ConversationRecord, ImportProblem, MessageRecord, Tick, no_tick
 
 BATCH = 1000
 CLIPPED = {f.name: f.max_length for f in Message._meta.get_fields() if isinstance(f, CharField) and f.max_length}
@@ -37,8 +41,14 @@ class Saved:
     messages: int = 0
 
 
-def save_conversations(*, user: Any, records: Iterable[ConversationRecord]) -> Saved:
-    """Save ``records`` as ``user``'s chats (the caller opens the transaction)."""
+def save_conversations(
+    *, user: Any, records: Iterable[ConversationRecord], tick: Tick = no_tick, stored: list[str] | None = None
+) -> Saved:
+    """Save ``records`` as ``user``'s chats (the caller opens the transaction), calling ``tick(done,
+    total)`` before each one. A conversation that cannot be saved raises ``ImportProblem`` naming it;
+    the caller's transaction then leaves nothing of the file behind. The names of attachment files
+    written go to ``stored``, for the caller to remove if the transaction is rolled back."""
+    stored = [] if stored is None else stored
     records = list(records)
     sources = {r.source for r in records}
     seen = set(
@@ -47,20 +57,54 @@ def save_conversations(*, user: Any, records: Iterable[ConversationRecord]) -> S
     profiles = {p.name: p for p in ConnectionProfile.objects.filter(user=user).order_by("-pk")}
     wanted = {a["sha256"] for r in records for m in r.messages for a in m.attachments}
     have = {a.sha256: a for a in Attachment.objects.filter(owner=user, sha256__in=wanted)} if wanted else {}
+    _store_missing(user, records, have, stored)
     saved = Saved()
     identities: list[ImportedChat] = []
-    for record in records:
+    for index, record in enumerate(records):
+        tick(index, len(records))
         identity = (record.source, record.external_id[:200])
         if identity in seen:
             saved.skipped += 1
             continue
         seen.add(identity)
-        chat = _chat(user, record, profiles.get(record.profile_name) if record.profile_name else None)
-        saved.messages += _messages(chat, record.messages, have)
+        try:
+            chat = _chat(user, record, profiles.get(record.profile_name) if record.profile_name else None)
+            saved.messages += _messages(chat, record.messages, have)
+        except IntegrityError:
+            raise  # another import of the same file won the race: ``importing`` says so
+        except DatabaseError as exc:
+            raise ImportProblem(
+                "save_failed",
+                f"conversation {index + 1} of {len(records)} ({record.title[:80]!r}, id {record.external_id[:80]}) "
+                f"could not be saved ({type(exc).__name__}: {str(exc)[:200]})",
+            ) from exc
         saved.chats.append(chat.pk)
         identities.append(ImportedChat(user=user, source=identity[0], external_id=identity[1], chat=chat))
     ImportedChat.objects.bulk_create(identities, batch_size=BATCH)
     return saved
+
+
+def _store_missing(
+    user: Any, records: list[ConversationRecord], have: dict[str, Attachment], stored: list[str]
+) -> None:
+    """Store the attachments whose bytes the file holds and ``user`` lacks, through the same checks as an
+    upload (size limit, type sniffed from the bytes, images decoded)."""
+    for record in records:
+        for message in record.messages:
+            for attachment in message.attachments:
+                data = attachment.pop("data", None)
+                if data is None or attachment["sha256"] in have:
+                    continue
+                try:
+                    made = attachment_create(owner=user, filename=attachment["filename"], data=data)
+                except AttachmentError as exc:
+                    raise ImportProblem(
+                        "bad_attachment",
+                        f"attachment {attachment['filename']!r} (sha256 {attachment['sha256'][:12]}…) of "
+                        f"conversation {record.title[:80]!r}: {exc}",
+                    ) from None
+                stored.append(made.file.name)
+                have[made.sha256] = made
 
 
 def _chat(user: Any, record: ConversationRecord, profile: ConnectionProfile | None) -> Chat:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from channels.layers import channel_layers
 from django.core.files.base import ContentFile
+from django.utils import timezone
 from PIL import Image
 
 from qtap_site.chat import delivery
@@ -34,6 +35,7 @@ MARKERS = {
     "image_profile": "alice-image-profile-2207",
     "message": "alice-private-message-4410",
     "attachment": "alice-file-6120.png",
+    "import": "alice-import-3318.json",
 }
 
 
@@ -64,6 +66,7 @@ class Owned:
     message: Any
     attachment: Any
     image: Any
+    import_job: Any
 
     def ids(self) -> dict[str, Any]:
         """URL parameters naming alice's objects, by parameter name."""
@@ -73,6 +76,7 @@ class Owned:
             "profile_id": self.profile.pk,
             "attachment_id": self.attachment.pk,
             "image_id": self.image.pk,
+            "import_id": self.import_job.pk,
         }
 
 
@@ -83,6 +87,7 @@ def owned(transactional_db: None, user: Any, scripted_openai: Any) -> Owned:
     from qtap_site.chat.attachments import attachment_create
     from qtap_site.chat.models import GeneratedImage, Message
     from qtap_site.chat.services import chat_create
+    from qtap_site.transfer.models import ImportJob
 
     key = api_key_create(user=user, plugin="qtap-plugin-openai", label=MARKERS["key"], secret=SECRET)
     profile = connection_profile_create(
@@ -109,4 +114,7 @@ def owned(transactional_db: None, user: Any, scripted_openai: Any) -> Owned:
     attachment = attachment_create(owner=user, filename=MARKERS["attachment"], data=png_bytes())
     image = GeneratedImage(chat=chat, prompt="a red square", plugin="qtap-plugin-openai", model="gpt-image-1")
     image.file.save("square.png", ContentFile(png_bytes(colour="blue")), save=True)
-    return Owned(user, key, profile, image_profile, chat, message, attachment, image)
+    import_job = ImportJob.objects.create(
+        user=user, filename=MARKERS["import"], status="done", finished_at=timezone.now(), chats=[chat.pk]
+    )
+    return Owned(user, key, profile, image_profile, chat, message, attachment, image, import_job)

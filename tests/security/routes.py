@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-OBJECT_PARAMS = frozenset({"chat_id", "key_id", "profile_id", "attachment_id", "image_id"})
+OBJECT_PARAMS = frozenset({"chat_id", "key_id", "profile_id", "attachment_id", "image_id", "import_id"})
 # A tool plugin's settings and its MCP servers are named, not numbered, and always the requester's own.
 KNOWN_PARAMS = OBJECT_PARAMS | {"kind", "name", "plugin", "server"}
 

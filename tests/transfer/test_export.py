@@ -3,6 +3,7 @@ requesting user's chats, never provider state or secrets."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -47,9 +48,19 @@ def test_json_export_is_a_qtap_archive_of_the_whole_tree(client, rich_chat, user
     question = next(m for m in messages.values() if m["parent"] is None)
     replies = [m for m in messages.values() if m["parent"] == question["id"]]
     assert sorted(m["content"][:6] for m in replies) == ["Bergen", "Let me"]  # siblings stay siblings
+    data = b"\x89PNG\r\n\x1a\n" + b"0" * 64
     assert question["attachments"] == [
-        {"filename": "map.png", "mime_type": "image/png", "size": 72, "sha256": question["attachments"][0]["sha256"]}
+        {
+            "filename": "map.png",
+            "mime_type": "image/png",
+            "size": 72,
+            "sha256": question["attachments"][0]["sha256"],
+            "data": base64.b64encode(data).decode(),
+        }
     ]
+    metadata = json.loads(client.get(f"/chats/{rich_chat.pk}/export.json?attachments=metadata").content)
+    [bare] = [m for m in metadata["chats"][0]["messages"] if m["attachments"]]
+    assert "data" not in bare["attachments"][0] and bare["attachments"][0]["filename"] == "map.png"
     tool_reply = next(m for m in replies if m["tool_calls"])
     assert [c["name"] for c in tool_reply["tool_calls"]] == ["get_weather", "get_aurora"]
     assert tool_reply["tool_calls"][1]["is_error"] is True
