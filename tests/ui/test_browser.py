@@ -218,8 +218,8 @@ def test_attachments_reach_a_vision_provider_and_warn_for_others(
     content = fake.chat_requests[-1].json["messages"][-1]["content"]
     urls = [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
     assert urls == ["data:image/png;base64," + base64.b64encode(image).decode()]
-    link = page.locator(".msg-user .attachments li").last
-    assert "red.png" in link.text_content()
+    thumbnail = page.locator(".msg-user .attachments li").last.locator("img")
+    assert thumbnail.get_attribute("alt") == "red.png"
 
 
 def test_generate_an_image_and_download_it(
