@@ -122,3 +122,21 @@ def test_a_sent_image_is_an_inert_thumbnail_served_to_its_owner_only(client, use
     stranger = Client()
     stranger.force_login(other_user)
     assert stranger.get(url).status_code == 404
+
+
+async def test_the_live_message_carries_its_attachments_and_their_thumbnails(user, cookie, chat, fake):
+    file = await database_sync_to_async(attachment_create)(owner=user, filename="red.png", data=png_bytes())
+    comm, _ = await open_socket(chat.pk, cookie)
+    await send(comm, {"type": "message.send", "content": "What is this?", "attachments": [file.pk]})
+    frames = await receive_until(comm, "generation.finished", "generation.error", timeout=15)
+    await comm.disconnect()
+    created = next(f["message"] for f in frames if f["type"] == "message.created" and f["message"]["role"] == "user")
+    url = f"/attachments/{file.pk}/"
+    assert created["attachments"] == [
+        {"id": file.pk, "filename": "red.png", "mime_type": "image/png", "size": file.size, "url": url}
+    ]
+    assert f'<img src="{url}" alt="red.png"' in created["message_html"]
+    later, state = await open_socket(chat.pk, cookie)  # a tab that opens later gets them in chat.state
+    await later.disconnect()
+    user_message = next(m for m in state["messages_tail"] if m["role"] == "user")
+    assert user_message["attachments"] == created["attachments"]
