@@ -2,7 +2,7 @@
 Pillow, identical files of one owner are stored once, and a file the chat's profile cannot take is
 refused before it is stored (``providers.attachment_rules``, the rule the page and the send path use).
 
-May import: ``models``; of the providers app, ``attachment_rules`` and ``models``.
+May import: ``models``; of the providers app, ``attachment_rules``, ``manifest`` and ``models``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from PIL import Image, UnidentifiedImageError
 
 from providers import attachment_rules
+from providers.manifest import ProviderConfig
 from providers.models import ConnectionProfile
 from qtap_site.chat.models import Attachment
 
@@ -118,11 +119,15 @@ def clean_filename(name: str) -> str:
     return (cleaned or "upload")[:255]
 
 
+def _config(profile: ConnectionProfile | None) -> ProviderConfig | None:
+    plugin = profile.plugin_object if profile is not None else None
+    return plugin.manifest.provider_config if plugin is not None else None
+
+
 def refusal(profile: ConnectionProfile | None, *, mime_type: str, size: int) -> str:
     """Why ``profile``'s provider and model do not take such a file ("" when they do). A profile whose
     plugin is not loaded refuses nothing here: its send fails as ``provider_unavailable`` instead."""
-    plugin = profile.plugin_object if profile is not None else None
-    config = plugin.manifest.provider_config if plugin is not None else None
+    config = _config(profile)
     if profile is None or config is None:
         return ""
     return attachment_rules.refusal(config, profile.model, mime_type=mime_type, size=size)
@@ -136,8 +141,7 @@ def page_rules(profiles: list[ConnectionProfile]) -> dict[str, dict[str, Any]]:
     too_big = f"larger than {attachment_rules.size_words(upload_limit)}, the most this server accepts."
     rules: dict[str, dict[str, Any]] = {}
     for profile in profiles:
-        plugin = profile.plugin_object
-        config = plugin.manifest.provider_config if plugin is not None else None
+        config = _config(profile)
         accepted = attachment_rules.accepted_types(config, profile.model) if config is not None else ()
         limit = config.attachment_support.max_bytes if config is not None else None
         limit = min(limit, upload_limit) if limit is not None else upload_limit
