@@ -4,10 +4,10 @@ The base keeps the contract's rules in one place (attachment checks, event order
 scrubbed of the key, cancellation closing the upstream response), as Django keeps
 ``sessions/backends/base.py`` apart from its backends.
 
-May import: ``providers.contract``, ``providers.errors``, ``providers.manifest``, ``providers.reasoning``,
-``providers.redaction`` and the HTTP machinery (``providers.clients``, ``providers.retries``,
-``providers.streams``); never ``providers.http``, which re-exports these names for plugins written before they
-moved here.
+May import: ``providers.attachment_rules``, ``providers.contract``, ``providers.errors``, ``providers.manifest``,
+``providers.reasoning``, ``providers.redaction`` and the HTTP machinery (``providers.clients``,
+``providers.retries``, ``providers.streams``); never ``providers.http``, which re-exports these names for
+plugins written before they moved here.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from providers import errors
+from providers import attachment_rules, errors
 from providers.clients import Timeouts, get_client
 from providers.contract import (
-    Attachment,
     ChatRequest,
     ChatResult,
     Finish,
@@ -191,25 +190,14 @@ class HTTPProvider:
     # -- attachments ---------------------------------------------------------------------------
 
     def check_attachments(self, request: ChatRequest) -> None:
-        support = self.config.attachment_support
+        """Refuse a file this provider's model does not take, by the rule the chat page and uploads use."""
+        accepted = attachment_rules.accepted_types(self.config, request.model)
         for attachment in request.attachments:
-            self.check_attachment(attachment, support.mime_types, support.max_bytes, support.supported)
-
-    @staticmethod
-    def check_attachment(
-        attachment: Attachment, accepted: tuple[str, ...], max_bytes: int | None, supported: bool
-    ) -> None:
-        if not supported or attachment.mime_type not in accepted:
-            raise errors.UnsupportedAttachmentError(
-                attachment.filename, attachment.mime_type, accepted if supported else ()
-            )
-        if max_bytes is not None and len(attachment.data) > max_bytes:
-            raise errors.UnsupportedAttachmentError(
-                attachment.filename,
-                attachment.mime_type,
-                accepted,
-                reason=f"it is {len(attachment.data)} bytes, over the {max_bytes}-byte limit",
-            )
+            size, mime_type = len(attachment.data), attachment.mime_type
+            if why := attachment_rules.refusal(self.config, request.model, mime_type=mime_type, size=size):
+                raise errors.UnsupportedAttachmentError(
+                    attachment.filename, mime_type, accepted, reason=why.rstrip(".")
+                )
 
     # -- the contract -------------------------------------------------------------------------
 

@@ -90,6 +90,9 @@ class ModelRule(_Strict):
     tools: bool = True
     reasoning: ReasoningRule | None = None
     refused_parameters: tuple[SamplingParameter, ...] = ()
+    # The attachment types these models take, of the provider's ``attachmentSupport`` (None: all of
+    # them; ``[]``: none, a text-only model of a provider with vision).
+    attachment_types: tuple[str, ...] | None = None
 
     @field_validator("match")
     @classmethod

@@ -1,7 +1,7 @@
 """Uploads and owner-only file serving. Every lookup is scoped to the signed-in user: anything
 else answers 404, whether it exists or not.
 
-May import: ``attachments``, ``models``.
+May import: ``attachments``, ``models``; of the providers app, ``models``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
+from providers.models import ConnectionProfile
 from qtap_site.chat.attachments import AttachmentError, attachment_create, max_upload_bytes
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage
 
@@ -50,7 +51,7 @@ class SizeLimitedUpload(FileUploadHandler):
 @login_required
 @require_POST
 def attachment_upload(request: HttpRequest, chat_id: int) -> HttpResponse:
-    get_object_or_404(Chat, pk=chat_id, user=request.user)
+    chat = get_object_or_404(Chat.objects.select_related("profile"), pk=chat_id, user=request.user)
     limit = max_upload_bytes()
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -61,22 +62,34 @@ def attachment_upload(request: HttpRequest, chat_id: int) -> HttpResponse:
         return _error(413, "too_large", f"The upload is larger than the {limit} bytes allowed.")
     guard = SizeLimitedUpload(limit, request)
     request.upload_handlers = [guard, *request.upload_handlers]
-    return _store_upload(request, guard, limit)
+    return _store_upload(request, chat, guard, limit)
+
+
+def _upload_profile(request: HttpRequest, chat: Chat) -> ConnectionProfile | None:
+    """The profile the file is for: the one the page's picker names (a send may switch the chat to
+    it), else the chat's, else the user's default, as a send would choose; only the chat owner's, who is
+    the requester (the chat was fetched through them)."""
+    chosen = request.POST.get("profile_id", "")
+    if chosen.isdigit():
+        return get_object_or_404(ConnectionProfile, pk=int(chosen), user_id=chat.user_id)
+    if chat.profile is not None:
+        return chat.profile
+    return ConnectionProfile.objects.filter(user_id=chat.user_id, is_default=True).order_by("pk").first()
 
 
 @csrf_protect
-def _store_upload(request: HttpRequest, guard: SizeLimitedUpload, limit: int) -> HttpResponse:
+def _store_upload(request: HttpRequest, chat: Chat, guard: SizeLimitedUpload, limit: int) -> HttpResponse:
     upload = request.FILES.get("file")
     if guard.exceeded or (upload is not None and upload.size is not None and upload.size > limit):
         return _error(413, "too_large", f"The file is larger than the {limit} bytes allowed.")
     if upload is None:
         return _error(400, "bad_request", "Send the file in the multipart field 'file'.")
     data = upload.read()
+    profile = _upload_profile(request, chat)
     try:
-        attachment = attachment_create(owner=request.user, filename=upload.name or "upload", data=data)
+        attachment = attachment_create(owner=request.user, filename=upload.name or "upload", data=data, profile=profile)
     except AttachmentError as exc:
-        code = {413: "too_large", 415: "unsupported_type"}.get(exc.status, "invalid_file")
-        return _error(exc.status, code, exc.message)
+        return _error(exc.status, exc.code, exc.message)
     return JsonResponse(
         {
             "id": attachment.pk,

@@ -12,7 +12,7 @@ too (``prepare_each``).
 
 Synchronous Django; ``batching`` collects the batches.
 
-May import: ``models``, ``protocol``, ``services``; ``qtap_site.budgets.guard``, the budget check.
+May import: ``attachments``, ``models``, ``protocol``, ``services``; ``qtap_site.budgets.guard``, the budget check.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from providers.models import ConnectionProfile, PluginState
 from providers.reasoning import dropped_note
 from providers.registry import registry
 from qtap_site.budgets import guard
-from qtap_site.chat import protocol, services
+from qtap_site.chat import attachments, protocol, services
 from qtap_site.chat.models import Attachment, Chat, Message
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,13 @@ class Prepared:
 
 
 Outcome = Prepared | protocol.ChatServiceError
+
+
+class AttachmentRefused(protocol.ChatServiceError):
+    """A send with a file its profile's provider or model does not take: refused (an ``error`` frame)
+    before anything is saved, so no reply starts only to fail. The page refuses it before uploading."""
+
+    code = protocol.UNSUPPORTED_ATTACHMENT
 
 
 @dataclass
@@ -157,7 +164,7 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
         .order_by("pk")
     }
     profiles = services.reply_profiles(sends, chats)
-    attachments = _attachments(sends)
+    uploaded = _attachments(sends)
     targets = _regenerated(sends)
     busy = services.live_chats_of({s.user_id for s in sends})
     trees = services.tree_of({s.chat_id for s in sends if s.chat_id in chats})
@@ -183,7 +190,7 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
                 history = services.branch_to(rows, edited.pk)[:-1]
                 siblings = sorted(pk for pk, parent in rows.items() if parent == edited.parent_id)
             elif send.regenerate_id is None:
-                files = [attachments[pk] for pk in dict.fromkeys(send.attachment_ids) if pk in attachments]
+                files = [uploaded[pk] for pk in dict.fromkeys(send.attachment_ids) if pk in uploaded]
                 if len(files) != len(set(send.attachment_ids)) or any(a.owner_id != send.user_id for a in files):
                     raise protocol.NotFound("One of the attachments does not exist.")
                 if not send.content.strip() and not files:
@@ -199,6 +206,10 @@ def _accept(sends: list[SendRequest], outcomes: list[Outcome | None]) -> list[_A
                 files = list(user_message.attachments.all())
                 history = services.branch_to(rows, user_message.pk)[:-1]
                 siblings = sorted(pk for pk, parent in rows.items() if parent == user_message.pk)
+            # Whatever brought the files (a send, an edit, a regenerate), the reply's profile must take them.
+            for file in files:
+                if why := attachments.refusal(profile, mime_type=file.mime_type, size=file.size):
+                    raise AttachmentRefused(f"{file.filename}: {why}")
             user_busy = busy[send.user_id]
             if chat.pk in user_busy:
                 raise protocol.Busy()
@@ -347,7 +358,7 @@ def resolve_provider(
         return (refused.code, refused.message)
     prepared.plugin, prepared.provider_name = call.plugin, call.provider_name
     for attachment in item.attachments:
-        problem = services.attachment_problem(call.config, attachment)
+        problem = services.attachment_problem(call.config, profile.model, attachment)
         if problem:
             return (protocol.UNSUPPORTED_ATTACHMENT, problem)
     prepared.api_key, prepared.base_url = call.api_key, call.base_url

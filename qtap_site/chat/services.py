@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from providers import contract
+from providers import attachment_rules, contract
 from providers.calls import Call
 from providers.models import ConnectionProfile
 from providers.reasoning import PLUGIN_OPTIONS, options_from_parameters, refused_parameters, takes_tools
@@ -251,17 +251,10 @@ def reply_profile(
 # ---- the request a reply sends its provider ----------------------------------------------------------
 
 
-def attachment_problem(config: Any, attachment: Attachment) -> str:
-    """Why the provider of ``config`` cannot take ``attachment`` ("" when it can)."""
-    support = config.attachment_support
-    accepted = ", ".join(support.mime_types) or "no attachments"
-    if not config.accepts_mime_type(attachment.mime_type):
-        return (
-            f"{config.display_name} cannot take {attachment.filename!r} ({attachment.mime_type}). Accepted: {accepted}."
-        )
-    if support.max_bytes is not None and attachment.size > support.max_bytes:
-        return f"{attachment.filename!r} is larger than the {support.max_bytes} bytes {config.display_name} accepts."
-    return ""
+def attachment_problem(config: Any, model: str, attachment: Attachment) -> str:
+    """Why the provider of ``config`` cannot take ``attachment`` for ``model`` ("" when it can)."""
+    why = attachment_rules.refusal(config, model, mime_type=attachment.mime_type, size=attachment.size)
+    return f"{attachment.filename}: {why}" if why else ""
 
 
 def tool_selection(chat: Chat, profile: ConnectionProfile, config: Any) -> tuple[str, ...]:
@@ -300,7 +293,7 @@ def provider_request(
         files = tuple(
             contract.Attachment(filename=a.filename, mime_type=a.mime_type, data=_file_bytes(a))
             for a in attachments
-            if not attachment_problem(config, a)
+            if not attachment_problem(config, profile.model, a)
         )
         if message.content or files:
             messages.append(

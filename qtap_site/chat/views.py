@@ -4,8 +4,8 @@ Every object is fetched through the requesting user, so another user's chat answ
 drawn by ``rendering`` in their frame shape (``protocol.message_dict``), the same drawing the websocket
 carries. Streaming, stop, regenerate and image generation go over the websocket (``consumers``).
 
-May import: ``branches``, ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``rendering``, ``services``; of
-the presets app, ``models`` and ``services`` (the preset a chat starts from).
+May import: ``attachments``, ``branches``, ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``rendering``,
+``services``; of the presets app, ``models`` and ``services`` (the preset a chat starts from).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from providers.registry import registry
 from providers.selectors import with_statuses
 from providers.tool_settings import tool_plugins
 from providers.tool_values import offered_tools
-from qtap_site.chat import branches, chat_frames, delivery, protocol, rendering, services
+from qtap_site.chat import attachments, branches, chat_frames, delivery, protocol, rendering, services
 from qtap_site.chat.models import Attachment, Chat, GeneratedImage, Message
 from qtap_site.presets.models import Preset
 from qtap_site.presets.services import preset_for
@@ -160,23 +160,6 @@ def timeline(
     return items, older
 
 
-def _profile_info(profiles: list[ConnectionProfile]) -> dict[str, dict[str, Any]]:
-    """What chat.js needs to warn about attachments the profile's provider cannot take."""
-    info: dict[str, dict[str, Any]] = {}
-    for profile in profiles:
-        plugin = profile.plugin_object
-        config = plugin.manifest.provider_config if plugin else None
-        support = config.attachment_support if config else None
-        info[str(profile.pk)] = {
-            "provider": config.display_name if config else profile.plugin,
-            "attachments": bool(support and support.supported),
-            "mime_types": list(support.mime_types) if support and support.supported else [],
-            "max_bytes": support.max_bytes if support else None,
-            "status": profile.status,
-        }
-    return info
-
-
 @login_required
 @require_GET
 def detail(request: HtmxHttpRequest, chat_id: int) -> HttpResponse:
@@ -199,7 +182,8 @@ def _page(request: HtmxHttpRequest, chat: Chat, *, preset: Preset | None = None)
         "profiles": profiles,
         "selected_profile_id": selected,
         "image_profiles": image_profiles,
-        "profile_info": _profile_info(profiles),
+        # What each profile's provider and model take: the page refuses other files before uploading.
+        "profile_info": attachments.page_rules(profiles),
         "keyless_providers": keyless_providers,
         "presets": Preset.objects.filter(user=request.user).only("id", "name"),
         "preset": preset,

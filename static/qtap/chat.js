@@ -13,16 +13,16 @@
   var $ = function (id) { return document.getElementById(id); };
   var messages = $("messages"), prompt = $("prompt"), composer = $("composer");
   var sendBtn = $("send"), stopBtn = $("stop"), status = $("conn-status");
-  var fileInput = $("attach"), pendingList = $("pending-files"), warning = $("attach-warning");
+  var warning = $("attach-warning");
   var profileSelect = $("profile"), imageForm = $("imagegen");
-  var profileInfo = JSON.parse(($("profile-info") || {}).textContent || "{}");
+  // The files to send, and whether the profile takes them, are attachments.js's (the composer's chips).
+  var attached = window.qtapAttachments || { files: function () { return []; }, problem: function () { return ""; }, clear: function () {} };
 
   var socket = null, retries = 0, closedForGood = false, pingTimer = null;
   var lastFrameAt = Date.now();   // when the socket last brought news (pongs do not count)
   var silenceLimit = Number(root.dataset.silenceLimit || 35) * 1000;
   var running = null;          // message id of the generation in progress
   var lastSeq = {};            // message id -> last seq applied (duplicates after a resume are dropped)
-  var pendingFiles = [];       // File objects chosen but not sent yet
   var msgCounter = 0;
   var lastImagePrompt = "";    // caption of generated images when the provider revised nothing
   var sources = {};            // message id -> raw text of its last segment (the Markdown drawn so far)
@@ -52,8 +52,11 @@
   function setRunning(id) {
     running = id;
     stopBtn.hidden = id === null;
-    sendBtn.disabled = id !== null;
+    refreshSend();
   }
+
+  // Send waits for a reply in progress, a chat being made, and files the profile does not take.
+  function refreshSend() { sendBtn.disabled = running !== null || creating || !!attached.problem(); }
 
   function scrollDown() { messages.scrollTop = messages.scrollHeight; window.scrollTo(0, document.body.scrollHeight); }
 
@@ -480,43 +483,10 @@
 
   // ---- sending ----------------------------------------------------------------------------
 
-  function currentProfile() { return profileInfo[profileSelect.value] || null; }
-
-  function checkAttachments() {
-    var profile = currentProfile();
-    var problems = [];
-    pendingFiles.forEach(function (f) {
-      if (!profile) return;
-      if (!profile.attachments) problems.push(f.name + ": " + profile.provider + " does not take attachments.");
-      else if (profile.mime_types.indexOf(f.type) < 0) {
-        problems.push(f.name + " (" + (f.type || "unknown type") + "): " + profile.provider + " accepts " + profile.mime_types.join(", ") + ".");
-      } else if (profile.max_bytes && f.size > profile.max_bytes) {
-        problems.push(f.name + " is larger than " + profile.provider + " accepts (" + profile.max_bytes + " bytes).");
-      }
-    });
-    text(warning, problems.length ? "Warning: " + problems.join(" ") : "");
-  }
-
-  function renderPending() {
-    pendingList.textContent = "";
-    pendingFiles.forEach(function (f, i) {
-      var li = document.createElement("li");
-      text(li, f.name + " ");
-      var b = document.createElement("button");
-      b.type = "button";
-      b.className = "link";
-      b.textContent = "Remove";
-      b.setAttribute("aria-label", "Remove " + f.name);
-      b.onclick = function () { pendingFiles.splice(i, 1); renderPending(); };
-      li.appendChild(b);
-      pendingList.appendChild(li);
-    });
-    checkAttachments();
-  }
-
   function upload(file) {
     var body = new FormData();
     body.append("file", file);
+    if (profileSelect.value) body.append("profile_id", profileSelect.value);  // the server checks it takes the file
     return fetch(root.dataset.uploadUrl, {
       method: "POST", body: body, credentials: "same-origin",
       headers: { "X-CSRFToken": csrfToken() }
@@ -551,21 +521,21 @@
       return new Promise(function (resolve) {
         socket.addEventListener("open", function () { resolve(); }, { once: true });
       });
-    }).then(function () { creating = false; sendBtn.disabled = false; submit(); }, function (err) {
+    }).then(function () { creating = false; refreshSend(); submit(); }, function (err) {
       creating = false;
-      sendBtn.disabled = false;
+      refreshSend();
       text(warning, err.message);
     });
   }
 
   function submit() {
     var content = prompt.value;
-    if (!content.trim() && !pendingFiles.length) return;
-    if (running !== null || creating) return;
+    if (!content.trim() && !attached.files().length) return;
+    if (running !== null || creating || attached.problem()) return;
     if (root.dataset.newUrl) { createChat(); return; }
     if (!socket || socket.readyState !== WebSocket.OPEN) { setStatus("Not connected — reconnecting…"); return; }
     sendBtn.disabled = true;
-    var files = pendingFiles.slice();
+    var files = attached.files();
     Promise.all(files.map(upload)).then(function (uploaded) {
       var frame = {
         type: "message.send", content: content,
@@ -575,13 +545,12 @@
       if (profileSelect.value) frame.profile_id = Number(profileSelect.value);
       if (send(frame)) {
         prompt.value = "";
-        pendingFiles = [];
-        renderPending();
+        attached.clear();
       }
-      sendBtn.disabled = running !== null;
+      refreshSend();
     }).catch(function (err) {
       text(warning, err.message);
-      sendBtn.disabled = running !== null;
+      refreshSend();
     });
   }
 
@@ -611,12 +580,7 @@
     if (e.key === "Escape" && running !== null) { e.preventDefault(); stop(); }
   });
   stopBtn.addEventListener("click", stop);
-  fileInput.addEventListener("change", function () {
-    Array.prototype.forEach.call(fileInput.files, function (f) { pendingFiles.push(f); });
-    fileInput.value = "";
-    renderPending();
-  });
-  profileSelect.addEventListener("change", checkAttachments);
+  composer.addEventListener("qtap:attachments", refreshSend);
   function copyText(value, button) {
     var done = function () {
       var was = button.textContent;

@@ -184,11 +184,16 @@ async def test_unknown_plugin(user, cookie):
 async def test_unsupported_attachment_is_refused_before_any_network(chat, user, cookie, fake):
     from qtap_site.chat.attachments import attachment_create
 
-    # OpenAI takes images and PDFs, not text files.
+    # OpenAI takes images and PDFs, not text files: the send is refused before anything is saved.
     attachment = await database_sync_to_async(attachment_create)(owner=user, filename="doc.txt", data=b"notes")
     assert attachment.mime_type == "text/plain"
-    frames = await _run_and_collect(chat, cookie, "Read this", attachments=[attachment.pk])
-    assert frames[-1]["code"] == "unsupported_attachment" and "doc.txt" in frames[-1]["message"]
+    comm, _ = await open_socket(chat.pk, cookie)
+    await send(comm, {"type": "message.send", "content": "Read this", "attachments": [attachment.pk]})
+    frames = await receive_until(comm, "error", *TERMINAL, timeout=15)
+    await comm.disconnect()
+    assert frames[-1]["type"] == "error" and frames[-1]["code"] == "unsupported_attachment"
+    assert "doc.txt" in frames[-1]["message"]
+    assert not await Message.objects.filter(chat=chat).aexists()
     assert fake.requests == []
 
 

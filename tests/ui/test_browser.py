@@ -203,10 +203,14 @@ def test_attachments_reach_a_vision_provider_and_warn_for_others(
     page.locator("#attach").set_input_files(files=[{"name": "red.png", "mimeType": "image/png", "buffer": image}])
     assert page.locator("#attach-warning").text_content() == ""
     page.locator("#profile").select_option(label="Text only (local)")
-    page.get_by_text("does not take attachments").wait_for(timeout=TIMEOUT)
-    shot("warning")
+    page.locator("#pending-files .chip-reason", has_text="OpenAI-compatible does not take images.").wait_for(
+        timeout=TIMEOUT
+    )
+    assert page.locator("#send").is_disabled()
+    shot("refused")
     page.locator("#profile").select_option(label="fake (gpt-4o-mini)")
     assert page.locator("#attach-warning").text_content() == ""
+    assert page.locator("#send").is_enabled()
     fake.reply(["A", " red", " square."])
     send(page, "What is in this picture?")
     last_assistant(page).locator(".body", has_text="A red square.").wait_for(timeout=TIMEOUT)
@@ -214,8 +218,8 @@ def test_attachments_reach_a_vision_provider_and_warn_for_others(
     content = fake.chat_requests[-1].json["messages"][-1]["content"]
     urls = [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
     assert urls == ["data:image/png;base64," + base64.b64encode(image).decode()]
-    link = page.locator(".msg-user .attachments li").last
-    assert "red.png" in link.text_content()
+    thumbnail = page.locator(".msg-user .attachments li").last.locator("img")
+    assert thumbnail.get_attribute("alt") == "red.png"
 
 
 def test_generate_an_image_and_download_it(
