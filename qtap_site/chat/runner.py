@@ -1,8 +1,10 @@
 """The generation runner: one asyncio task per generation, relaying provider events to the chat's tabs.
 
 ``start_reply`` takes a ``message.send`` or ``message.regenerate``: refused at once if this process is
-busy for it, else prepared in the next batch of sends and started. The upstream request leaves beside
-the frames that announce the reply. The per-token path appends to an in-memory buffer; a flush a few
+busy for it, else prepared in the next batch of sends and started. A chat's next plain send opens its
+provider call beside its transaction, from the plan its last reply left (``_open_early``); the call is
+read only once the transaction has saved the send and built the same call. The upstream request
+leaves beside the frames that announce the reply. The per-token path appends to an in-memory buffer; a flush a few
 milliseconds later sends one frame per batch (serialised once, whatever the number of tabs:
 ``relaying``, which also ends the reply). Checkpoints and final saves go through ``batching``. Exactly
 one terminal event (``generation.finished`` or ``generation.error``) per generation. Stop reaches the
@@ -10,13 +12,16 @@ task from any process through ``delivery``. A reply with tools on goes through `
 calls ``_stream`` per turn.
 
 May import: ``batching``, ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``relaying``, ``sending``,
-``tool_frames``, ``tool_loop``.
+``tool_frames``, ``tool_loop``; ``qtap_site.budgets.guard``, whether a call may leave before the check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +30,7 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
+from qtap_site.budgets import guard
 from qtap_site.chat import chat_frames, delivery, protocol, relaying, sending, tool_frames, tool_loop
 from qtap_site.chat.batching import Checkpoints, SendQueue
 from qtap_site.chat.delivery import send_to_chat
@@ -114,8 +120,73 @@ _starting: set[asyncio.Task[None]] = set()
 
 
 async def _prepare_and_start(request: sending.SendRequest, received_at: float) -> None:
-    prepared = await SendQueue.for_loop().prepare(request)
-    await start_generation(prepared, received_at=received_at)
+    early = _open_early(request)
+    try:
+        prepared = await SendQueue.for_loop().prepare(request)
+    except BaseException:
+        if early is not None:
+            await early.close()  # refused or failed: the early call is cut before anything was relayed
+        raise
+    if early is not None and not early.made_for(prepared):
+        await early.close()
+        early = None
+    await start_generation(prepared, received_at=received_at, early=early)
+
+
+@dataclass
+class _Early:
+    """A provider call opened beside its send's transaction, from the chat's ``relaying.Plan``. Nothing
+    of it is read past the first event until the transaction has committed the send (its placeholder
+    saved, its checks passed) and built the very same call; otherwise it is closed unread."""
+
+    plan: relaying.Plan
+    request: contract.ChatRequest
+    provider: contract.LLMProvider
+    events: Any
+    first: asyncio.Task[Any]
+
+    def made_for(self, prepared: sending.Prepared) -> bool:
+        plan = self.plan
+        return (
+            prepared.error is None
+            and not prepared.tools
+            and prepared.request == self.request
+            and (prepared.plugin, prepared.api_key, prepared.base_url) == (plan.plugin, plan.api_key, plan.base_url)
+        )
+
+    async def close(self) -> None:
+        self.first.cancel()
+        with contextlib.suppress(BaseException):
+            await self.first
+        with contextlib.suppress(Exception):
+            await _aclose(self.events)
+        with contextlib.suppress(Exception):
+            await self.provider.aclose()
+
+
+def _open_early(send: sending.SendRequest) -> _Early | None:
+    """Open the send's provider call now, if its chat's plan is fresh and the send's own checks cannot
+    refuse it for a reason the plan does not know: a plain message, no budget covering the user, and
+    one process (every tab, view and change of the site is this process's, so its plans are current)."""
+    plan = relaying.plans.get(send.chat_id)
+    if (
+        plan is None
+        or plan.user_id != send.user_id
+        or time.monotonic() - plan.made_at > relaying.PLAN_SECONDS
+        or send.attachment_ids
+        or send.regenerate_id is not None
+        or send.profile_id is not None
+        or not send.content.strip()
+        or not delivery.single_process()
+        or not guard.surely_unbudgeted(send.user_id)
+    ):
+        return None
+    user = contract.Message(role="user", content=send.content)
+    request = dataclasses.replace(plan.request, messages=(*plan.request.messages, user))
+    provider = create_llm_provider(plan.plugin, api_key=plan.api_key, base_url=plan.base_url)
+    events = provider.stream(request)
+    first = asyncio.get_running_loop().create_task(_first(events))
+    return _Early(plan, request, provider, events, first)
 
 
 def _started(task: asyncio.Task[None]) -> None:
@@ -125,13 +196,15 @@ def _started(task: asyncio.Task[None]) -> None:
         logger.debug("a send ended before its reply started: %r", exc)
 
 
-async def start_generation(prepared: sending.Prepared, *, received_at: float) -> RunningGeneration:
-    """Start the task of a prepared generation."""
+async def start_generation(
+    prepared: sending.Prepared, *, received_at: float, early: _Early | None = None
+) -> RunningGeneration:
+    """Start the task of a prepared generation (on the provider call opened ``early``, if one was)."""
     gen = RunningGeneration(
         chat_id=prepared.chat_id, user_id=prepared.user_id, message_id=prepared.assistant_id, received_at=received_at
     )
     delivery.register(gen)
-    gen.task = asyncio.get_running_loop().create_task(_run(gen, prepared), name=f"generation-{gen.message_id}")
+    gen.task = asyncio.get_running_loop().create_task(_run(gen, prepared, early), name=f"generation-{gen.message_id}")
     return gen
 
 
@@ -158,7 +231,7 @@ async def _announce(gen: RunningGeneration, prepared: sending.Prepared) -> str:
     return control
 
 
-async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
+async def _run(gen: RunningGeneration, prepared: sending.Prepared, early: _Early | None = None) -> None:
     announcing = gen.announcing = asyncio.get_running_loop().create_task(_announce(gen, prepared))
     try:
         try:
@@ -173,7 +246,8 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             if prepared.tools:
                 usage, finish = await tool_loop.converse(gen, prepared, _stream, relaying.drain)
             else:
-                usage, finish, _ = await _stream(gen, prepared)
+                usage, finish, _ = await _stream(gen, prepared, early=early)
+                early = None
             if finish is None:
                 raise ProtocolError(prepared.plugin, "The provider ended the stream before finishing the reply.")
         except asyncio.CancelledError:
@@ -192,12 +266,15 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             return
         gen.streaming = False
         await relaying.finish(gen, prepared, finish.reason, usage, status=Message.Status.COMPLETE)
+        relaying.remember(gen, prepared, Message.Status.COMPLETE)
     except Exception:
         # Only reached if sending the terminal event itself failed (a broken channel layer).
         logger.exception("generation %s could not report its end", gen.message_id)
     finally:
         gen.streaming = False
         delivery.release(gen)
+        if early is not None:  # the reply ended before streaming (an error found by its transaction)
+            await early.close()
         control = await _settled(announcing)
         if control is not None:
             await delivery.leave_control(gen.chat_id, control)
@@ -213,19 +290,26 @@ async def _settled(announcing: asyncio.Task[str]) -> str | None:
 
 
 async def _stream(
-    gen: RunningGeneration, prepared: sending.Prepared, request: contract.ChatRequest | None = None
+    gen: RunningGeneration,
+    prepared: sending.Prepared,
+    request: contract.ChatRequest | None = None,
+    *,
+    early: _Early | None = None,
 ) -> tuple[contract.Usage | None, contract.Finish | None, list[contract.ToolCall]]:
     """One provider turn, relayed to the tabs: its usage, its finish and the tools it called."""
     request = request or prepared.request
     assert request is not None
-    provider = create_llm_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
+    if early is not None:
+        provider = early.provider
+    else:
+        provider = create_llm_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
     usage: contract.Usage | None = None
     finish: contract.Finish | None = None
     calls: list[contract.ToolCall] = []
     loop = asyncio.get_running_loop()
     coalesce = _coalesce_window()
     try:
-        events = provider.stream(request)
+        events = provider.stream(request) if early is None else _after(early.first, early.events)
         try:
             async for event in events:
                 if isinstance(event, contract.TextDelta | contract.ReasoningDelta):
@@ -280,6 +364,23 @@ def _coalesce_window() -> float:
     the number of frames per second a process must send stays bounded as load grows."""
     base = max(float(settings.QTAP_DELTA_COALESCE_MS), 0.0) / 1000
     return min(max(base, len(delivery.generations()) * 0.001), max(base, MAX_COALESCE_S))
+
+
+async def _first(events: Any) -> Any:
+    return await anext(events)
+
+
+async def _after(first: asyncio.Task[Any], events: Any) -> Any:
+    """The early call's events: the first (read while the send was being saved), then the rest."""
+    try:
+        try:
+            yield await first
+        except StopAsyncIteration:
+            return
+        async for event in events:
+            yield event
+    finally:
+        await _aclose(events)
 
 
 async def _aclose(events: Any) -> None:
