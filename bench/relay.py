@@ -15,6 +15,7 @@ the database work before the upstream call is included.
     .venv/bin/python -m bench relay                         # 1x200@5 50x200@5 200x50@100
     .venv/bin/python bench/relay.py 1 50 200                # full speed, 500 tokens each
     .venv/bin/python bench/relay.py 50x200@5 --out bench/results/relay_ab/b1.json
+    .venv/bin/python bench/relay.py --warm-turn   # each measured send is its chat's second message
 
 Writes bench/results/relay.json (or ``--out``).
 """
@@ -228,6 +229,10 @@ async def ws_client(url: str, origin: str, cookie: str, ready: asyncio.Event, st
     ) as ws:
         state = json.loads(await ws.recv())
         assert state["type"] == "chat.state", state
+        if WARM_TURN:  # an ongoing chat: one turn before the measured one
+            await ws.send(json.dumps({"type": "message.send", "content": "warm"}))
+            while json.loads(await ws.recv())["type"] not in ("generation.finished", "generation.error"):
+                pass
         ready.set()
         await start.wait()
         sent = time.perf_counter()
@@ -288,6 +293,9 @@ def ws_summary(results: list[dict[str, Any]], wall: float, per_stream: int) -> d
 
 
 MIN_SAMPLES = 20  # time-to-first-token samples per N: small N is repeated in rounds
+# --warm-turn: every measured send is a chat's second message (its first reply done, unmeasured), as in
+# an ongoing conversation; without it every send opens a new chat.
+WARM_TURN = False
 
 
 def rounds(n: int) -> int:
@@ -406,7 +414,9 @@ def _commit() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global WARM_TURN
     args = list(argv if argv is not None else sys.argv[1:])
+    WARM_TURN = "--warm-turn" in args
     out = RESULTS
     if "--out" in args:
         at = args.index("--out")
@@ -445,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
         "litellm": litellm is not None,
+        "warm_turn": WARM_TURN,
         "targets": {
             "1x200@5": "added TTFT p50 <= 5 ms, p99 <= 20 ms",
             "50x200@5": "throughput_ratio >= 0.9, ttft_p50_ratio <= 1.5",
