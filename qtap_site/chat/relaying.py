@@ -135,6 +135,7 @@ async def finish(
         tool_rounds=gen.tool_rounds or None,
         notes=prepared.notes,
     )
+    remember(gen, prepared, status)  # before the frame: a tab may answer it with its next message at once
     await send_to_chat(
         gen.chat_id,
         protocol.generation_finished(

@@ -266,7 +266,6 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared, early: _Early
             return
         gen.streaming = False
         await relaying.finish(gen, prepared, finish.reason, usage, status=Message.Status.COMPLETE)
-        relaying.remember(gen, prepared, Message.Status.COMPLETE)
     except Exception:
         # Only reached if sending the terminal event itself failed (a broken channel layer).
         logger.exception("generation %s could not report its end", gen.message_id)

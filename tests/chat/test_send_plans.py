@@ -1,7 +1,8 @@
 """A chat's next send opens its provider call beside its transaction, from the plan its last reply left
 (``relaying.Plan``): the call is the one the send would have made anyway, a stale plan's call is
 closed unread, and no plan outlives a change of what it was made of (a key edited, rotated or
-deleted, a profile edited, a plugin switched off, a message edited).
+deleted, a profile edited, a plugin switched off, a message edited). With several processes (Redis)
+plans are kept but never used: a change made in another process would not reach them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from providers import services as provider_services
 from providers.models import ApiKey
 from providers.plugin_state import plugin_set_enabled
 from qtap_site.budgets.models import Budget
-from qtap_site.chat import relaying, runner
+from qtap_site.chat import delivery, relaying, runner
 from qtap_site.chat.models import Message
 from tests.chat.conftest import TERMINAL, deltas, open_socket, receive_until, send
 
@@ -60,7 +61,7 @@ async def test_the_next_send_opens_the_same_call_early(chat, cookie, fake, early
     frames = await turn(comm, "second")
     await comm.disconnect()
 
-    assert len(early_calls) == 1 and early_calls[0].first.done()
+    assert len(early_calls) == (1 if delivery.single_process() else 0)
     assert "".join(f["text"] for f in deltas(frames)) == "one two"
     [types] = [[f["type"] for f in frames[:3]]]
     assert types == ["message.created", "message.created", "generation.started"]  # announced before any delta
@@ -84,7 +85,7 @@ async def test_a_stale_plan_is_closed_unread_and_the_send_makes_its_own_call(cha
     frames = await turn(comm, "second")
     await comm.disconnect()
 
-    assert len(early_calls) == 1
+    assert len(early_calls) == (1 if delivery.single_process() else 0)
     assert [f["text"] for f in deltas(frames)] == ["fresh"] and [f["seq"] for f in deltas(frames)] == [1]
     kept = fake.chat_requests[-1]
     assert asked(kept)[-2:] == [("assistant", "edited"), ("user", "second")]
