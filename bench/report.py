@@ -306,8 +306,9 @@ def load_section(data: dict[str, Any], out: Path, stem: str = "load") -> str:
 
 def relay_section(data: dict[str, Any], out: Path, stem: str = "relay") -> str:
     runs = sorted(data.get("runs", []), key=lambda r: r["n"])
+    scenarios = ", ".join(r.get("scenario", f"{r['n']}x{data.get('tokens_per_stream')}@0") for r in runs)
     parts = [
-        f"{data.get('tokens_per_stream')} tokens per stream at full speed, one process ({data.get('database')}, "
+        f"Scenarios (N streams x tokens @ ms between tokens): {scenarios}; one process ({data.get('database')}, "
         f"{data.get('channel_layer')} layer); every client starts at once.",
         table(
             ["N", "TTFT p50/p99 ms", "direct p50/p99 ms", "added p50/p99 ms", "tok/s", "direct tok/s", "ratio", "lost"],

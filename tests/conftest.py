@@ -13,3 +13,14 @@ def user(django_user_model):
 @pytest.fixture
 def other_user(django_user_model):
     return django_user_model.objects.create_user(username="mallory", password="another long password")
+
+
+@pytest.fixture(autouse=True)
+def no_send_plans():
+    """The plans of a chat's next send live per process (qtap_site.chat.relaying): a test's ids may be
+    another test's, so every test starts without them."""
+    from qtap_site.chat import relaying
+
+    relaying.plans.clear()
+    yield
+    relaying.plans.clear()

@@ -124,6 +124,14 @@ def cached_table() -> Table:
     return _cached[1]
 
 
+def surely_unbudgeted(user_id: int) -> bool:
+    """True only if the cached rows are fresh and no budget covers the user: then the send's check has
+    nothing to refuse, and its provider call may leave before the send's transaction has committed.
+    Never reads the database (a cold or stale cache answers False)."""
+    cached = _cached
+    return cached is not None and time.monotonic() - cached[0] <= CACHE_SECONDS and not cached[1].limits_of(user_id)
+
+
 @receiver(post_save, sender=Budget)
 @receiver(post_delete, sender=Budget)
 def forget(**_: Any) -> None:

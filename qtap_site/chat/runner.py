@@ -1,19 +1,25 @@
 """The generation runner: one asyncio task per generation, relaying provider events to the chat's tabs.
 
 ``start_reply`` takes a ``message.send`` or ``message.regenerate``: refused at once if this process is
-busy for it, else prepared in the next batch of sends and started. The per-token path appends to an
-in-memory buffer; a flush a few milliseconds later sends one frame per batch (serialised once, whatever
-the number of tabs). Checkpoints and final saves go through ``batching``. Exactly one terminal event
-(``generation.finished`` or ``generation.error``) per generation. Stop reaches the task from any process
-through ``delivery``. A reply with tools on goes through ``tool_loop``, which calls ``_stream`` per turn.
+busy for it, else prepared in the next batch of sends and started. A chat's next plain send opens its
+provider call beside its transaction, from the plan its last reply left (``_open_early``); the call is
+read only once the transaction has saved the send and built the same call. The upstream request
+leaves beside the frames that announce the reply. The per-token path appends to an in-memory buffer; a flush a few
+milliseconds later sends one frame per batch (serialised once, whatever the number of tabs:
+``relaying``, which also ends the reply). Checkpoints and final saves go through ``batching``. Exactly
+one terminal event (``generation.finished`` or ``generation.error``) per generation. Stop reaches the
+task from any process through ``delivery``. A reply with tools on goes through ``tool_loop``, which
+calls ``_stream`` per turn.
 
-May import: ``batching``, ``chat_frames``, ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``,
-``tool_frames``, ``tool_loop``.
+May import: ``batching``, ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``relaying``, ``sending``,
+``tool_frames``, ``tool_loop``; ``qtap_site.budgets.guard``, whether a call may leave before the check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,11 +30,11 @@ from django.conf import settings
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.chat import chat_frames, delivery, protocol, sending, tool_frames, tool_loop
-from qtap_site.chat.batching import Checkpoints, FinalSaves, SendQueue
+from qtap_site.budgets import guard
+from qtap_site.chat import chat_frames, delivery, protocol, relaying, sending, tool_frames, tool_loop
+from qtap_site.chat.batching import Checkpoints, SendQueue
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Message
-from qtap_site.chat.pricing import message_cost
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class RunningGeneration:
     tool_rounds: list[dict[str, Any]] = field(default_factory=list)  # the turns that ended in calls
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every call so far (tool_loop's records)
     approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)  # call id → the user's yes/no
+    announcing: asyncio.Task[str] | None = None  # sending the frames that announce the reply (runner._announce)
 
     def stop(self) -> None:
         if not self.stop_requested and self.task is not None:
@@ -113,8 +120,78 @@ _starting: set[asyncio.Task[None]] = set()
 
 
 async def _prepare_and_start(request: sending.SendRequest, received_at: float) -> None:
-    prepared = await SendQueue.for_loop().prepare(request)
-    await start_generation(prepared, received_at=received_at)
+    early = _open_early(request)
+    try:
+        prepared = await SendQueue.for_loop().prepare(request)
+    except BaseException:
+        if early is not None:
+            await early.close()  # refused or failed: the early call is cut before anything was relayed
+        raise
+    if early is not None and not early.made_for(prepared):
+        await early.close()
+        early = None
+    await start_generation(prepared, received_at=received_at, early=early)
+
+
+@dataclass
+class _Early:
+    """A provider call opened beside its send's transaction, from the chat's ``relaying.Plan``. Nothing
+    of it is read past the first event until the transaction has committed the send (its placeholder
+    saved, its checks passed) and built the very same call; otherwise it is closed unread."""
+
+    plan: relaying.Plan
+    request: contract.ChatRequest
+    provider: contract.LLMProvider
+    events: Any
+    first: asyncio.Task[Any]
+
+    def made_for(self, prepared: sending.Prepared) -> bool:
+        plan = self.plan
+        return (
+            prepared.error is None
+            and not prepared.tools
+            and prepared.request == self.request
+            and (prepared.plugin, prepared.api_key, prepared.base_url) == (plan.plugin, plan.api_key, plan.base_url)
+        )
+
+    async def close(self) -> None:
+        self.first.cancel()
+        with contextlib.suppress(BaseException):
+            await self.first
+        with contextlib.suppress(Exception):
+            await _aclose(self.events)
+        with contextlib.suppress(Exception):
+            await self.provider.aclose()
+
+
+def _open_early(send: sending.SendRequest) -> _Early | None:
+    """Open the send's provider call now, if its chat's plan is fresh and the send's own checks cannot
+    refuse it for a reason the plan does not know: a plain message, no budget covering the user, and
+    one process (every tab, view and change of the site is this process's, so its plans are current)."""
+    plan = relaying.plans.get(send.chat_id)
+    queue = SendQueue.for_loop()
+    if (
+        plan is None
+        # Under a burst the batch of sends is what every call waits for; opening calls early would
+        # only add to the loop's work in front of it (measured: 50 sends at once started later).
+        or queue.waiting
+        or (queue.worker is not None and not queue.worker.done())
+        or plan.user_id != send.user_id
+        or time.monotonic() - plan.made_at > relaying.PLAN_SECONDS
+        or send.attachment_ids
+        or send.regenerate_id is not None
+        or send.profile_id is not None
+        or not send.content.strip()
+        or not delivery.single_process()
+        or not guard.surely_unbudgeted(send.user_id)
+    ):
+        return None
+    user = contract.Message(role="user", content=send.content)
+    request = dataclasses.replace(plan.request, messages=(*plan.request.messages, user))
+    provider = create_llm_provider(plan.plugin, api_key=plan.api_key, base_url=plan.base_url)
+    events = provider.stream(request)
+    first = asyncio.get_running_loop().create_task(_first(events))
+    return _Early(plan, request, provider, events, first)
 
 
 def _started(task: asyncio.Task[None]) -> None:
@@ -124,55 +201,64 @@ def _started(task: asyncio.Task[None]) -> None:
         logger.debug("a send ended before its reply started: %r", exc)
 
 
-async def start_generation(prepared: sending.Prepared, *, received_at: float) -> RunningGeneration:
-    """Start the task of a prepared generation."""
+async def start_generation(
+    prepared: sending.Prepared, *, received_at: float, early: _Early | None = None
+) -> RunningGeneration:
+    """Start the task of a prepared generation (on the provider call opened ``early``, if one was)."""
     gen = RunningGeneration(
         chat_id=prepared.chat_id, user_id=prepared.user_id, message_id=prepared.assistant_id, received_at=received_at
     )
     delivery.register(gen)
-    gen.task = asyncio.get_running_loop().create_task(_run(gen, prepared), name=f"generation-{gen.message_id}")
+    gen.task = asyncio.get_running_loop().create_task(_run(gen, prepared, early), name=f"generation-{gen.message_id}")
     return gen
 
 
 # ---- the task ------------------------------------------------------------------------------------
 
 
-async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
-    control: str | None = None
+async def _announce(gen: RunningGeneration, prepared: sending.Prepared) -> str:
+    """Join the chat's control group and tell the tabs about the reply; answers the control channel.
+    A task of its own, beside the upstream request: both only wait on sockets, and the first delta
+    waits for these frames (``relaying.announced``), so the tabs see them in the same order."""
+    control = await delivery.join_control(gen.chat_id)
+    if prepared.user_message is not None:
+        await send_to_chat(gen.chat_id, protocol.message_created(prepared.user_message))
+    await send_to_chat(gen.chat_id, protocol.message_created(prepared.assistant_message))
+    if prepared.error is None:
+        await send_to_chat(
+            gen.chat_id,
+            protocol.generation_started(
+                message_id=gen.message_id, profile_id=prepared.profile_id, plugin=prepared.plugin, model=prepared.model
+            ),
+        )
+    if prepared.renamed is not None:  # the send named its chat: every tab's heading and list follow
+        await send_to_chat(gen.chat_id, {"type": chat_frames.CHAT_UPDATED, "chat": prepared.renamed})
+    return control
+
+
+async def _run(gen: RunningGeneration, prepared: sending.Prepared, early: _Early | None = None) -> None:
+    announcing = gen.announcing = asyncio.get_running_loop().create_task(_announce(gen, prepared))
     try:
         try:
-            control = await delivery.join_control(gen.chat_id)
-            if prepared.user_message is not None:
-                await send_to_chat(gen.chat_id, protocol.message_created(prepared.user_message))
-            await send_to_chat(gen.chat_id, protocol.message_created(prepared.assistant_message))
-            if prepared.error is None:
-                await send_to_chat(
-                    gen.chat_id,
-                    protocol.generation_started(
-                        message_id=gen.message_id,
-                        profile_id=prepared.profile_id,
-                        plugin=prepared.plugin,
-                        model=prepared.model,
-                    ),
-                )
-            if prepared.renamed is not None:  # the send named its chat: every tab's heading and list follow
-                await send_to_chat(gen.chat_id, {"type": chat_frames.CHAT_UPDATED, "chat": prepared.renamed})
+            if prepared.error is not None or prepared.tools:  # nothing to overlap, or tool frames to order
+                await relaying.announced(gen)
             if prepared.error is not None:
                 code, message = prepared.error
-                await _fail(gen, prepared, code, message, retryable=protocol.is_retryable(code))
+                await relaying.fail(gen, prepared, code, message, retryable=protocol.is_retryable(code))
                 return
             gen.streaming = True
             Checkpoints.for_loop().ensure_running(delivery.generations())
             if prepared.tools:
-                usage, finish = await tool_loop.converse(gen, prepared, _stream, _drain)
+                usage, finish = await tool_loop.converse(gen, prepared, _stream, relaying.drain)
             else:
-                usage, finish, _ = await _stream(gen, prepared)
+                usage, finish, _ = await _stream(gen, prepared, early=early)
+                early = None
             if finish is None:
                 raise ProtocolError(prepared.plugin, "The provider ended the stream before finishing the reply.")
         except asyncio.CancelledError:
             gen.streaming = False
             if gen.stop_requested:
-                await _finish(gen, prepared, "cancelled", None, status=Message.Status.CANCELLED)
+                await relaying.finish(gen, prepared, "cancelled", None, status=Message.Status.CANCELLED)
                 return
             # The loop is shutting down: keep the text; recovery marks the row "interrupted".
             await Checkpoints.for_loop().save_now(gen)
@@ -181,34 +267,53 @@ async def _run(gen: RunningGeneration, prepared: sending.Prepared) -> None:
             if not isinstance(exc, QtapProviderError):
                 logger.exception("generation %s failed", gen.message_id)
             code, message, retryable = protocol.failure(exc)
-            await _fail(gen, prepared, code, message, retryable=retryable)
+            await relaying.fail(gen, prepared, code, message, retryable=retryable)
             return
         gen.streaming = False
-        await _finish(gen, prepared, finish.reason, usage, status=Message.Status.COMPLETE)
+        await relaying.finish(gen, prepared, finish.reason, usage, status=Message.Status.COMPLETE)
     except Exception:
         # Only reached if sending the terminal event itself failed (a broken channel layer).
         logger.exception("generation %s could not report its end", gen.message_id)
     finally:
         gen.streaming = False
         delivery.release(gen)
+        if early is not None:  # the reply ended before streaming (an error found by its transaction)
+            await early.close()
+        control = await _settled(announcing)
         if control is not None:
             await delivery.leave_control(gen.chat_id, control)
 
 
+async def _settled(announcing: asyncio.Task[str]) -> str | None:
+    """The control channel the announcing task joined, once it is done; None if it failed (the
+    generation was told so, through ``relaying.announced``)."""
+    try:
+        return await asyncio.shield(announcing)
+    except Exception:
+        return None
+
+
 async def _stream(
-    gen: RunningGeneration, prepared: sending.Prepared, request: contract.ChatRequest | None = None
+    gen: RunningGeneration,
+    prepared: sending.Prepared,
+    request: contract.ChatRequest | None = None,
+    *,
+    early: _Early | None = None,
 ) -> tuple[contract.Usage | None, contract.Finish | None, list[contract.ToolCall]]:
     """One provider turn, relayed to the tabs: its usage, its finish and the tools it called."""
     request = request or prepared.request
     assert request is not None
-    provider = create_llm_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
+    if early is not None:
+        provider = early.provider
+    else:
+        provider = create_llm_provider(prepared.plugin, api_key=prepared.api_key, base_url=prepared.base_url)
     usage: contract.Usage | None = None
     finish: contract.Finish | None = None
     calls: list[contract.ToolCall] = []
     loop = asyncio.get_running_loop()
     coalesce = _coalesce_window()
     try:
-        events = provider.stream(request)
+        events = provider.stream(request) if early is None else _after(early.first, early.events)
         try:
             async for event in events:
                 if isinstance(event, contract.TextDelta | contract.ReasoningDelta):
@@ -223,12 +328,12 @@ async def _stream(
                         # data buffered this loop never yields, and a timer would not fire until the end.
                         # The flush is its own task (shielded) so a stop never cuts a frame half-sent;
                         # awaiting it also lets the other streams of this process have their turn.
-                        await asyncio.shield(loop.create_task(_flush(gen)))
+                        await asyncio.shield(loop.create_task(relaying.flush(gen)))
                         gen.last_yield = loop.time()
                     else:
                         if gen.flush_handle is None:
                             # If the upstream pauses, the buffered text still goes out on time.
-                            gen.flush_handle = loop.call_later(coalesce - waited, _kick_flush, gen)
+                            gen.flush_handle = loop.call_later(coalesce - waited, relaying.kick_flush, gen)
                         if loop.time() - gen.last_yield > YIELD_EVERY_S:
                             # Reading an upstream socket that already holds data never suspends: yield
                             # now and then, or one busy stream starves every other stream and socket.
@@ -265,135 +370,24 @@ def _coalesce_window() -> float:
     return min(max(base, len(delivery.generations()) * 0.001), max(base, MAX_COALESCE_S))
 
 
+async def _first(events: Any) -> Any:
+    return await anext(events)
+
+
+async def _after(first: asyncio.Task[Any], events: Any) -> Any:
+    """The early call's events: the first (read while the send was being saved), then the rest."""
+    try:
+        try:
+            yield await first
+        except StopAsyncIteration:
+            return
+        async for event in events:
+            yield event
+    finally:
+        await _aclose(events)
+
+
 async def _aclose(events: Any) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-def _kick_flush(gen: RunningGeneration) -> None:
-    gen.flush_handle = None
-    # A task of its own, so that cancelling the generation never cuts a frame half-sent.
-    asyncio.get_running_loop().create_task(_flush(gen))
-
-
-async def _flush(gen: RunningGeneration) -> None:
-    async with gen.flush_lock:
-        gen.last_flush = asyncio.get_running_loop().time()
-        if gen.flush_handle is not None:
-            gen.flush_handle.cancel()
-            gen.flush_handle = None
-        if not gen.pending:
-            return
-        batch, gen.pending = gen.pending, []
-        frames = []
-        for kind, text in _runs(batch):
-            gen.seq += 1
-            (gen.content if kind == "text" else gen.reasoning).append(text)
-            frames.append(protocol.generation_delta(gen.message_id, gen.seq, text, reasoning=kind != "text"))
-        if gen.ttft_ms is None:
-            gen.ttft_ms = round((time.monotonic() - gen.received_at) * 1000)
-        for frame in frames:
-            await send_to_chat(gen.chat_id, frame)
-
-
-def _runs(batch: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Merge consecutive chunks of the same kind, keeping their order."""
-    merged: list[tuple[str, list[str]]] = []
-    for kind, text in batch:
-        if merged and merged[-1][0] == kind:
-            merged[-1][1].append(text)
-        else:
-            merged.append((kind, [text]))
-    return [(kind, "".join(parts)) for kind, parts in merged]
-
-
-async def _drain(gen: RunningGeneration) -> None:
-    """Send whatever is still buffered, after any flush already under way."""
-    if gen.flush_handle is not None:
-        gen.flush_handle.cancel()
-        gen.flush_handle = None
-    await _flush(gen)
-
-
-def _release(gen: RunningGeneration) -> None:
-    """The chat is free again: said before the terminal frame goes out, as a tab may answer it with its
-    next message at once (with several processes that can arrive while the frame's publish is awaited)."""
-    gen.streaming = False
-    delivery.release(gen)
-
-
-async def _finish(
-    gen: RunningGeneration,
-    prepared: sending.Prepared,
-    finish_reason: str,
-    usage: contract.Usage | None,
-    *,
-    status: str,
-) -> None:
-    cost = message_cost(usage, provider_name=prepared.provider_name, model=prepared.model)
-    counts = {name: getattr(usage, name) if usage else None for name in USAGE_FIELDS}
-    ended, html = await _end(
-        gen,
-        prepared,
-        retryable=False,
-        status=status,
-        finish_reason=finish_reason,
-        cost=cost,
-        **counts,
-        # Only a whole reply's state goes back: a cut-off turn's signatures would not verify.
-        provider_state=gen.provider_state if status == Message.Status.COMPLETE else None,
-        tool_rounds=gen.tool_rounds or None,
-        notes=prepared.notes,
-    )
-    await send_to_chat(
-        gen.chat_id,
-        protocol.generation_finished(
-            message_id=gen.message_id,
-            finish_reason=finish_reason,
-            input_tokens=ended["input_tokens"],
-            output_tokens=ended["output_tokens"],
-            cost=ended["cost"],
-            ttft_ms=gen.ttft_ms,
-            html=html,
-            message_html=ended["message_html"],
-            cached_input_tokens=counts["cached_input_tokens"],
-            reasoning_tokens=counts["reasoning_tokens"],
-        ),
-    )
-
-
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
-
-
-async def _fail(
-    gen: RunningGeneration, prepared: sending.Prepared, code: str, message: str, *, retryable: bool
-) -> None:
-    gen.streaming = False
-    ended, _ = await _end(
-        gen,
-        prepared,
-        retryable=retryable,
-        status=Message.Status.ERROR,
-        finish_reason="error",
-        error_code=code,
-        error_message=message,
-    )
-    frame = protocol.generation_error(
-        message_id=gen.message_id, code=code, message=message, retryable=retryable, message_html=ended["message_html"]
-    )
-    await send_to_chat(gen.chat_id, frame)
-
-
-async def _end(
-    gen: RunningGeneration, prepared: sending.Prepared, *, retryable: bool, **saved: Any
-) -> tuple[dict[str, Any], str]:
-    """Send what is still buffered, save the reply as it ended and free the chat; answers the reply's
-    message as it ended (``protocol.ended_message``) and its text as HTML."""
-    await _drain(gen)
-    snap = gen.snapshot()
-    saved |= {"content": snap["content"], "reasoning": snap["reasoning"], "seq": snap["seq"], "ttft_ms": gen.ttft_ms}
-    html = await FinalSaves.for_loop().save(message_id=gen.message_id, **saved)
-    _release(gen)
-    drawn = {"tool_calls": snap["tool_calls"]} if "tool_calls" in snap else {}
-    return protocol.ended_message(prepared.assistant_message, html=html, retryable=retryable, **saved, **drawn), html

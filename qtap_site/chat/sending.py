@@ -12,7 +12,8 @@ too (``prepare_each``).
 
 Synchronous Django; ``batching`` collects the batches.
 
-May import: ``attachments``, ``models``, ``protocol``, ``services``; ``qtap_site.budgets.guard``, the budget check.
+May import: ``attachments``, ``models``, ``protocol``, ``services``; ``qtap_site.budgets.guard``, the budget
+check; ``qtap_site.bulk_rows``, the batch's writes as plain statements.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from providers.calls import CallRefused, resolve_profile_call
 from providers.models import ConnectionProfile, PluginState
 from providers.reasoning import dropped_note
 from providers.registry import registry
+from qtap_site import bulk_rows
 from qtap_site.budgets import guard
 from qtap_site.chat import attachments, protocol, services
 from qtap_site.chat.models import Attachment, Chat, Message
@@ -261,7 +263,7 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
         )
         for item in sends
     ]
-    Message.objects.bulk_create(users)  # answers the new ids (SQLite ≥ 3.35, PostgreSQL)
+    bulk_rows.insert(users)  # answers the new ids (SQLite ≥ 3.35, PostgreSQL)
     links = [
         Message.attachments.through(message_id=message.pk, attachment_id=attachment.pk)
         for item, message in zip(sends, users, strict=True)
@@ -283,7 +285,7 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
         )
         for item in accepted
     ]
-    Message.objects.bulk_create(assistants)
+    bulk_rows.insert(assistants)
     renamed = []
     for item, assistant in zip(accepted, assistants, strict=True):
         item.assistant = assistant
@@ -296,11 +298,11 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
         if (chat.profile_id, chat.title) != before:
             renamed.append(chat)
     # Every chat moves to the top of its list in one plain UPDATE; only the chats that also get a
-    # title or a new profile (a first message, a profile switch) go through a bulk update, whose CASE
-    # per row cost more than all the other statements of a batch together when every chat had one.
+    # title or a new profile (a first message, a profile switch) get a row UPDATE each, in one
+    # executemany (``bulk_update``'s CASE per row cost more than all the other statements together).
     Chat.objects.filter(pk__in=[item.chat.pk for item in accepted]).update(updated_at=now)
     if renamed:
-        Chat.objects.bulk_update(renamed, ["title", "profile"])
+        bulk_rows.update(renamed, ["title", "profile"])
 
 
 # ---- what the provider call needs ------------------------------------------------------------------

@@ -28,6 +28,7 @@ ROOMS: list[tuple[str, ...]] = [
     ("batching",),
     ("delivery",),
     ("tool_loop",),
+    ("relaying",),
     ("runner", "images"),
     ("consumers", "views", "api_views", "admin", "apps", "management"),
     ("routing", "urls", "api_urls"),

@@ -108,7 +108,7 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(user: Any, profile:
 async def test_a_send_whose_tab_went_away_still_starts(user: Any, chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[int] = []
 
-    async def start_generation(prepared: sending.Prepared, *, received_at: float) -> None:
+    async def start_generation(prepared: sending.Prepared, *, received_at: float, **_: Any) -> None:
         started.append(prepared.assistant_id)
 
     slow = sending.prepare_sends
