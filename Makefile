@@ -23,8 +23,11 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP) $@
 
+# llama.cpp is built for any x86-64/ARM CPU, not tuned to this one: a build tuned to a CPU with AMX
+# crashes in its AMX kernels on some virtual machines (seen: a segfault on the first prompt longer than
+# a few tokens). No wheel cache, so a wheel built earlier with other flags is never reused.
 $(MODEL_STAMP): requirements-local-model.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-local-model.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF $${CMAKE_ARGS:-}" $(BIN)/pip install --quiet --no-cache-dir -r requirements-local-model.txt
 	touch $@
 
 setup: $(STAMP)
