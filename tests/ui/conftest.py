@@ -12,7 +12,9 @@ from django.test import Client
 
 from providers.services import api_key_create, connection_profile_create, image_profile_create
 from qtap_site.chat.services import chat_create
-from tests.support.data import CHAT_COMPLETIONS
+from tests.fakes.openai_dialect import FakeOpenAI
+from tests.support.data import CHAT_COMPLETIONS, ChatSetup, chat_setup
+from tests.ui.live import PASSWORD
 
 SECRET = "sk-proj-uiTESTsecretNeverShown0123456789wxyz"
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -130,3 +132,22 @@ def browser_page(chromium: Any) -> Iterator[Any]:
     page.dialogs = dialogs
     yield page
     context.close()
+
+
+# The browser tests' usual cast: alice, a fake OpenAI upstream, and one chat of hers that uses it.
+
+
+@pytest.fixture
+def alice(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI("openai") as server:
+        yield server
+
+
+@pytest.fixture
+def setup(alice: Any, fake: FakeOpenAI) -> ChatSetup:
+    return chat_setup(alice, fake.base_url, title="Browser chat")

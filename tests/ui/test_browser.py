@@ -10,7 +10,6 @@ import base64
 import io
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +19,8 @@ from providers.models import ConnectionProfile
 from providers.services import connection_profile_create, image_profile_create
 from qtap_site.chat.models import Message
 from tests.fakes.openai_dialect import FakeOpenAI
-from tests.support.data import SECRET, ChatSetup, chat_setup
-from tests.ui.live import PASSWORD, Shots, sign_in
+from tests.support.data import SECRET, ChatSetup
+from tests.ui.live import Shots, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -33,22 +32,6 @@ def png(width: int = 48, height: int = 48, colour: str = "red") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(out, format="PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI("openai") as server:
-        yield server
-
-
-@pytest.fixture
-def setup(alice: Any, fake: FakeOpenAI) -> ChatSetup:
-    return chat_setup(alice, fake.base_url, title="Browser chat")
 
 
 def open_chat(page: Any, server: Any, setup: ChatSetup) -> None:

@@ -8,7 +8,6 @@ Screenshots of every step land in test-results/ui/<test>/.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,23 +16,12 @@ from providers.services import connection_profile_create
 from qtap_site.chat.models import Attachment, Message
 from tests.fakes.openai_dialect import FakeOpenAI
 from tests.support.data import ChatSetup, chat_setup
-from tests.ui.live import PASSWORD, Shots, sign_in
+from tests.ui.live import Shots, sign_in
 from tests.ui.test_browser import TIMEOUT, png, send, wait_connected
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 REFUSAL = "Ollama's llama3 does not take images."
-
-
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI("openai") as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,32 +5,18 @@ link to a message older than the page's newest hundred scrolls to it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from qtap_site.chat.models import Message
-from tests.fakes.openai_dialect import FakeOpenAI
-from tests.support.data import ChatSetup, chat_setup
-from tests.ui.live import PASSWORD, Shots
+from tests.support.data import ChatSetup
+from tests.ui.live import Shots
 from tests.ui.test_browser import TIMEOUT, last_assistant, open_chat, send, wait_connected
 
 BACK, ON = "\u2039", "\u203a"  # the arrows of the sibling switcher
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI("openai") as server:
-        yield server
-
-
-@pytest.fixture
-def setup(django_user_model: Any, fake: FakeOpenAI) -> ChatSetup:
-    alice = django_user_model.objects.create_user(username="alice", password=PASSWORD)
-    return chat_setup(alice, fake.base_url, title="Browser chat")
 
 
 def test_edit_resend_and_switch_branches_in_two_tabs(

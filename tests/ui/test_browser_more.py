@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,23 +9,11 @@ import pytest
 from qtap_site.chat.models import Chat
 from qtap_site.chat.services import chat_create
 from tests.fakes.openai_dialect import FakeOpenAI
-from tests.support.data import ChatSetup, chat_setup
-from tests.ui.live import PASSWORD, Shots
+from tests.support.data import ChatSetup
+from tests.ui.live import Shots
 from tests.ui.test_browser import LAST, TIMEOUT, last_assistant, open_chat, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI("openai") as server:
-        yield server
-
-
-@pytest.fixture
-def setup(django_user_model: Any, fake: FakeOpenAI) -> ChatSetup:
-    alice = django_user_model.objects.create_user(username="alice", password=PASSWORD)
-    return chat_setup(alice, fake.base_url, title="Browser chat")
 
 
 def test_rename_and_delete_chats_from_the_list(

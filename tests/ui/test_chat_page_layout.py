@@ -16,11 +16,9 @@ from qtap_site.chat.models import Chat, Message
 from tests.fakes.openai_dialect import FakeOpenAI
 from tests.support.data import ChatSetup, chat_setup
 from tests.ui.live import Shots, sign_in
-from tests.ui.test_browser import TIMEOUT, alice, fake, last_assistant, open_chat, send, wait_connected
+from tests.ui.test_browser import TIMEOUT, last_assistant, open_chat, send, wait_connected
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
-
-__all__ = ["alice", "fake"]  # fixtures shared with test_browser
 
 ENDED = "() => { const m = [...document.querySelectorAll('#messages .msg-assistant')].pop(); return !!m && !m.classList.contains('status-streaming'); }"  # noqa: E501
 REPLY = [

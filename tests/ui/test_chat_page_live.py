@@ -19,11 +19,9 @@ from tests.fakes.openai_dialect import FakeOpenAI
 from tests.security.test_rendering_xss import CORPUS
 from tests.support.data import ChatSetup, chat_setup
 from tests.ui.live import Shots
-from tests.ui.test_browser import LAST, TIMEOUT, alice, fake, last_assistant, open_chat, send, wait_connected
+from tests.ui.test_browser import LAST, TIMEOUT, last_assistant, open_chat, send, wait_connected
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
-
-__all__ = ["alice", "fake"]  # fixtures shared with test_browser
 
 STREAMING = f"() => {{ const m = {LAST}; return !!m && m.classList.contains('status-streaming'); }}"
 ENDED = (
