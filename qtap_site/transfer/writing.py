@@ -17,7 +17,7 @@ generated column on PostgreSQL). An attachment is linked when the user already h
 sha256) or the file brings them (a qtap archive exported with its attachments); otherwise the message's
 notes name it.
 
-May import: ``models``, ``records``, ``treesql``, ``qtap_site.chat.models``, ``qtap_site.chat.attachments``,
+May import: ``models``, ``records``, ``rowsql``, ``treesql``, ``qtap_site.chat.models``, ``qtap_site.chat.attachments``,
 ``providers.models``.
 """
 
@@ -35,7 +35,7 @@ from django.utils import timezone
 from providers.models import ConnectionProfile
 from qtap_site.chat.attachments import AttachmentError, attachment_create
 from qtap_site.chat.models import Attachment, Chat, Message, ToolCall
-from qtap_site.transfer import treesql
+from qtap_site.transfer import rowsql, treesql
 from qtap_site.transfer.models import ImportedChat
 from qtap_site.transfer.records import ConversationRecord, ImportProblem, MessageRecord, Tick, no_tick
 
@@ -61,17 +61,19 @@ class Saved:
 
 @dataclass
 class PlannedChat:
-    """One conversation's rows, built and not yet inserted; parents, links and calls name rows by index."""
+    """One conversation's rows as database values (``rowsql``), not yet inserted; the chat's id, the
+    messages' ids and parents, which only the transaction makes, go in by index."""
 
     position: int  # in the file, from 0: for progress and for saying which conversation failed
     title: str
     external_id: str
     source: str
-    chat: Chat
-    rows: list[Message]
+    profile_id: int | None
+    chat: list[Any]
+    messages: list[list[Any]]
     parents: list[int | None]
-    links: list[tuple[int, str]]  # (row, sha256)
-    calls: list[tuple[int, dict[str, Any]]]  # (row, ToolCall fields)
+    links: list[tuple[int, str]]  # (message, sha256)
+    calls: list[tuple[int, list[Any]]]  # (message, ToolCall row)
 
 
 @dataclass
@@ -134,13 +136,14 @@ def write(*, user: Any, plan: Plan, tick: Tick = no_tick, stored: list[str] | No
     for start in range(0, len(plan.chats), CHATS_PER_WRITE):
         step = plan.chats[start : start + CHATS_PER_WRITE]
         try:
-            saved.messages += _write_step(user, step, have)
+            chat_ids, messages = _write_step(user, step, have)
         except IntegrityError:
             raise  # another import of the same file won the race: ``importing`` says so
         except DatabaseError as exc:
             raise ImportProblem("save_failed", f"{_which(step, plan.total)} could not be saved "
                                 f"({type(exc).__name__}: {str(exc)[:200]})") from exc  # fmt: skip
-        saved.chats += [p.chat.pk for p in step]
+        saved.chats += chat_ids
+        saved.messages += messages
         tick(step[-1].position + 1, plan.total)
     return saved
 
@@ -148,12 +151,12 @@ def write(*, user: Any, plan: Plan, tick: Tick = no_tick, stored: list[str] | No
 def _drop_vanished(plan: Plan) -> None:
     """Forget the profiles and attachments deleted since ``plan`` read them (two indexed reads), so that
     a chat or link naming one is not refused by its foreign key, mistaken for a racing import."""
-    profiles = {p.chat.profile_id for p in plan.chats} - {None}
+    profiles = {p.profile_id for p in plan.chats} - {None}
     if profiles:
         live = set(ConnectionProfile.objects.filter(pk__in=profiles).values_list("pk", flat=True))
         for p in plan.chats:
-            if p.chat.profile_id is not None and p.chat.profile_id not in live:
-                p.chat.profile = None
+            if p.profile_id not in live:
+                p.profile_id = None
     if plan.have:
         kept = set(Attachment.objects.filter(pk__in=[a.pk for a in plan.have.values()]).values_list("pk", flat=True))
         plan.have = {sha: a for sha, a in plan.have.items() if a.pk in kept}
@@ -199,66 +202,68 @@ def _planned(
 ) -> PlannedChat:
     title = record.title.strip()[:TITLE_LENGTH]
     chat = Chat(user=user, title=title, system_prompt=record.system_prompt, profile=profile)
-    created = record.created_at or now
+    chat.created_at = record.created_at or now
     # The chat list sorts by last activity: an imported chat takes its place by its own history.
-    chat.created_at = created
-    chat.updated_at = max([created, *(m.created_at for m in record.messages if m.created_at is not None)])
+    chat.updated_at = max([chat.created_at, *(m.created_at for m in record.messages if m.created_at is not None)])
     index = {m.key: i for i, m in enumerate(record.messages)}
-    rows = [_row(m, linkable, now) for m in record.messages]
+    calls = [
+        (i, ToolCall(**{"round": 0, "call_id": f"call_{k}", **call}))
+        for i, m in enumerate(record.messages)
+        for k, call in enumerate(m.tool_calls)
+    ]
+    call_rows = rowsql.prepare(ToolCall, [call for _, call in calls]).values
     return PlannedChat(
         position=position,
         title=record.title,
         external_id=record.external_id[:200],
         source=record.source,
-        chat=chat,
-        rows=rows,
+        profile_id=profile.pk if profile else None,
+        chat=rowsql.prepare(Chat, [chat]).values[0],
+        messages=rowsql.prepare(Message, [_row(m, linkable, now) for m in record.messages]).values,
         parents=[index[m.parent] if m.parent is not None else None for m in record.messages],
         links=[
             (i, a["sha256"]) for i, m in enumerate(record.messages) for a in m.attachments if a["sha256"] in linkable
         ],
-        calls=[
-            (i, {"round": 0, "call_id": f"call_{k}", **call})
-            for i, m in enumerate(record.messages)
-            for k, call in enumerate(m.tool_calls)
-        ],
+        calls=[(i, row) for (i, _), row in zip(calls, call_rows, strict=True)],
     )
 
 
-def _write_step(user: Any, step: list[PlannedChat], have: dict[str, Attachment]) -> int:
-    """Insert one step's chats and everything under them; the number of messages."""
-    # The chats' times were set when planned; the insert's ``auto_now`` overwrites them, ``treesql`` restores.
-    times = [(p.chat.created_at, p.chat.updated_at) for p in step]
-    Chat.objects.bulk_create([p.chat for p in step], batch_size=BATCH)
-    for p, (created, updated) in zip(step, times, strict=True):
-        p.chat.created_at, p.chat.updated_at = created, updated
-    treesql.set_chat_times([p.chat for p in step])
-    rows: list[Message] = []
+def _write_step(user: Any, step: list[PlannedChat], have: dict[str, Attachment]) -> tuple[list[int], int]:
+    """Insert one step's chats and everything under them; the chats' ids and the number of messages."""
+    chats = rowsql.Rows(Chat, CHAT_COLUMNS, [p.chat for p in step])
+    chats.fill("profile", [p.profile_id for p in step])
+    chat_ids = rowsql.insert(chats)
+    messages = rowsql.Rows(Message, MESSAGE_COLUMNS, [row for p in step for row in p.messages])
+    messages.fill("chat", [pk for p, pk in zip(step, chat_ids, strict=True) for _ in p.messages])
+    flat = rowsql.insert(messages)
+    ids: list[list[int]] = []
     for p in step:
-        for row in p.rows:
-            row.chat = p.chat
-        rows += p.rows
-    moments = [(row.created_at, row.updated_at) for row in rows]
-    Message.objects.bulk_create(rows, batch_size=BATCH)
-    for row, (created, updated) in zip(rows, moments, strict=True):
-        row.created_at, row.updated_at = created, updated
-    for p in step:
-        for row, parent in zip(p.rows, p.parents, strict=True):
-            row.parent_id = p.rows[parent].pk if parent is not None else None
-    treesql.set_parents_and_times(rows)
+        ids.append(flat[: len(p.messages)])
+        flat = flat[len(p.messages) :]
+    treesql.set_parents(
+        [
+            (own[i], own[parent])
+            for p, own in zip(step, ids, strict=True)
+            for i, parent in enumerate(p.parents)
+            if parent is not None
+        ]
+    )
     links = [
-        Message.attachments.through(message_id=p.rows[i].pk, attachment_id=have[sha].pk)
-        for p in step
+        Message.attachments.through(message_id=own[i], attachment_id=have[sha].pk)
+        for p, own in zip(step, ids, strict=True)
         for i, sha in p.links
         if sha in have
     ]
     Message.attachments.through.objects.bulk_create(links, batch_size=BATCH, ignore_conflicts=True)
-    calls = [ToolCall(message=p.rows[i], **call) for p in step for i, call in p.calls]
-    ToolCall.objects.bulk_create(calls, batch_size=BATCH)
-    ImportedChat.objects.bulk_create(
-        [ImportedChat(user=user, source=p.source, external_id=p.external_id, chat=p.chat) for p in step],
-        batch_size=BATCH,
+    calls = rowsql.Rows(ToolCall, CALL_COLUMNS, [row for p in step for _, row in p.calls])
+    calls.fill("message", [own[i] for p, own in zip(step, ids, strict=True) for i, _ in p.calls])
+    rowsql.insert(calls)
+    identities = rowsql.prepare(
+        ImportedChat, [ImportedChat(user=user, source=p.source, external_id=p.external_id) for p in step]
     )
-    return len(rows)
+    identities.fill("chat", chat_ids)
+    rowsql.insert(identities)
+    return chat_ids, len(messages.values)
 
 
 def _row(record: MessageRecord, linkable: set[str], now: datetime) -> Message:
@@ -274,3 +279,10 @@ def _row(record: MessageRecord, linkable: set[str], now: datetime) -> Message:
     row = Message(**values)
     row.created_at = row.updated_at = record.created_at or now
     return row
+
+
+def _columns(model: Any) -> list[str]:
+    return [f.column for f in model._meta.concrete_fields if not f.primary_key]
+
+
+CHAT_COLUMNS, MESSAGE_COLUMNS, CALL_COLUMNS = _columns(Chat), _columns(Message), _columns(ToolCall)

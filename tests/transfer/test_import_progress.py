@@ -162,7 +162,7 @@ def test_a_file_that_fails_while_saving_leaves_nothing_and_says_where(
         if len(saved) == 3:
             raise DatabaseError("disk I/O error")
         written = original(user, step, have)
-        saved.append(step[0].chat.pk)
+        saved.append(written[0][0])
         return written
 
     monkeypatch.setattr(writing, "_write_step", failing)
