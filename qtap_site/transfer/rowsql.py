@@ -2,12 +2,14 @@
 only the statements: ``prepare`` turns model instances into rows of database values (``get_db_prep_save``
 of each field, what ``bulk_create`` does per field and row, and most of its time: measured 4 of every 5
 seconds of an import's inserts); ``insert`` runs ``INSERT … VALUES … RETURNING`` a batch at a time and
-answers the new ids, in the rows' order (SQLite 3.35+ and PostgreSQL both return them).
+answers the new ids, in the rows' order (SQLite 3.35+ and PostgreSQL return them so, which
+``bulk_create`` relies on as well).
 
 A value only the transaction knows (the id of a chat inserted in it) is set in its column of the
 prepared rows with ``Rows.fill`` just before the insert.
 
-The instances' ``auto_now`` / ``auto_now_add`` fields are taken as set: an import writes the source's
+The instances' ``auto_now`` / ``auto_now_add`` fields are taken as set (the time of ``prepare`` where unset): an
+import writes the source's
 own times, where ``bulk_create`` would have written the insert's.
 
 May import: nothing of the app.

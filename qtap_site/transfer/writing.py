@@ -8,17 +8,18 @@ A conversation already imported by this user (the same source and id, ``Imported
 importing a file twice adds nothing the second time; two imports racing for the same conversation meet
 at that table's unique constraint (``IntegrityError``, which ``importing`` reports).
 
-Rows are written in bulk, ``CHATS_PER_WRITE`` chats at a time (one progress report each): the chats in
-one ``bulk_create``, then their messages in one (in the order ``insertion_order`` gave, parents first),
-then one update a batch (``treesql``) for what only exists once the rows do (parent ids) or what
-``auto_now_add`` overwrote (the original times), then attachment links, tool calls and the
-``ImportedChat`` rows. The search index follows the inserts by itself (FTS5 triggers on SQLite, a
-generated column on PostgreSQL). An attachment is linked when the user already has its bytes (the same
-sha256) or the file brings them (a qtap archive exported with its attachments); otherwise the message's
-notes name it.
+Rows are built as database values while planning (``rowsql.prepare``: the per-field work that made
+``bulk_create`` slow) and written ``CHATS_PER_WRITE`` chats at a time (one progress report each): the
+chats by ``INSERT … RETURNING`` (about 1,000 rows a statement), then their messages (in the order
+``insertion_order`` gave, parents first, the chat ids filled in), then one update a batch for the
+parent ids, which only exist once the rows do (``treesql``), then attachment links, tool calls and the
+``ImportedChat`` rows. The original times are in the rows as inserted. The search index follows the
+inserts by itself (FTS5 triggers on SQLite, a generated column on PostgreSQL). An attachment is linked
+when the user already has its bytes (the same sha256) or the file brings them (a qtap archive exported
+with its attachments); otherwise the message's notes name it.
 
-May import: ``models``, ``records``, ``rowsql``, ``treesql``, ``qtap_site.chat.models``, ``qtap_site.chat.attachments``,
-``providers.models``.
+May import: ``models``, ``records``, ``rowsql``, ``treesql``, ``qtap_site.chat.models``,
+``qtap_site.chat.attachments``, ``providers.models``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from qtap_site.transfer import rowsql, treesql
 from qtap_site.transfer.models import ImportedChat
 from qtap_site.transfer.records import ConversationRecord, ImportProblem, MessageRecord, Tick, no_tick
 
-BATCH = 1000  # rows per INSERT
+BATCH = 1000  # attachment links per INSERT
 # Chats per write step: big enough that a step's statements are few and large, small enough that the
 # progress bar moves (a 27,000-chat export reports 54 times) and a step's rows are few in memory at once.
 CHATS_PER_WRITE = 500
