@@ -8,9 +8,8 @@ answers the new ids, in the rows' order (SQLite 3.35+ and PostgreSQL return them
 A value only the transaction knows (the id of a chat inserted in it) is set in its column of the
 prepared rows with ``Rows.fill`` just before the insert.
 
-The instances' ``auto_now`` / ``auto_now_add`` fields are taken as set (the time of ``prepare`` where unset): an
-import writes the source's
-own times, where ``bulk_create`` would have written the insert's.
+The instances' ``auto_now`` / ``auto_now_add`` fields are taken as set (the time of ``prepare`` where
+unset): an import writes the source's own times, where ``bulk_create`` would have written the insert's.
 
 May import: nothing of the app.
 """
