@@ -94,10 +94,12 @@ def export(out: str, trace: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def to_chatgpt(archive_path: str, out: str) -> None:
-    """The archive rewritten as a ChatGPT conversations.json (same trees), to time that reader too."""
+def to_chatgpt(archive_path: str, out: str, repeat: int = 1) -> None:
+    """The archive rewritten as a ChatGPT conversations.json (same trees), to time that reader too;
+    ``repeat`` times over under new ids, for a file the size of a big real export."""
     with open(archive_path, "rb") as handle:
         chats = json.load(handle)["chats"]
+    chats = [{**chat, "id": f"{chat['id']}-{r}"} for r in range(repeat) for chat in chats]
     conversations = []
     for chat in chats:
         mapping: dict[str, Any] = {}
@@ -112,7 +114,72 @@ def to_chatgpt(archive_path: str, out: str) -> None:
         json.dump(conversations, handle)
 
 
-def import_(path: str, username: str, trace: bool) -> dict[str, Any]:
+class _Transactions:
+    """How long each outermost ``transaction.atomic`` block stayed open: on SQLite (``IMMEDIATE``) the
+    time the write lock was held. Patches ``Atomic`` itself, so it measures any version of the import."""
+
+    def __init__(self) -> None:
+        from django.db import connection, transaction
+
+        self.open: list[float] = []
+        enter, exit_ = transaction.Atomic.__enter__, transaction.Atomic.__exit__
+        started: list[float] = []
+
+        def entering(atomic: Any) -> None:
+            if not connection.in_atomic_block:
+                started.append(time.perf_counter())
+            enter(atomic)
+
+        def exiting(atomic: Any, *exc: Any) -> None:
+            exit_(atomic, *exc)
+            if not connection.in_atomic_block and started:
+                self.open.append(time.perf_counter() - started.pop())
+
+        transaction.Atomic.__enter__ = entering  # type: ignore[method-assign]
+        transaction.Atomic.__exit__ = exiting  # type: ignore[method-assign]
+
+
+class _Probe:
+    """Another user's writes while the import runs, as the chat page makes them (a chat created, then a
+    message in it), from another thread and connection, one every 0.1 s: the longest wait, and failures
+    (SQLite gives up after its busy timeout)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stop = threading.Event()
+        self.waits: list[float] = []
+        self.failures: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.db import DatabaseError, connection
+
+        from qtap_site.chat.models import Chat, Message
+
+        other = get_user_model().objects.create(username="probe")  # no password: hashing one takes a second
+        while not self.stop.wait(0.1):
+            started = time.perf_counter()
+            try:
+                chat = Chat.objects.create(user=other, title="probe")
+                Message.objects.create(chat=chat, role="user", content="hello")
+            except DatabaseError as exc:
+                self.failures.append(type(exc).__name__)
+            self.waits.append(time.perf_counter() - started)
+        connection.close()
+
+    def figures(self) -> dict[str, Any]:
+        self.stop.set()
+        self.thread.join()
+        return {
+            "probe_writes": len(self.waits), "probe_failures": len(self.failures),
+            "probe_wait_max_s": round(max(self.waits, default=0.0), 3),
+        }  # fmt: skip
+
+
+def import_(path: str, username: str, trace: bool, probe: bool = False) -> dict[str, Any]:
     import os
 
     from django.contrib.auth import get_user_model
@@ -121,6 +188,8 @@ def import_(path: str, username: str, trace: bool) -> dict[str, Any]:
     from qtap_site.transfer.importing import import_file
 
     user = get_user_model().objects.create_user(username=username, password="bench-password-long")
+    transactions = _Transactions()
+    prober = _Probe() if probe else None
     base = _rss_mib()
     if trace:
         tracemalloc.start()
@@ -131,7 +200,9 @@ def import_(path: str, username: str, trace: bool) -> dict[str, Any]:
         )
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] if trace else None
+    extra = prober.figures() if prober else {}
     return {
+        "transaction_open_s": round(max(transactions.open, default=0.0), 3), **extra,
         "source": result.source, "seconds": round(seconds, 3), "chats": result.imported,
         "messages": result.messages, "messages_per_s": round(result.messages / seconds),
         "file_bytes": os.path.getsize(path), "rss_before_mib": base, "rss_peak_mib": _rss_mib(),
@@ -147,6 +218,8 @@ def main() -> None:
     parser.add_argument("--file", default="")
     parser.add_argument("--user", default="importer")
     parser.add_argument("--trace", action="store_true", help="tracemalloc (slower; for the peak, not the speed)")
+    parser.add_argument("--probe", action="store_true", help="another user writes while the import runs")
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     django.setup()
     if args.phase == "seed":
@@ -154,10 +227,10 @@ def main() -> None:
     elif args.phase == "export":
         figures = export(args.out, args.trace)
     elif args.phase == "to_chatgpt":
-        to_chatgpt(args.file, args.out)
+        to_chatgpt(args.file, args.out, args.repeat)
         figures = {}
     else:
-        figures = import_(args.file, args.user, args.trace)
+        figures = import_(args.file, args.user, args.trace, args.probe)
     print("QTAP_BENCH " + json.dumps(figures), flush=True)
 
 

@@ -1,6 +1,8 @@
 """One import: an uploaded file read (``reading``), recognised (a qtap archive, a ChatGPT or a Claude
 export), read into records in full — so a bad conversation anywhere refuses the file before a row is
-written — and saved in one transaction (``writing``): all of the file or none of it.
+written — then planned (``writing.plan``: every read, every row built) and saved in one transaction
+(``writing.write``): all of the file or none of it. The transaction holds only the inserts: on SQLite it
+is the database's one write lock, which every other user's write waits for while it is open.
 
 May import: ``archive``, ``chatgpt``, ``claude``, ``reading``, ``records``, ``writing``,
 ``qtap_site.chat.models``.
@@ -41,17 +43,21 @@ def import_file(*, user: Any, upload: Any, report: Report = _unwatched) -> Impor
     """Import ``upload`` for ``user``; a file that cannot be imported raises ``ImportProblem``.
 
     ``report(stage, done, total)`` is told how far it has got: ``reading`` (the file read and parsed),
-    ``parsing`` (conversations read into records), ``saving`` (chats written, inside the transaction).
+    ``parsing`` (conversations read into records), ``saving`` (rows built, then chats written inside the
+    transaction, ``done`` of ``total`` a step of ``writing.CHATS_PER_WRITE`` at a time).
     """
     report("reading", 0, None)
     name, data = reading.read_upload(upload)
     source, records = recognise(name, data, tick=lambda done, total: report("parsing", done, total))
     report("parsing", len(records), len(records))
+    report("saving", 0, len(records))
+    planned = writing.plan(user=user, records=records)
+    del records  # their messages are the plan's rows now
     stored: list[str] = []
     try:
         with transaction.atomic():
-            saved = writing.save_conversations(
-                user=user, records=records, tick=lambda done, total: report("saving", done, total), stored=stored
+            saved = writing.write(
+                user=user, plan=planned, tick=lambda done, total: report("saving", done, total), stored=stored
             )
     except IntegrityError:
         _remove(stored)

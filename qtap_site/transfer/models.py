@@ -45,7 +45,7 @@ class ImportJob(models.Model):
         QUEUED = "queued"  # stored, not started yet
         READING = "reading"  # the file is being read and parsed as JSON
         PARSING = "parsing"  # conversations are being checked and read: ``done`` of ``total``
-        SAVING = "saving"  # chats are being written, in one transaction: ``done`` of ``total``
+        SAVING = "saving"  # rows built, then written in one short transaction: ``done`` of ``total``
         DONE = "done"
         FAILED = "failed"
 

@@ -68,6 +68,7 @@ def holds(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     made: list[Holds] = []
     original = jobs._Reporter.__call__
     monkeypatch.setattr(jobs, "REPORT_EVERY_S", 0.0)  # every tick reaches the row, so a test can read it
+    monkeypatch.setattr(writing, "CHATS_PER_WRITE", 1)  # a report after every chat, to hold the import at
 
     def hold(*points: tuple[str, int]) -> Holds:
         holder = Holds(*points)
@@ -154,16 +155,17 @@ def test_the_same_file_again_through_the_page_skips_every_chat(client: Client, h
 def test_a_file_that_fails_while_saving_leaves_nothing_and_says_where(
     client: Client, user: Any, holds: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = writing._messages
+    original = writing._write_step
     saved = []
 
-    def failing(chat: Any, records: Any, have: Any) -> int:
+    def failing(user: Any, step: Any, have: Any) -> int:
         if len(saved) == 3:
             raise DatabaseError("disk I/O error")
-        saved.append(chat.pk)
-        return original(chat, records, have)
+        written = original(user, step, have)
+        saved.append(written[0][0])
+        return written
 
-    monkeypatch.setattr(writing, "_messages", failing)
+    monkeypatch.setattr(writing, "_write_step", failing)
     before = counts()
     status = until_finished(client, start(client, many_chats())["status_url"])
     assert len(saved) == 3  # three chats were written before the failure…
@@ -189,16 +191,16 @@ def test_a_bad_conversation_midway_fails_the_job_naming_it(client: Client, holds
 def test_an_unexpected_error_is_reported_with_where_it_happened(
     client: Client, holds: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = writing._messages
+    original = writing._write_step
     calls = []
 
-    def broken(chat: Any, records: Any, have: Any) -> int:
-        calls.append(chat.pk)
+    def broken(user: Any, step: Any, have: Any) -> int:
+        calls.append(step)
         if len(calls) == 2:
             raise RuntimeError("a bug")
-        return original(chat, records, have)
+        return original(user, step, have)
 
-    monkeypatch.setattr(writing, "_messages", broken)
+    monkeypatch.setattr(writing, "_write_step", broken)
     status = until_finished(client, start(client, many_chats())["status_url"])
     assert status["error"] == "internal"
     assert (
