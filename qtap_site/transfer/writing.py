@@ -8,9 +8,9 @@ A conversation already imported by this user (the same source and id, ``Imported
 importing a file twice adds nothing the second time; two imports racing for the same conversation meet
 at that table's unique constraint (``IntegrityError``, which ``importing`` reports).
 
-Rows are built as database values while planning (``rowsql.prepare``: the per-field work that made
+Rows are built as database values while planning (``bulk_rows.prepare``: the per-field work that made
 ``bulk_create`` slow) and written ``CHATS_PER_WRITE`` chats at a time (one progress report each): the
-chats by ``INSERT … RETURNING`` (about 1,000 rows a statement), then their messages (in the order
+chats by ``INSERT … RETURNING`` (up to 500 rows a statement), then their messages (in the order
 ``insertion_order`` gave, parents first, the chat ids filled in), then one update a batch for the
 parent ids, which only exist once the rows do (``treesql``), then attachment links, tool calls and the
 ``ImportedChat`` rows. The original times are in the rows as inserted. The search index follows the
@@ -18,7 +18,7 @@ inserts by itself (FTS5 triggers on SQLite, a generated column on PostgreSQL). A
 when the user already has its bytes (the same sha256) or the file brings them (a qtap archive exported
 with its attachments); otherwise the message's notes name it.
 
-May import: ``models``, ``records``, ``rowsql``, ``treesql``, ``qtap_site.chat.models``,
+May import: ``models``, ``records``, ``treesql``, ``qtap_site.bulk_rows``, ``qtap_site.chat.models``,
 ``qtap_site.chat.attachments``, ``providers.models``.
 """
 
@@ -34,9 +34,10 @@ from django.db.models import CharField
 from django.utils import timezone
 
 from providers.models import ConnectionProfile
+from qtap_site import bulk_rows
 from qtap_site.chat.attachments import AttachmentError, attachment_create
 from qtap_site.chat.models import Attachment, Chat, Message, ToolCall
-from qtap_site.transfer import rowsql, treesql
+from qtap_site.transfer import treesql
 from qtap_site.transfer.models import ImportedChat
 from qtap_site.transfer.records import ConversationRecord, ImportProblem, MessageRecord, Tick, no_tick
 
@@ -62,7 +63,7 @@ class Saved:
 
 @dataclass
 class PlannedChat:
-    """One conversation's rows as database values (``rowsql``), not yet inserted; the chat's id, the
+    """One conversation's rows as database values (``qtap_site.bulk_rows``), not yet inserted; the chat's id, the
     messages' ids and parents, which only the transaction makes, go in by index."""
 
     position: int  # in the file, from 0: for progress and for saying which conversation failed
@@ -212,15 +213,15 @@ def _planned(
         for i, m in enumerate(record.messages)
         for k, call in enumerate(m.tool_calls)
     ]
-    call_rows = rowsql.prepare(ToolCall, [call for _, call in calls]).values
+    call_rows = bulk_rows.prepare(ToolCall, [call for _, call in calls]).values
     return PlannedChat(
         position=position,
         title=record.title,
         external_id=record.external_id[:200],
         source=record.source,
         profile_id=profile.pk if profile else None,
-        chat=rowsql.prepare(Chat, [chat]).values[0],
-        messages=rowsql.prepare(Message, [_row(m, linkable, now) for m in record.messages]).values,
+        chat=bulk_rows.prepare(Chat, [chat]).values[0],
+        messages=bulk_rows.prepare(Message, [_row(m, linkable, now) for m in record.messages]).values,
         parents=[index[m.parent] if m.parent is not None else None for m in record.messages],
         links=[
             (i, a["sha256"]) for i, m in enumerate(record.messages) for a in m.attachments if a["sha256"] in linkable
@@ -231,12 +232,12 @@ def _planned(
 
 def _write_step(user: Any, step: list[PlannedChat], have: dict[str, Attachment]) -> tuple[list[int], int]:
     """Insert one step's chats and everything under them; the chats' ids and the number of messages."""
-    chats = rowsql.Rows(Chat, CHAT_COLUMNS, [p.chat for p in step])
+    chats = bulk_rows.Rows(Chat, CHAT_COLUMNS, [p.chat for p in step])
     chats.fill("profile", [p.profile_id for p in step])
-    chat_ids = rowsql.insert(chats)
-    messages = rowsql.Rows(Message, MESSAGE_COLUMNS, [row for p in step for row in p.messages])
+    chat_ids = bulk_rows.insert_rows(chats)
+    messages = bulk_rows.Rows(Message, MESSAGE_COLUMNS, [row for p in step for row in p.messages])
     messages.fill("chat", [pk for p, pk in zip(step, chat_ids, strict=True) for _ in p.messages])
-    flat = rowsql.insert(messages)
+    flat = bulk_rows.insert_rows(messages)
     ids: list[list[int]] = []
     for p in step:
         ids.append(flat[: len(p.messages)])
@@ -256,14 +257,14 @@ def _write_step(user: Any, step: list[PlannedChat], have: dict[str, Attachment])
         if sha in have
     ]
     Message.attachments.through.objects.bulk_create(links, batch_size=BATCH, ignore_conflicts=True)
-    calls = rowsql.Rows(ToolCall, CALL_COLUMNS, [row for p in step for _, row in p.calls])
+    calls = bulk_rows.Rows(ToolCall, CALL_COLUMNS, [row for p in step for _, row in p.calls])
     calls.fill("message", [own[i] for p, own in zip(step, ids, strict=True) for i, _ in p.calls])
-    rowsql.insert(calls)
-    identities = rowsql.prepare(
+    bulk_rows.insert_rows(calls)
+    identities = bulk_rows.prepare(
         ImportedChat, [ImportedChat(user=user, source=p.source, external_id=p.external_id) for p in step]
     )
     identities.fill("chat", chat_ids)
-    rowsql.insert(identities)
+    bulk_rows.insert_rows(identities)
     return chat_ids, len(messages.values)
 
 
