@@ -37,11 +37,7 @@ def is_export(data: Any) -> bool:
 
 def conversations(name: str, data: list[Any], tick: Tick = no_tick) -> list[ConversationRecord]:
     """Every conversation of ``data``, calling ``tick(done, total)`` before each one is read."""
-    records = []
-    for i, item in enumerate(data):
-        tick(i, len(data))
-        records.append(_conversation(fields.obj(item, f"{name}: item {i}"), f"{name}: item {i}"))
-    return records
+    return fields.each_object(name, data, _conversation, tick)
 
 
 def _conversation(item: dict[str, Any], where: str) -> ConversationRecord:

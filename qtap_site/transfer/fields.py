@@ -6,9 +6,12 @@ May import: ``records``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from qtap_site.transfer.records import ImportProblem
+from qtap_site.transfer.records import ImportProblem, Tick
+
+T = TypeVar("T")
 
 MAX_INT = 2**31 - 1  # PositiveIntegerField on every database
 
@@ -21,6 +24,17 @@ def obj(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise bad(where, f"expected an object, found {_kind(value)}")
     return value
+
+
+def each_object(name: str, data: list[Any], read: Callable[[dict[str, Any], str], T], tick: Tick) -> list[T]:
+    """``read(item, where)`` of every object of the list ``data`` (each must be one), calling
+    ``tick(done, total)`` before each is read."""
+    found = []
+    for i, item in enumerate(data):
+        tick(i, len(data))
+        where = f"{name}: item {i}"
+        found.append(read(obj(item, where), where))
+    return found
 
 
 def items(value: Any, where: str) -> list[Any]:
