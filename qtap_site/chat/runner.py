@@ -166,8 +166,9 @@ class _Early:
 
 def _open_early(send: sending.SendRequest) -> _Early | None:
     """Open the send's provider call now, if its chat's plan is fresh and the send's own checks cannot
-    refuse it for a reason the plan does not know: a plain message, no budget covering the user, and
-    one process (every tab, view and change of the site is this process's, so its plans are current)."""
+    refuse it for a reason the plan does not know: a plain message (not an edit, not a regeneration), no
+    budget covering the user, and one process (every tab, view and change of the site is this process's,
+    so its plans are current)."""
     plan = relaying.plans.get(send.chat_id)
     queue = SendQueue.for_loop()
     if (
@@ -180,6 +181,7 @@ def _open_early(send: sending.SendRequest) -> _Early | None:
         or time.monotonic() - plan.made_at > relaying.PLAN_SECONDS
         or send.attachment_ids
         or send.regenerate_id is not None
+        or send.edit_id is not None  # another branch than the plan's
         or send.profile_id is not None
         or not send.content.strip()
         or not delivery.single_process()

@@ -93,6 +93,25 @@ async def test_a_stale_plan_is_closed_unread_and_the_send_makes_its_own_call(cha
     assert [(m.role, m.content, m.status) for m in rows][-1] == ("assistant", "fresh", "complete")
 
 
+async def test_an_edit_never_opens_the_plans_call(chat, cookie, fake, early_calls) -> None:
+    """The plan continues the visible branch; an edit asks for another one, so opening the plan's call
+    would send the provider the very history the person is replacing."""
+    fake.tokens = ["one ", "two"]
+    comm, _ = await open_socket(chat.pk, cookie)
+    await turn(comm, "first")
+    assert chat.pk in relaying.plans
+    mine = await database_sync_to_async(lambda: Message.objects.get(chat=chat, role="user").pk)()
+    fake.tokens = ["again"]
+    await send(comm, {"type": "message.edit", "message_id": mine, "content": "changed"})
+    frames = await receive_until(comm, *TERMINAL)
+    await comm.disconnect()
+
+    assert frames[-1]["type"] == "generation.finished", frames[-1]
+    assert early_calls == []
+    assert len(fake.chat_requests) == 2  # the first turn's and the edit's, nothing more
+    assert asked(fake.chat_requests[-1]) == [("system", "Be brief."), ("user", "changed")]
+
+
 @pytest.mark.parametrize("change", ["edit", "rotate", "disable", "delete"])
 async def test_no_plan_outlives_a_change_of_key_or_plugin(chat, cookie, fake, api_key, change, early_calls) -> None:
     fake.tokens = ["ok"]
