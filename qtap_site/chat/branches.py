@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from qtap_site.chat.models import Message
@@ -29,6 +30,10 @@ from qtap_site.chat.services import (
     visible_path,
 )
 from qtap_site.chat.tool_frames import calls_of
+
+# Sent with ``chat_id`` when a chat's visible branch changed: the pick is a queryset update, which sends
+# no ``post_save``, and what a chat's next send continues must not be guessed from the old branch.
+branch_selected = Signal()
 
 TAIL_LENGTH = 50
 
@@ -98,6 +103,7 @@ def select_branch(*, user_id: int, chat_id: int, message_id: int) -> list[dict[s
         above = branch_to({pk: node[0] for pk, node in nodes.items()}, message_id)
         mark = max(nodes)  # a message made after this pick has a higher id, and shows instead
         Message.objects.filter(pk__in=above, chat_id=chat.pk).update(selected_mark=mark, selected_at=timezone.now())
+    branch_selected.send(sender=Message, chat_id=chat.pk)
     nodes = tree_of([chat.pk]).get(chat.pk, {})
     after = visible_path(nodes)
     # From the chosen message down; from higher up if the tab picked it from a view that was out of date.

@@ -4,7 +4,7 @@ that announce the reply (``message.created``, ``generation.started``) go out bes
 request (``runner``); ``announced`` keeps every later frame behind them. A reply that ends leaves the
 ``Plan`` of its chat's next send (``remember``), forgotten on any change to what it was made of.
 
-May import: ``batching``, ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``.
+May import: ``batching``, ``branches`` (its signal), ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.dispatch import receiver
 
 from providers import contract
 from providers.models import ApiKey, ConnectionProfile, PluginState
-from qtap_site.chat import delivery, protocol, sending
+from qtap_site.chat import branches, delivery, protocol, sending
 from qtap_site.chat.batching import FinalSaves
 from qtap_site.chat.delivery import send_to_chat
 from qtap_site.chat.models import Chat, Message
@@ -246,6 +246,12 @@ def remember(gen: Relayed, prepared: sending.Prepared, status: str) -> None:
 def _chat_changed(instance: Any, **_: Any) -> None:
     """A message edited, added or deleted outside a send, a chat's prompt, tools or profile changed."""
     plans.pop(instance.chat_id if isinstance(instance, Message) else instance.pk, None)
+
+
+@receiver(branches.branch_selected)
+def _branch_changed(chat_id: int, **_: Any) -> None:
+    """Another branch of the chat shows: its next send continues that one, not the plan's."""
+    plans.pop(chat_id, None)
 
 
 @receiver(post_save, sender=ApiKey)

@@ -112,6 +112,28 @@ async def test_an_edit_never_opens_the_plans_call(chat, cookie, fake, early_call
     assert asked(fake.chat_requests[-1]) == [("system", "Be brief."), ("user", "changed")]
 
 
+async def test_switching_branches_forgets_the_plan(chat, cookie, fake, early_calls) -> None:
+    """Back on the first branch, the next send continues it: the branch switched away from (the plan's)
+    never reaches the provider again."""
+    fake.tokens = ["one ", "two"]
+    comm, _ = await open_socket(chat.pk, cookie)
+    await turn(comm, "first")
+    mine = await database_sync_to_async(lambda: Message.objects.get(chat=chat, role="user").pk)()
+    fake.tokens = ["again"]
+    await send(comm, {"type": "message.edit", "message_id": mine, "content": "changed"})
+    assert (await receive_until(comm, *TERMINAL))[-1]["type"] == "generation.finished"
+    await send(comm, {"type": "branch.select", "message_id": mine})
+    await receive_until(comm, "chat.branch")
+    asked_before = len(fake.chat_requests)
+    fake.tokens = ["three"]
+    await turn(comm, "second")
+    await comm.disconnect()
+
+    assert early_calls == []
+    [request] = fake.chat_requests[asked_before:]
+    assert asked(request) == [("system", "Be brief."), ("user", "first"), ("assistant", "one two"), ("user", "second")]
+
+
 @pytest.mark.parametrize("change", ["edit", "rotate", "disable", "delete"])
 async def test_no_plan_outlives_a_change_of_key_or_plugin(chat, cookie, fake, api_key, change, early_calls) -> None:
     fake.tokens = ["ok"]
