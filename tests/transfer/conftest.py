@@ -3,8 +3,10 @@ attachment, uploads built in memory, and the tree of a chat as nested (role, con
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
+import json
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -108,3 +110,16 @@ def zipped(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED
 def post_import(client: Client, name: str, data: bytes, *, json_answer: bool = True) -> Any:
     headers = {"Accept": "application/json"} if json_answer else {}
     return client.post("/import/", {"file": upload(name, data)}, headers=headers)
+
+
+def chatgpt_export(count: int, *, key: str, title: str) -> bytes:
+    """A ChatGPT ``conversations.json`` of ``count`` conversations: the sample's, each under the id
+    ``{key}-{i}`` and the title ``title.format(i=i)``."""
+    sample = json.loads((DATA / "chatgpt_conversations.json").read_text())
+    conversations = []
+    for i in range(count):
+        conversation = copy.deepcopy(sample[i % len(sample)])
+        conversation["id"] = conversation["conversation_id"] = f"{key}-{i}"
+        conversation["title"] = title.format(i=i)
+        conversations.append(conversation)
+    return json.dumps(conversations).encode()

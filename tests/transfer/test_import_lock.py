@@ -9,8 +9,6 @@ Committed rows and real threads: ``transaction=True``.
 
 from __future__ import annotations
 
-import copy
-import json
 import threading
 import time
 from typing import Any
@@ -23,23 +21,16 @@ from qtap_site.chat import services
 from qtap_site.chat.models import Chat, Message
 from qtap_site.search import services as search
 from qtap_site.transfer import importing
-from tests.transfer.conftest import DATA
+from tests.transfer.conftest import chatgpt_export
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SAMPLE = json.loads((DATA / "chatgpt_conversations.json").read_text())
 CHATS = 4000  # 14 MB, 24,000 messages: the old save held the lock for about 10 s of it here
 LONGEST_WAIT_S = 2.5
 
 
 def export(count: int) -> bytes:
-    conversations = []
-    for i in range(count):
-        conversation = copy.deepcopy(SAMPLE[i % len(SAMPLE)])
-        conversation["id"] = conversation["conversation_id"] = f"lock-{i}"
-        conversation["title"] = f"Lock chat {i}"
-        conversations.append(conversation)
-    return json.dumps(conversations).encode()
+    return chatgpt_export(count, key="lock", title="Lock chat {i}")
 
 
 class Writer:

@@ -10,7 +10,6 @@ Real HTTP through the Django test client against a real thread, so these tests n
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import threading
@@ -26,23 +25,16 @@ from django.utils import timezone
 from qtap_site.chat.models import Chat
 from qtap_site.transfer import jobs, writing
 from qtap_site.transfer.models import ImportedChat, ImportJob
-from tests.transfer.conftest import DATA, counts, upload
+from tests.transfer.conftest import chatgpt_export, counts, upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SAMPLE = json.loads((DATA / "chatgpt_conversations.json").read_text())
 CHATS = 6
 
 
 def many_chats(count: int = CHATS) -> bytes:
     """A ChatGPT export of ``count`` conversations (the sample's, under new ids and titles)."""
-    conversations = []
-    for i in range(count):
-        conversation = copy.deepcopy(SAMPLE[i % len(SAMPLE)])
-        conversation["id"] = conversation["conversation_id"] = f"progress-{i}"
-        conversation["title"] = f"Imported chat {i}"
-        conversations.append(conversation)
-    return json.dumps(conversations).encode()
+    return chatgpt_export(count, key="progress", title="Imported chat {i}")
 
 
 class Holds:

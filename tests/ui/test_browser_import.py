@@ -4,15 +4,13 @@ the result with links to the imported chats."""
 
 from __future__ import annotations
 
-import copy
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from qtap_site.chat.models import Chat
-from tests.transfer.conftest import DATA
+from tests.transfer.conftest import chatgpt_export
 from tests.ui.live import PASSWORD, Shots, sign_in
 from tests.ui.test_browser import TIMEOUT
 
@@ -30,15 +28,8 @@ RECORD = """() => {
 
 
 def export_file(tmp_path: Path) -> Path:
-    sample = json.loads((DATA / "chatgpt_conversations.json").read_text())
-    conversations = []
-    for i in range(CHATS):
-        conversation = copy.deepcopy(sample[i % len(sample)])
-        conversation["id"] = conversation["conversation_id"] = f"browser-{i}"
-        conversation["title"] = f"Browser import {i:04d}"
-        conversations.append(conversation)
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps(conversations))
+    path.write_bytes(chatgpt_export(CHATS, key="browser", title="Browser import {i:04d}"))
     return path
 
 

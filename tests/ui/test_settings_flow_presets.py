@@ -7,7 +7,6 @@ Screenshots of every step land in test-results/ui/<test>/.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,22 +15,11 @@ from qtap_site.chat.models import Chat
 from qtap_site.presets.models import Preset
 from tests.fakes.openai_dialect import FakeOpenAI
 from tests.support.data import ChatSetup, chat_setup
-from tests.ui.live import PASSWORD, Shots, sign_in
+from tests.ui.live import Shots, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 TIMEOUT = 15_000  # ms
-
-
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI("openai") as server:
-        yield server
 
 
 @pytest.fixture
