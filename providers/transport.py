@@ -94,6 +94,15 @@ def _sum(*limits: float | None) -> float | None:
     return None if any(limit is None for limit in limits) else sum(limit for limit in limits if limit is not None)
 
 
+def _left_over(content: aiohttp.StreamReader) -> bytes:
+    """What the reader still buffers after its error was set (aiohttp 3.14: ``_buffer``, ``_read_nowait``,
+    which skip the error check of the public reads)."""
+    try:
+        return content._read_nowait(-1) if getattr(content, "_buffer", None) else b""
+    except Exception:
+        return b""
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
@@ -102,8 +111,16 @@ class _Body(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
         with _as_httpx_errors(self._request, reading=True):
-            while chunk := await content.readany():
-                yield chunk
+            try:
+                while chunk := await content.readany():
+                    yield chunk
+            except aiohttp.ClientError:
+                # aiohttp raises a dropped connection's error ahead of the bytes that arrived before the
+                # drop: a stream read late (a busy loop, a call opened before its send was saved) would
+                # lose its last chunks. They are handed over first, then the error.
+                if rest := _left_over(content):
+                    yield rest
+                raise
 
     async def aclose(self) -> None:
         if self._response.content.at_eof():

@@ -120,6 +120,35 @@ async def test_a_connection_cut_mid_body_is_a_remote_protocol_error() -> None:
         assert b"".join(received) == b"partial"
 
 
+async def test_what_arrived_before_a_cut_is_read_even_when_the_reader_comes_late() -> None:
+    """The body is read only after the server has sent five chunks and cut the connection (a reply whose
+    call opened before its send was saved, a busy loop): the five chunks still come, then the error."""
+    cut = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(EVENTS[0]))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"".join(chunk(event) for event in EVENTS[1:5]))
+        await writer.drain()
+        writer.transport.abort()
+        cut.set()
+
+    async with serve(handler) as (base_url, _):
+        client = get_client(base_url, TIMEOUTS)
+        received = []
+        with pytest.raises(httpx.RemoteProtocolError):
+            async with client.stream("GET", f"{base_url}/") as response:
+                parts = response.aiter_bytes()
+                received.append(await anext(parts))
+                await cut.wait()
+                await asyncio.sleep(0.1)  # the cut has reached the client before it reads on
+                async for part in parts:
+                    received.append(part)
+        assert b"".join(received) == b"".join(EVENTS[:5])
+
+
 async def test_a_stall_past_the_read_timeout_is_a_read_timeout() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
