@@ -17,10 +17,10 @@ def other_user(django_user_model):
 
 @pytest.fixture(autouse=True)
 def no_send_plans():
-    """The plans of a chat's next send live per process (qtap_site.chat.relaying): a test's ids may be
+    """The plans of a chat's next send live per process (qtap_site.chat.plans): a test's ids may be
     another test's, so every test starts without them."""
-    from qtap_site.chat import relaying
+    from qtap_site.chat import plans
 
-    relaying.plans.clear()
+    plans.plans.clear()
     yield
-    relaying.plans.clear()
+    plans.plans.clear()

@@ -8,7 +8,7 @@ batch waits for no timer: when no batch is in the database thread, a call goes a
 calls made meanwhile go together in the next batch, which costs about what one call did. Each
 call still gets its own answer, or its own exception. Nothing here starts a generation.
 
-May import: ``rendering``, ``saves``, ``sending``.
+May import: ``plans``, ``rendering``, ``saves``, ``sending``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from providers.loops import PerLoop
-from qtap_site.chat import saves, sending
+from qtap_site.chat import plans, saves, sending
 from qtap_site.chat.rendering import render_markdown
 from qtap_site.chat.sending import Prepared, SendRequest
 
@@ -99,9 +99,13 @@ class DatabaseBatches(Generic[Item, Result]):
 
 class SendQueue(DatabaseBatches[SendRequest, Prepared]):
     """``message.send`` and ``message.regenerate`` of this loop. One send that breaks its batch fails
-    alone: the batch's other sends are then prepared one by one (``sending.prepare_each``)."""
+    alone: the batch's other sends are then prepared one by one (``sending.prepare_each``). A send
+    whose call left early from its chat's plan, alone in its batch, is written the short way
+    (``plans.prepare``) unless the chat's rows are not as the plan saw them."""
 
     def run_batch(self, items: list[SendRequest]) -> list[Prepared | Exception]:
+        if len(items) == 1 and items[0].planned and (planned := plans.prepare(items[0])) is not None:
+            return [planned]
         return sending.prepare_each(items)
 
     async def prepare(self, request: SendRequest) -> Prepared:

@@ -42,6 +42,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     early: list[tuple[str, int | None, int | None]] | None = None
     waiting_state: dict[str, Any] | None = None  # chat.state held back until the owner's snapshot
     sync_timeout: asyncio.TimerHandle | None = None
+    planning: asyncio.Task[None] | None = None  # the chat's plan, read when the tab opens it
 
     async def connect(self) -> None:
         global _recovered
@@ -83,6 +84,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.sync_timeout = loop.call_later(SYNC_TIMEOUT_S, lambda: loop.create_task(self.send_state(state)))
             return
         await self.send_state(state)
+        if state["generation"] is None:  # the chat's first send can then leave at once
+            self.planning = asyncio.get_running_loop().create_task(
+                runner.plan_ahead(user_id=self.user_id, chat_id=self.chat_id)
+            )
 
     async def send_state(self, state: dict[str, Any]) -> None:
         """Send chat.state once, then the frames that queued behind it, in order."""

@@ -2,9 +2,9 @@
 few milliseconds at a time (``flush``), and its end, saved and told (``finish``, ``fail``). The frames
 that announce the reply (``message.created``, ``generation.started``) go out beside the upstream
 request (``runner``); ``announced`` keeps every later frame behind them. A reply that ends leaves the
-``Plan`` of its chat's next send (``remember``), forgotten on any change to what it was made of.
+``plans.Plan`` of its chat's next send (``remember``).
 
-May import: ``batching``, ``branches`` (its signal), ``delivery``, ``models``, ``pricing``, ``protocol``, ``sending``.
+May import: ``batching``, ``delivery``, ``models``, ``plans``, ``pricing``, ``protocol``, ``sending``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,13 @@ import asyncio
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
-
 from providers import contract
-from providers.models import ApiKey, ConnectionProfile, PluginState
-from qtap_site.chat import branches, delivery, protocol, sending
+from qtap_site.chat import delivery, plans, protocol, sending
 from qtap_site.chat.batching import FinalSaves
 from qtap_site.chat.delivery import send_to_chat
-from qtap_site.chat.models import Chat, Message
+from qtap_site.chat.models import Message
 from qtap_site.chat.pricing import message_cost
 
 logger = logging.getLogger(__name__)
@@ -44,6 +39,7 @@ class Relayed(delivery.Running, Protocol):
     provider_state: Any
     tool_rounds: list[dict[str, Any]]
     announcing: asyncio.Task[str] | None
+    plan_since: int  # ``plans.changes`` before its send was prepared
 
 
 async def announced(gen: Relayed) -> None:
@@ -192,34 +188,15 @@ async def end(gen: Relayed, prepared: sending.Prepared, *, retryable: bool, **sa
 # ---- what the chat's next send will ask -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The provider call a chat's next plain send makes, as far as it is known before the send: its
-    profile's call (plugin, key, base URL) and the request so far (system prompt, the branch up to the
-    last reply, parameters). The send's request is this one with the new user turn; ``runner`` opens
-    it beside the send's transaction, and keeps it only if the transaction built the very same call."""
-
-    user_id: int
-    plugin: str
-    api_key: str | None = field(repr=False)
-    base_url: str | None
-    request: contract.ChatRequest = field(repr=False)
-    made_at: float
-
-
-PLAN_SECONDS = 10.0  # a backstop: every change made in this process forgets the plans at once
-
-# chat id → its plan (this process; a plan is only a guess, checked against the send's own call)
-plans: dict[int, Plan] = {}
-
-
 def remember(gen: Relayed, prepared: sending.Prepared, status: str) -> None:
     """After a reply ended: the plan of the chat's next send, if it can be told from this one (a plain
-    reply that completed). Any other ending forgets it; the next send then goes the usual way."""
-    plans.pop(gen.chat_id, None)
+    reply that completed, with nothing changed since its send was prepared). Any other ending forgets
+    it; the next send then goes the usual way."""
+    plans.plans.pop(gen.chat_id, None)
     request = prepared.request
     if (
         request is None
+        or prepared.profile_id is None
         or status != Message.Status.COMPLETE
         or prepared.tools
         or gen.tool_rounds
@@ -229,38 +206,21 @@ def remember(gen: Relayed, prepared: sending.Prepared, status: str) -> None:
     text = "".join(gen.content)
     # The reply as ``services.provider_request`` will read it back: a complete assistant turn.
     turn = (contract.Message(role="assistant", content=text),) if text else ()
-    plans[gen.chat_id] = Plan(
+    plan = plans.Plan(
         user_id=gen.user_id,
+        chat_id=gen.chat_id,
+        profile_id=prepared.profile_id,
+        profile_plugin=str(prepared.assistant_message.get("plugin") or ""),
         plugin=prepared.plugin,
+        provider_name=prepared.provider_name,
+        model=prepared.model,
         api_key=prepared.api_key,
         base_url=prepared.base_url,
         request=dataclasses.replace(request, messages=request.messages + turn),
-        made_at=time.monotonic(),
+        notes=prepared.notes,
+        parent_id=gen.message_id,
+        parent=(Message.Status.COMPLETE, text),
+        newest_id=gen.message_id,
+        chat=prepared.chat_facts,
     )
-
-
-@receiver(post_save, sender=Message)
-@receiver(post_delete, sender=Message)
-@receiver(post_save, sender=Chat)
-@receiver(post_delete, sender=Chat)
-def _chat_changed(instance: Any, **_: Any) -> None:
-    """A message edited, added or deleted outside a send, a chat's prompt, tools or profile changed."""
-    plans.pop(instance.chat_id if isinstance(instance, Message) else instance.pk, None)
-
-
-@receiver(branches.branch_selected)
-def _branch_changed(chat_id: int, **_: Any) -> None:
-    """Another branch of the chat shows: its next send continues that one, not the plan's."""
-    plans.pop(chat_id, None)
-
-
-@receiver(post_save, sender=ApiKey)
-@receiver(post_delete, sender=ApiKey)
-@receiver(post_save, sender=ConnectionProfile)
-@receiver(post_delete, sender=ConnectionProfile)
-@receiver(post_save, sender=PluginState)
-@receiver(post_delete, sender=PluginState)
-def _call_changed(**_: Any) -> None:
-    """A key edited, rotated or deleted, a profile edited, a plugin enabled or disabled: no plan may
-    carry the old key, base URL or parameters."""
-    plans.clear()
+    plans.store(plan, since=gen.plan_since)

@@ -2,8 +2,9 @@
 
 ``start_reply`` takes a ``message.send`` or ``message.regenerate``: refused at once if this process is
 busy for it, else prepared in the next batch of sends and started. A chat's next plain send opens its
-provider call beside its transaction, from the plan its last reply left (``_open_early``); the call is
-read only once the transaction has saved the send and built the same call. The upstream request
+provider call the moment it is read, from the chat's plan (``early``, ``plans``); the call is
+read only once the transaction has saved the send and built the same call. ``plan_ahead`` makes the
+plan of a chat a tab opens. The upstream request
 leaves beside the frames that announce the reply. The per-token path appends to an in-memory buffer; a flush a few
 milliseconds later sends one frame per batch (serialised once, whatever the number of tabs:
 ``relaying``, which also ends the reply). Checkpoints and final saves go through ``batching``. Exactly
@@ -11,29 +12,28 @@ one terminal event (``generation.finished`` or ``generation.error``) per generat
 task from any process through ``delivery``. A reply with tools on goes through ``tool_loop``, which
 calls ``_stream`` per turn.
 
-May import: ``batching``, ``chat_frames``, ``delivery``, ``models``, ``protocol``, ``relaying``, ``sending``,
-``tool_frames``, ``tool_loop``; ``qtap_site.budgets.guard``, whether a call may leave before the check.
+May import: ``batching``, ``chat_frames``, ``delivery``, ``early``, ``models``, ``plans``, ``protocol``,
+``relaying``, ``sending``, ``tool_frames``, ``tool_loop``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from providers import contract
 from providers.errors import ProtocolError, QtapProviderError
 from providers.factory import create_llm_provider
-from qtap_site.budgets import guard
-from qtap_site.chat import chat_frames, delivery, protocol, relaying, sending, tool_frames, tool_loop
+from qtap_site.chat import chat_frames, delivery, plans, protocol, relaying, sending, tool_frames, tool_loop
 from qtap_site.chat.batching import Checkpoints, SendQueue
 from qtap_site.chat.delivery import send_to_chat
+from qtap_site.chat.early import Early, close_events, open_early
 from qtap_site.chat.models import Message
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class RunningGeneration:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every call so far (tool_loop's records)
     approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)  # call id → the user's yes/no
     announcing: asyncio.Task[str] | None = None  # sending the frames that announce the reply (runner._announce)
+    plan_since: int = -1  # ``plans.changes`` before its send was prepared (-1: it leaves no plan)
 
     def stop(self) -> None:
         if not self.stop_requested and self.task is not None:
@@ -120,80 +121,36 @@ _starting: set[asyncio.Task[None]] = set()
 
 
 async def _prepare_and_start(request: sending.SendRequest, received_at: float) -> None:
-    early = _open_early(request)
+    since = plans.changes  # a change from now on keeps this reply from leaving a plan
+    opened = open_early(request)
+    if opened is not None:
+        request = dataclasses.replace(request, planned=True)
     try:
         prepared = await SendQueue.for_loop().prepare(request)
     except BaseException:
-        if early is not None:
-            await early.close()  # refused or failed: the early call is cut before anything was relayed
+        if opened is not None:
+            await opened.close()  # refused or failed: the early call is cut before anything was relayed
         raise
-    if early is not None and not early.made_for(prepared):
-        await early.close()
-        early = None
-    await start_generation(prepared, received_at=received_at, early=early)
+    if opened is not None and not opened.made_for(prepared):
+        await opened.close()
+        opened = None
+    await start_generation(prepared, received_at=received_at, early=opened, since=since)
 
 
-@dataclass
-class _Early:
-    """A provider call opened beside its send's transaction, from the chat's ``relaying.Plan``. Nothing
-    of it is read past the first event until the transaction has committed the send (its placeholder
-    saved, its checks passed) and built the very same call; otherwise it is closed unread."""
-
-    plan: relaying.Plan
-    request: contract.ChatRequest
-    provider: contract.LLMProvider
-    events: Any
-    first: asyncio.Task[Any]
-
-    def made_for(self, prepared: sending.Prepared) -> bool:
-        plan = self.plan
-        return (
-            prepared.error is None
-            and not prepared.tools
-            and prepared.request == self.request
-            and (prepared.plugin, prepared.api_key, prepared.base_url) == (plan.plugin, plan.api_key, plan.base_url)
-        )
-
-    async def close(self) -> None:
-        self.first.cancel()
-        with contextlib.suppress(BaseException):
-            await self.first
-        with contextlib.suppress(Exception):
-            await _aclose(self.events)
-        with contextlib.suppress(Exception):
-            await self.provider.aclose()
-
-
-def _open_early(send: sending.SendRequest) -> _Early | None:
-    """Open the send's provider call now, if its chat's plan is fresh and the send's own checks cannot
-    refuse it for a reason the plan does not know: a plain message (not an edit, not a regeneration), no
-    budget covering the user, and one process (every tab, view and change of the site is this process's,
-    so its plans are current)."""
-    plan = relaying.plans.get(send.chat_id)
-    queue = SendQueue.for_loop()
-    if (
-        plan is None
-        # Under a burst the batch of sends is what every call waits for; opening calls early would
-        # only add to the loop's work in front of it (measured: 50 sends at once started later).
-        or queue.waiting
-        or (queue.worker is not None and not queue.worker.done())
-        or plan.user_id != send.user_id
-        or time.monotonic() - plan.made_at > relaying.PLAN_SECONDS
-        or send.attachment_ids
-        or send.regenerate_id is not None
-        or send.edit_id is not None  # another branch than the plan's
-        or send.profile_id is not None
-        or not send.content.strip()
-        or not delivery.single_process()
-        or not guard.surely_unbudgeted(send.user_id)
-    ):
-        return None
-    user = contract.Message(role="user", content=send.content)
-    request = dataclasses.replace(plan.request, messages=(*plan.request.messages, user))
-    provider = create_llm_provider(plan.plugin, api_key=plan.api_key, base_url=plan.base_url)
-    events = provider.stream(request)
-    first = asyncio.get_running_loop().create_task(_first(events))
-    return _Early(plan, request, provider, events, first)
+async def plan_ahead(*, user_id: int, chat_id: int) -> None:
+    """The plan of a chat a tab has just opened, so that its first send's call can leave at once. Read
+    in the background (the tab's ``chat.state`` does not wait for it) and kept only if nothing it may
+    have been read from changed meanwhile; a send already under way makes its own."""
+    if not delivery.single_process() or plans.fresh(chat_id, user_id) or delivery.local_generation(chat_id):
+        return
+    since = plans.changes
+    try:
+        plan = await database_sync_to_async(plans.plan_of)(user_id=user_id, chat_id=chat_id)
+    except Exception:  # only a guess: the send goes the full way
+        logger.debug("could not plan chat %s", chat_id, exc_info=True)
+        return
+    if plan is not None and delivery.local_generation(chat_id) is None:
+        plans.store(plan, since=since)
 
 
 def _started(task: asyncio.Task[None]) -> None:
@@ -204,11 +161,16 @@ def _started(task: asyncio.Task[None]) -> None:
 
 
 async def start_generation(
-    prepared: sending.Prepared, *, received_at: float, early: _Early | None = None
+    prepared: sending.Prepared, *, received_at: float, early: Early | None = None, since: int = -1
 ) -> RunningGeneration:
-    """Start the task of a prepared generation (on the provider call opened ``early``, if one was)."""
+    """Start the task of a prepared generation (on the provider call opened ``early``, if one was);
+    ``since``, the ``plans.changes`` before it was prepared (the reply may leave a plan if none came)."""
     gen = RunningGeneration(
-        chat_id=prepared.chat_id, user_id=prepared.user_id, message_id=prepared.assistant_id, received_at=received_at
+        chat_id=prepared.chat_id,
+        user_id=prepared.user_id,
+        message_id=prepared.assistant_id,
+        received_at=received_at,
+        plan_since=since,
     )
     delivery.register(gen)
     gen.task = asyncio.get_running_loop().create_task(_run(gen, prepared, early), name=f"generation-{gen.message_id}")
@@ -238,7 +200,7 @@ async def _announce(gen: RunningGeneration, prepared: sending.Prepared) -> str:
     return control
 
 
-async def _run(gen: RunningGeneration, prepared: sending.Prepared, early: _Early | None = None) -> None:
+async def _run(gen: RunningGeneration, prepared: sending.Prepared, early: Early | None = None) -> None:
     announcing = gen.announcing = asyncio.get_running_loop().create_task(_announce(gen, prepared))
     try:
         try:
@@ -300,7 +262,7 @@ async def _stream(
     prepared: sending.Prepared,
     request: contract.ChatRequest | None = None,
     *,
-    early: _Early | None = None,
+    early: Early | None = None,
 ) -> tuple[contract.Usage | None, contract.Finish | None, list[contract.ToolCall]]:
     """One provider turn, relayed to the tabs: its usage, its finish and the tools it called."""
     request = request or prepared.request
@@ -351,7 +313,7 @@ async def _stream(
                     finish = event
         finally:
             # Closing the generator closes the upstream response (also on cancellation).
-            await _aclose(events)
+            await close_events(events)
     finally:
         try:
             await provider.aclose()
@@ -372,10 +334,6 @@ def _coalesce_window() -> float:
     return min(max(base, len(delivery.generations()) * 0.001), max(base, MAX_COALESCE_S))
 
 
-async def _first(events: Any) -> Any:
-    return await anext(events)
-
-
 async def _after(first: asyncio.Task[Any], events: Any) -> Any:
     """The early call's events: the first (read while the send was being saved), then the rest."""
     try:
@@ -386,10 +344,4 @@ async def _after(first: asyncio.Task[Any], events: Any) -> Any:
         async for event in events:
             yield event
     finally:
-        await _aclose(events)
-
-
-async def _aclose(events: Any) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
+        await close_events(events)

@@ -52,6 +52,7 @@ class SendRequest:
     client_msg_id: str | None = None
     regenerate_id: int | None = None
     edit_id: int | None = None
+    planned: bool = False  # its call left early, from the chat's plan (``plans.prepare`` may write it)
 
 
 @dataclass
@@ -74,6 +75,12 @@ class Prepared:
     tools: tuple[str, ...] = ()  # the tools on for this reply (names, or tool plugins for all of theirs)
     notes: str = ""  # what the person is told about the request (parameters their model does not take)
     renamed: dict[str, Any] | None = None  # {id, title} when this send gave its chat its title (chat.updated)
+    chat_facts: tuple[Any, ...] = ()  # the chat row as this send left it (``chat_facts``; a plan checks it)
+
+
+def chat_facts(chat: Chat) -> tuple[Any, ...]:
+    """What of the chat row the next send's plan depends on (``plans.prepare`` reads it back)."""
+    return (chat.user_id, chat.profile_id, chat.title, chat.system_prompt, chat.tools)
 
 
 Outcome = Prepared | protocol.ChatServiceError
@@ -326,6 +333,7 @@ def _prepared(item: _Accepted, enabled: dict[str, bool] | None, history: dict[in
         plugin=profile.plugin if profile else "",
         model=profile.model if profile else "",
         renamed={"id": item.chat.pk, "title": item.chat.title} if item.titled else None,
+        chat_facts=chat_facts(item.chat),
     )
     try:
         prepared.error = resolve_provider(prepared, item, enabled=enabled, messages=history)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.db import OperationalError
 
-from qtap_site.chat import saves, sending
+from qtap_site.chat import plans, saves, sending
 from qtap_site.chat.models import Message
 from tests.support.data import ChatSetup, chat_messages, db
 from tests.support.scripted_openai import Script, ScriptedOpenAI
@@ -99,7 +100,10 @@ async def test_a_failed_final_save_still_ends_the_generation_with_one_terminal_e
 async def test_the_database_down_when_a_message_is_sent_answers_an_error_and_keeps_the_socket(
     tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sending, "prepare_sends", FailOnce(sending.prepare_sends))
+    # Whichever way the send is written (the full way, or the short way of a chat with a plan).
+    gate = FailOnce(lambda write, *args: write(*args))
+    monkeypatch.setattr(sending, "prepare_sends", functools.partial(gate, sending.prepare_sends))
+    monkeypatch.setattr(plans, "prepare", functools.partial(gate, plans.prepare))
     await tab.send({"type": "message.send", "content": "first try"})
     frame = await tab.expect(("error", "generation.error"), timeout=5)
     assert frame["message"]

@@ -2,9 +2,11 @@
 the Nth write statement (as a dropped connection or a full disk would), whichever statement that is.
 
 Whatever write fails, the send is all or nothing: the tab is told (``error``), no reply streams (the
-provider is never called, so nothing is streamed that was not saved), no half-saved rows are left (a
-user message without its reply, a "streaming" placeholder nobody runs), and sending the same message
-again saves it exactly once and streams its reply. Runs on both backends (``DATABASE_URL``).
+provider is never called; a call that left early from the chat's plan is closed unread, so nothing is
+streamed that was not saved), no half-saved rows are left (a user message without its reply, a
+"streaming" placeholder nobody runs), and sending the same message again saves it exactly once and
+streams its reply. Both ways a send is written are covered: the full one, and the short one of a send
+whose chat has a plan (``plans.prepare``: three writes). Runs on both backends (``DATABASE_URL``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from django.db import OperationalError
 from django.db.backends import utils
 
+from qtap_site.chat import plans, runner
 from qtap_site.chat.models import Chat, Message
 from tests.support.data import ChatSetup, chat_messages, db
 from tests.support.scripted_openai import Script, ScriptedOpenAI
@@ -63,17 +66,38 @@ class FailNthWrite:
 
 
 @pytest.fixture
-async def tab(chat_on_fake: ChatSetup, alice_cookie: str) -> Tab:
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """ "full": the chat has no plan when the message is sent; "planned": it has (the tab made it)."""
+    if request.param == "full":
+
+        async def no_plan(**_: Any) -> None:
+            return None
+
+        monkeypatch.setattr(runner, "plan_ahead", no_plan)
+    return str(request.param)
+
+
+@pytest.fixture
+async def tab(path: str, chat_on_fake: ChatSetup, alice_cookie: str) -> Tab:
     opened = await InProcessTab.open(chat_on_fake.chat.pk, cookie=alice_cookie)
     await opened.expect("chat.state")
+    for _ in range(200):
+        if path == "full" or chat_on_fake.chat.pk in plans.plans:
+            break
+        await asyncio.sleep(0.01)
+    assert (chat_on_fake.chat.pk in plans.plans) == (path == "planned")
     yield opened
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await opened.close()
 
 
-# A first send writes: the user message, its reply's placeholder, the chat's updated_at, its title.
-@pytest.mark.parametrize("nth", [1, 2, 3, 4])
+# A first send writes: the user message, its reply's placeholder, the chat's updated_at, its title
+# (a planned one: the two messages, then the chat's row in one statement).
+@pytest.mark.parametrize(
+    ("path", "nth"), [*(("full", n) for n in (1, 2, 3, 4)), *(("planned", n) for n in (1, 2, 3))], indirect=["path"]
+)
 async def test_a_write_failing_during_the_send_loses_nothing_and_streams_nothing(
+    path: str,
     nth: int,
     tab: Tab,
     chat_on_fake: ChatSetup,
@@ -81,7 +105,8 @@ async def test_a_write_failing_during_the_send_loses_nothing_and_streams_nothing
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     chat = chat_on_fake.chat
-    scripted_openai.script = Script(tokens=6)
+    # Slow enough that a call opened early cannot finish before the failed write closes it.
+    scripted_openai.script = Script(tokens=6, delay=0.2)
     with FailNthWrite(nth).installed(monkeypatch) as fault:
         fault.armed = True
         await tab.send({"type": "message.send", "content": "keep me", "client_msg_id": "c-1"})
@@ -91,7 +116,8 @@ async def test_a_write_failing_during_the_send_loses_nothing_and_streams_nothing
     assert frame["code"] == "internal" and frame["message"]
     await tab.drain()
     assert tab.frames("generation.delta") == [] and tab.frames("generation.started") == []
-    assert scripted_openai.chat_requests() == []  # the provider was never called
+    # The provider was never called, or (planned) its call left beside the transaction and was closed.
+    assert len(scripted_openai.chat_requests()) == (0 if path == "full" else 1)
     # All or nothing: the transaction rolled back, so no user message without its reply and no
     # placeholder left "streaming".
     assert await db(chat_messages, chat.pk) == []

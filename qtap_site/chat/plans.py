@@ -1,0 +1,279 @@
+"""Plans: the provider call a chat's next plain send will make, known before the send arrives. With a
+fresh plan the send's call leaves the moment the frame is read (``runner``), and the send's
+transaction only checks and writes (``prepare``) instead of reading the chat, its profile, its key and
+its branch again: what a send needs that does not change between sends is reused.
+
+A plan comes from a reply that completed (``relaying.remember``, from the request it made) or from
+the chat's rows when a tab opens it (``plan_of``). Every change this process makes to what a plan was
+made of forgets it (the receivers below: a message, chat, key, profile or plugin state saved or
+deleted, a branch picked); a plan stored after such a change began is refused (``store``'s
+``since``), so no plan carries a key read before a rotation. ``prepare`` still checks, inside the
+send's transaction, that the chat's rows are as the plan saw them (no message added, the message it
+continues unchanged, the same profile, prompt, title and tools) and answers None otherwise: the send
+then goes the full way (``sending.prepare_sends``). Plans are used only when one process serves
+the site (``delivery.single_process``): a change made in another process would not reach them.
+
+May import: ``branches`` (its signal), ``models``, ``protocol``, ``sending``, ``services``;
+``qtap_site.budgets.guard``, the budget check; ``qtap_site.bulk_rows``, the writes as plain statements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from providers import contract
+from providers.calls import CallRefused, resolve_profile_call
+from providers.models import ApiKey, ConnectionProfile, PluginState
+from providers.reasoning import dropped_note
+from qtap_site import bulk_rows
+from qtap_site.budgets import guard
+from qtap_site.chat import branches, protocol, services
+from qtap_site.chat.models import Chat, Message
+from qtap_site.chat.sending import HISTORY_RELATED, Prepared, SendRequest, chat_facts
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The next plain send's call (plugin, key, base URL, the request so far: system prompt, the branch
+    up to ``parent_id``, parameters) and the rows it was made from, as the send's transaction checks them."""
+
+    user_id: int
+    chat_id: int
+    profile_id: int
+    profile_plugin: str  # as the profile names it (the reply row's ``plugin``)
+    plugin: str  # the plugin's manifest name
+    provider_name: str
+    model: str
+    api_key: str | None = field(repr=False)
+    base_url: str | None
+    request: contract.ChatRequest = field(repr=False)
+    notes: str
+    parent_id: int | None  # the message the next user message follows (the end of the visible branch)
+    parent: tuple[str, str] | None = field(repr=False)  # its (status, content)
+    newest_id: int | None  # the chat's newest message
+    chat: tuple[Any, ...] = field(repr=False)  # the chat row's (user, profile, title, prompt, tools)
+    made_at: float = field(default_factory=time.monotonic)
+
+
+PLAN_SECONDS = 10.0  # a backstop: every change made in this process forgets the plans at once
+MAX_PLANS = 1000  # chats with a plan; expired ones are dropped first, then the oldest
+
+# chat id → its plan (this process; a plan is only a guess, checked by the send's transaction)
+plans: dict[int, Plan] = {}
+# Bumped by every change that forgets plans: a plan made from what was read before is refused.
+changes = 0
+
+
+def fresh(chat_id: int, user_id: int) -> Plan | None:
+    plan = plans.get(chat_id)
+    if plan is None or plan.user_id != user_id or time.monotonic() - plan.made_at > PLAN_SECONDS:
+        return None
+    return plan
+
+
+def store(plan: Plan, *, since: int) -> bool:
+    """Keep ``plan`` unless something it may have been made of changed after ``since`` (a ``changes``)."""
+    if changes != since:
+        return False
+    if len(plans) >= MAX_PLANS:
+        _sweep()
+    plans[plan.chat_id] = plan
+    return True
+
+
+def _sweep() -> None:
+    now = time.monotonic()
+    for chat_id, plan in list(plans.items()):
+        if now - plan.made_at > PLAN_SECONDS:
+            plans.pop(chat_id, None)
+    while len(plans) >= MAX_PLANS:
+        plans.pop(next(iter(plans)), None)
+
+
+def forget(chat_id: int | None = None) -> None:
+    """Forget the chat's plan (every plan without ``chat_id``)."""
+    global changes
+    changes += 1
+    if chat_id is None:
+        plans.clear()
+    else:
+        plans.pop(chat_id, None)
+
+
+# ---- a plan made from the chat's rows, when a tab opens it -------------------------------------------
+
+
+def plan_of(*, user_id: int, chat_id: int) -> Plan | None:
+    """The plan of the chat's next plain send, read from its rows; None when a send would not go the
+    plain way (no profile, a plugin switched off, tools on, files in the branch, a reply running).
+    Reads the budget rows too, if they are not fresh: the send's call may leave early only if they are."""
+    guard.cached_table()
+    chat = Chat.objects.select_related("profile__api_key").filter(pk=chat_id, user_id=user_id).first()
+    if chat is None:
+        return None
+    asked = SendRequest(user_id=user_id, chat_id=chat_id)
+    profile = services.reply_profile(asked, chat, services.reply_profiles([asked], {chat.pk: chat}))
+    if profile is None:
+        return None
+    try:
+        call = resolve_profile_call(profile)
+    except CallRefused:
+        return None
+    if services.tool_selection(chat, profile, call.config):
+        return None
+    nodes = services.tree_of([chat_id]).get(chat_id, {})
+    branch = services.visible_path(nodes)
+    rows = {m.pk: m for m in Message.objects.filter(pk__in=branch).prefetch_related(*HISTORY_RELATED)}
+    turns = [(rows[pk], list(rows[pk].attachments.all())) for pk in branch if pk in rows]
+    if len(turns) != len(branch) or any(files for _, files in turns):
+        return None  # a branch with files: its bytes are not kept in memory for a guess
+    last = turns[-1][0] if turns else None
+    if last is not None and last.status == Message.Status.STREAMING:
+        return None
+    return Plan(
+        user_id=user_id,
+        chat_id=chat_id,
+        profile_id=profile.pk,
+        profile_plugin=profile.plugin,
+        plugin=call.plugin,
+        provider_name=call.provider_name,
+        model=profile.model,
+        api_key=call.api_key,
+        base_url=call.base_url,
+        request=services.provider_request(chat, profile, call, turns),
+        notes=dropped_note(call.config, profile.model, profile.parameters or {}),
+        parent_id=last.pk if last else None,
+        parent=(last.status, last.content) if last else None,
+        newest_id=max(nodes, default=None),
+        chat=chat_facts(chat),
+    )
+
+
+# ---- the send's transaction, with a plan ----------------------------------------------------------
+
+
+def prepare(send: SendRequest) -> Prepared | protocol.ChatServiceError | None:
+    """The planned send, checked and written in one short transaction: the chat locked and read back
+    with its newest message and the message the send follows (one statement), the user's running
+    replies (``services.live_chats_of``, the capacity rule), two inserts and the chat's update.
+    None when the rows are not as the plan saw them; then nothing was written."""
+    plan = fresh(send.chat_id, send.user_id)
+    if plan is None:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        if _rows_now(plan) != (plan.chat, plan.newest_id, plan.parent):
+            return None
+        busy = services.live_chats_of([send.user_id])[send.user_id]
+        limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
+        if send.chat_id in busy:
+            return protocol.Busy()
+        if len(busy) >= limit:
+            return protocol.RateLimited.at(limit)
+        user = Message(
+            chat_id=send.chat_id,
+            parent_id=plan.parent_id,
+            role=Message.Role.USER,
+            content=send.content,
+            client_msg_id=send.client_msg_id or "",
+        )
+        bulk_rows.insert([user])
+        assistant = Message(
+            chat_id=send.chat_id,
+            parent_id=user.pk,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            plugin=plan.profile_plugin,
+            model=plan.model,
+            heartbeat_at=now,
+        )
+        bulk_rows.insert([assistant])
+        title = plan.chat[2] or " ".join(send.content.split())[: services.TITLE_LENGTH]
+        # The chat keeps the profile it replied with (a chat on the user's default takes it on).
+        row = Chat(pk=send.chat_id, title=title, profile_id=plan.profile_id, updated_at=now)
+        bulk_rows.update([row], ["title", "profile", "updated_at"])
+        refused = guard.refusals([(send.user_id, assistant.pk)], now)
+    turn = contract.Message(role="user", content=send.content)
+    user_id, _, _, prompt, tools = plan.chat
+    return Prepared(
+        chat_id=send.chat_id,
+        user_id=send.user_id,
+        assistant_id=assistant.pk,
+        user_message=protocol.message_dict(user, [], drawn=False),
+        assistant_message=protocol.message_dict(assistant, [], drawn=False),
+        profile_id=plan.profile_id,
+        plugin=plan.plugin,
+        model=plan.model,
+        provider_name=plan.provider_name,
+        base_url=plan.base_url,
+        api_key=plan.api_key,
+        request=dataclasses.replace(plan.request, messages=(*plan.request.messages, turn)),
+        error=refused.get(assistant.pk),
+        notes=plan.notes,
+        renamed={"id": send.chat_id, "title": title} if title != plan.chat[2] else None,
+        chat_facts=(user_id, plan.profile_id, title, prompt, tools),
+    )
+
+
+def _rows_now(plan: Plan) -> tuple[Any, ...]:
+    """The chat row's facts, its newest message's id and the (status, content) of the message the plan
+    continues, as they are now; the chat's row locked until the transaction ends (PostgreSQL; SQLite
+    holds the whole database already)."""
+    quote = connection.ops.quote_name
+    chats, messages = quote(Chat._meta.db_table), quote(Message._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    # Only quoted model identifiers are formatted in; the ids are parameters.
+    sql = (
+        "SELECT c.user_id, c.profile_id, c.title, c.system_prompt, c.tools, "  # noqa: S608
+        f"(SELECT MAX(m.id) FROM {messages} m WHERE m.chat_id = c.id), "
+        f"(SELECT p.status FROM {messages} p WHERE p.id = %s AND p.chat_id = c.id), "
+        f"(SELECT p.content FROM {messages} p WHERE p.id = %s AND p.chat_id = c.id) "
+        f"FROM {chats} c WHERE c.id = %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [plan.parent_id, plan.parent_id, plan.chat_id])
+        row = cursor.fetchone()
+    if row is None:
+        return ()
+    tools = Chat._meta.get_field("tools").from_db_value(row[4], None, connection)  # type: ignore[arg-type]
+    parent = (row[6], row[7]) if row[6] is not None else None
+    return ((row[0], row[1], row[2], row[3], tools), row[5], parent)
+
+
+# ---- what forgets plans -------------------------------------------------------------------------
+
+
+@receiver(post_save, sender=Message)
+@receiver(post_delete, sender=Message)
+@receiver(post_save, sender=Chat)
+@receiver(post_delete, sender=Chat)
+def _chat_changed(instance: Any, **_: Any) -> None:
+    """A message edited, added or deleted outside a send, a chat's prompt, tools or profile changed."""
+    forget(instance.chat_id if isinstance(instance, Message) else instance.pk)
+
+
+@receiver(branches.branch_selected)
+def _branch_changed(chat_id: int, **_: Any) -> None:
+    """Another branch of the chat shows: its next send continues that one, not the plan's."""
+    forget(chat_id)
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+@receiver(post_save, sender=ConnectionProfile)
+@receiver(post_delete, sender=ConnectionProfile)
+@receiver(post_save, sender=PluginState)
+@receiver(post_delete, sender=PluginState)
+def _call_changed(**_: Any) -> None:
+    """A key edited, rotated or deleted, a profile edited, a plugin enabled or disabled: no plan may
+    carry the old key, base URL or parameters."""
+    forget()
