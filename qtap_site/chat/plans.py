@@ -163,21 +163,21 @@ def plan_of(*, user_id: int, chat_id: int) -> Plan | None:
 
 def prepare(send: SendRequest) -> Prepared | protocol.ChatServiceError | None:
     """The planned send, checked and written in one short transaction: the chat locked and read back
-    with its newest message and the message the send follows (one statement), the user's running
-    replies (``services.live_chats_of``, the capacity rule), two inserts and the chat's update.
+    with its newest message, the message the send follows and the user's running replies (one
+    statement; the capacity rule is the full way's), two inserts and the chat's update.
     None when the rows are not as the plan saw them; then nothing was written."""
     plan = fresh(send.chat_id, send.user_id)
     if plan is None:
         return None
     now = timezone.now()
     with transaction.atomic():
-        if _rows_now(plan) != (plan.chat, plan.newest_id, plan.parent):
+        seen, (here, running) = _rows_now(plan)
+        if seen != (plan.chat, plan.newest_id, plan.parent):
             return None
-        busy = services.live_chats_of([send.user_id])[send.user_id]
         limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
-        if send.chat_id in busy:
+        if here:
             return protocol.Busy()
-        if len(busy) >= limit:
+        if running >= limit:
             return protocol.RateLimited.at(limit)
         user = Message(
             chat_id=send.chat_id,
@@ -225,28 +225,36 @@ def prepare(send: SendRequest) -> Prepared | protocol.ChatServiceError | None:
 
 
 def _rows_now(plan: Plan) -> tuple[Any, ...]:
-    """The chat row's facts, its newest message's id and the (status, content) of the message the plan
-    continues, as they are now; the chat's row locked until the transaction ends (PostgreSQL; SQLite
-    holds the whole database already)."""
+    """The chat row's facts, its newest message's id, the (status, content) of the message the plan
+    continues, and the user's running replies: (in this chat, in all chats), as they are now; the chat's
+    row locked until the transaction ends (PostgreSQL; SQLite holds the whole database already). One
+    statement: the ORM's query building cost more than the rest of the transaction together."""
     quote = connection.ops.quote_name
     chats, messages = quote(Chat._meta.db_table), quote(Message._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    # Only quoted model identifiers are formatted in; the ids are parameters.
+    lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+    # A running reply is ``services.live_streaming``'s: streaming, with a fresh heartbeat.
+    live = "m.status = %s AND m.heartbeat_at >= %s"
+    since = connection.ops.adapt_datetimefield_value(timezone.now() - services.stale_after())
+    # Only quoted model identifiers are formatted in; every value is a parameter.
     sql = (
         "SELECT c.user_id, c.profile_id, c.title, c.system_prompt, c.tools, "  # noqa: S608
         f"(SELECT MAX(m.id) FROM {messages} m WHERE m.chat_id = c.id), "
         f"(SELECT p.status FROM {messages} p WHERE p.id = %s AND p.chat_id = c.id), "
-        f"(SELECT p.content FROM {messages} p WHERE p.id = %s AND p.chat_id = c.id) "
+        f"(SELECT p.content FROM {messages} p WHERE p.id = %s AND p.chat_id = c.id), "
+        f"(SELECT COUNT(*) FROM {messages} m WHERE m.chat_id = c.id AND {live}), "
+        f"(SELECT COUNT(DISTINCT m.chat_id) FROM {messages} m JOIN {chats} o ON o.id = m.chat_id "
+        f"WHERE o.user_id = c.user_id AND {live}) "
         f"FROM {chats} c WHERE c.id = %s{lock}"
     )
+    streaming = Message.Status.STREAMING
     with connection.cursor() as cursor:
-        cursor.execute(sql, [plan.parent_id, plan.parent_id, plan.chat_id])
+        cursor.execute(sql, [plan.parent_id, plan.parent_id, streaming, since, streaming, since, plan.chat_id])
         row = cursor.fetchone()
     if row is None:
-        return ()
+        return (), (0, 0)
     tools = Chat._meta.get_field("tools").from_db_value(row[4], None, connection)  # type: ignore[arg-type]
     parent = (row[6], row[7]) if row[6] is not None else None
-    return ((row[0], row[1], row[2], row[3], tools), row[5], parent)
+    return ((row[0], row[1], row[2], row[3], tools), row[5], parent), (row[8], row[9])
 
 
 # ---- what forgets plans -------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""The short way a planned send is written (``plans.prepare``), on whichever database the run uses (the
+scaled run's PostgreSQL too, where plans are otherwise off): what it writes, and what it answers when
+the chat's rows are no longer as its plan saw them (None: nothing written), when a reply already runs
+in the chat (``busy``) or the user is at their limit (``rate_limited``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from qtap_site.chat import plans, protocol
+from qtap_site.chat.models import Chat, Message
+from qtap_site.chat.sending import SendRequest, chat_facts
+from qtap_site.chat.services import chat_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def planned(chat: Chat) -> plans.Plan:
+    plan = plans.plan_of(user_id=chat.user_id, chat_id=chat.pk)
+    assert plan is not None
+    plans.plans[chat.pk] = plan
+    return plan
+
+
+def sent(chat: Chat, content: str = "hello there") -> Any:
+    return plans.prepare(SendRequest(user_id=chat.user_id, chat_id=chat.pk, content=content, planned=True))
+
+
+def rows(chat: Chat) -> list[tuple[Any, ...]]:
+    return list(Message.objects.filter(chat=chat).order_by("id").values_list("role", "content", "status", "parent_id"))
+
+
+def test_a_planned_send_writes_the_message_its_placeholder_and_the_chats_title(chat) -> None:
+    planned(chat)
+    prepared = sent(chat, "hello   there")
+    assert prepared.error is None and prepared.renamed == {"id": chat.pk, "title": "hello there"}
+    [(role, content, status, parent), placeholder] = rows(chat)
+    assert (role, content, status, parent) == ("user", "hello   there", "complete", None)
+    assert placeholder[0] == "assistant" and placeholder[2] == "streaming"
+    assert [(m.role, m.content) for m in prepared.request.messages] == [
+        ("system", "Be brief."),
+        ("user", "hello   there"),
+    ]
+    again = Chat.objects.get(pk=chat.pk)
+    assert (again.title, again.profile_id) == ("hello there", chat.profile_id)
+    assert prepared.chat_facts == chat_facts(again)  # what the reply's own plan will check next
+
+
+def test_rows_changed_behind_the_plan_answer_none_and_write_nothing(chat, user, profile) -> None:
+    planned(chat)
+    Message.objects.bulk_create([Message(chat=chat, role="user", content="from elsewhere")])  # no signal
+    assert sent(chat) is None
+    assert rows(chat) == [("user", "from elsewhere", "complete", None)]
+    other = chat_create(user=user, profile=profile, system_prompt="Be brief.")
+    planned(other)
+    Chat.objects.filter(pk=other.pk).update(system_prompt="Be long.")  # no signal either
+    assert sent(other) is None and rows(other) == []
+
+
+def test_a_reply_running_in_the_chat_is_busy_and_a_user_at_the_limit_is_rate_limited(chat, user, profile, settings):
+    first = Message.objects.create(chat=chat, role="user", content="q")
+    Message.objects.create(chat=chat, parent=first, role="assistant", status="streaming", heartbeat_at=timezone.now())
+    plan = plans.plan_of(user_id=chat.user_id, chat_id=chat.pk)
+    assert plan is None  # a reply runs: no plan is made
+    settings.QTAP_MAX_CONCURRENT_GENERATIONS = 1
+    other = chat_create(user=user, profile=profile, system_prompt="Be brief.")
+    planned(other)
+    assert isinstance(sent(other), protocol.RateLimited) and rows(other) == []
+    # The same chat, planned before its reply started elsewhere (another tab's send, say): busy.
+    Message.objects.filter(chat=chat).delete()
+    planned(chat)
+    Message.objects.bulk_create([Message(chat=chat, role="assistant", status="streaming", heartbeat_at=timezone.now())])
+    plans.plans[chat.pk] = dataclasses.replace(plans.plans[chat.pk], newest_id=_newest(chat))
+    assert isinstance(sent(chat), protocol.Busy)
+
+
+def _newest(chat: Chat) -> int:
+    return int(Message.objects.filter(chat=chat).order_by("-id").values_list("id", flat=True)[0])
