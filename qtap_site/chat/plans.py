@@ -66,6 +66,7 @@ class Plan:
 
 PLAN_SECONDS = 10.0  # a backstop: every change made in this process forgets the plans at once
 MAX_PLANS = 1000  # chats with a plan; expired ones are dropped first, then the oldest
+SWEEP_AT = 64  # plans kept before expired ones are dropped (each holds its chat's branch in memory)
 
 # chat id → its plan (this process; a plan is only a guess, checked by the send's transaction)
 plans: dict[int, Plan] = {}
@@ -84,7 +85,7 @@ def store(plan: Plan, *, since: int) -> bool:
     """Keep ``plan`` unless something it may have been made of changed after ``since`` (a ``changes``)."""
     if changes != since:
         return False
-    if len(plans) >= MAX_PLANS:
+    if len(plans) >= min(SWEEP_AT, MAX_PLANS):
         _sweep()
     plans[plan.chat_id] = plan
     return True

@@ -139,18 +139,34 @@ async def _prepare_and_start(request: sending.SendRequest, received_at: float) -
 
 async def plan_ahead(*, user_id: int, chat_id: int) -> None:
     """The plan of a chat a tab has just opened, so that its first send's call can leave at once. Read
-    in the background (the tab's ``chat.state`` does not wait for it) and kept only if nothing it may
-    have been read from changed meanwhile; a send already under way makes its own."""
-    if not delivery.single_process() or plans.fresh(chat_id, user_id) or delivery.local_generation(chat_id):
+    in the background (the tab's ``chat.state`` does not wait for it), one chat at a time and only while
+    no send is being written: the database thread is the sends' first (200 tabs opening together would
+    otherwise put 200 reads in front of the next sends). Kept only if nothing it may have been read
+    from changed meanwhile; a send already under way makes its own."""
+    global _planning
+    queue = SendQueue.for_loop()
+    if (
+        _planning
+        or queue.waiting
+        or (queue.worker is not None and not queue.worker.done())
+        or not delivery.single_process()
+        or plans.fresh(chat_id, user_id)
+        or delivery.local_generation(chat_id)
+    ):
         return
-    since = plans.changes
+    since, _planning = plans.changes, True
     try:
         plan = await database_sync_to_async(plans.plan_of)(user_id=user_id, chat_id=chat_id)
     except Exception:  # only a guess: the send goes the full way
         logger.debug("could not plan chat %s", chat_id, exc_info=True)
         return
+    finally:
+        _planning = False
     if plan is not None and delivery.local_generation(chat_id) is None:
         plans.store(plan, since=since)
+
+
+_planning = False  # a chat's plan is being read (``plan_ahead``)
 
 
 def _started(task: asyncio.Task[None]) -> None:

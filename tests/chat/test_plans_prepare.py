@@ -80,3 +80,20 @@ def test_a_reply_running_in_the_chat_is_busy_and_a_user_at_the_limit_is_rate_lim
 
 def _newest(chat: Chat) -> int:
     return int(Message.objects.filter(chat=chat).order_by("-id").values_list("id", flat=True)[0])
+
+
+def test_plans_are_bounded_and_expired_ones_go_first(chat, monkeypatch) -> None:
+    """Each plan holds its chat's branch: a process keeps at most ``MAX_PLANS``, dropping expired ones
+    as soon as there are more than a few."""
+    plan = planned(chat)
+    plans.plans.clear()
+    old = dataclasses.replace(plan, made_at=plan.made_at - plans.PLAN_SECONDS - 1)
+    for chat_id in range(1, plans.SWEEP_AT + 1):
+        plans.plans[10_000 + chat_id] = dataclasses.replace(old, chat_id=10_000 + chat_id)
+    assert plans.store(plan, since=plans.changes)
+    assert list(plans.plans) == [chat.pk]  # the expired ones went when the next was stored
+    monkeypatch.setattr(plans, "MAX_PLANS", 5)
+    for chat_id in range(1, 10):
+        assert plans.store(dataclasses.replace(plan, chat_id=20_000 + chat_id), since=plans.changes)
+    assert len(plans.plans) == 5 and 20_009 in plans.plans and chat.pk not in plans.plans  # the oldest went
+    assert not plans.store(plan, since=plans.changes - 1)  # made before a change: refused
