@@ -122,7 +122,8 @@ _starting: set[asyncio.Task[None]] = set()
 
 async def _prepare_and_start(request: sending.SendRequest, received_at: float) -> None:
     since = plans.changes  # a change from now on keeps this reply from leaving a plan
-    opened = open_early(request)
+    # Plans are one process's (``plans``): with several, a send goes the full way without asking.
+    opened = open_early(request) if delivery.single_process() else None
     if opened is not None:
         request = dataclasses.replace(request, planned=True)
     try:
