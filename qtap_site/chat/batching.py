@@ -56,6 +56,11 @@ class DatabaseBatches(Generic[Item, Result]):
         self.waiting: list[_Waiting[Item, Result]] = []
         self.worker: asyncio.Task[None] | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Calls are waiting, or a batch is in the database thread."""
+        return bool(self.waiting) or (self.worker is not None and not self.worker.done())
+
     @classmethod
     def for_loop(cls) -> Any:
         """This event loop's batches of this kind."""

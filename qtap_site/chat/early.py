@@ -3,7 +3,7 @@ beside the send's transaction instead of after it. Nothing of the call is read p
 until the transaction has saved the send and built the very same call (``Early.made_for``); a call
 the send does not keep is closed unread. The tabs see nothing the database does not hold.
 
-May import: ``batching``, ``delivery``, ``plans``, ``sending``; ``qtap_site.budgets.guard``, whether a call
+May import: ``batching``, ``plans``, ``sending``; ``qtap_site.budgets.guard``, whether a call
 may leave before the check.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from providers import contract
 from providers.factory import create_llm_provider
 from qtap_site.budgets import guard
-from qtap_site.chat import delivery, plans, sending
+from qtap_site.chat import plans, sending
 from qtap_site.chat.batching import SendQueue
 
 
@@ -54,22 +54,20 @@ class Early:
 def open_early(send: sending.SendRequest) -> Early | None:
     """Open the send's provider call now, if its chat's plan is fresh and the send's own checks cannot
     refuse it for a reason the plan does not know: a plain message (not an edit, not a regeneration), no
-    budget covering the user, and one process (every tab, view and change of the site is this process's,
-    so its plans are current)."""
+    budget covering the user. Only called when one process serves the site (the runner asks
+    ``delivery.single_process`` first: every tab, view and change is then this process's, so its plans
+    are current)."""
     plan = plans.fresh(send.chat_id, send.user_id)
-    queue = SendQueue.for_loop()
     if (
         plan is None
         # Under a burst the batch of sends is what every call waits for; opening calls early would
         # only add to the loop's work in front of it (measured: 50 sends at once started later).
-        or queue.waiting
-        or (queue.worker is not None and not queue.worker.done())
+        or SendQueue.for_loop().busy
         or send.attachment_ids
         or send.regenerate_id is not None
         or send.edit_id is not None  # another branch than the plan's
         or send.profile_id is not None
         or not send.content.strip()
-        or not delivery.single_process()
         or not guard.surely_unbudgeted(send.user_id)
     ):
         return None

@@ -145,11 +145,9 @@ async def plan_ahead(*, user_id: int, chat_id: int) -> None:
     otherwise put 200 reads in front of the next sends). Kept only if nothing it may have been read
     from changed meanwhile; a send already under way makes its own."""
     global _planning
-    queue = SendQueue.for_loop()
     if (
         _planning
-        or queue.waiting
-        or (queue.worker is not None and not queue.worker.done())
+        or SendQueue.for_loop().busy
         or not delivery.single_process()
         or plans.fresh(chat_id, user_id)
         or delivery.local_generation(chat_id)
