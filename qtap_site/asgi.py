@@ -1,5 +1,6 @@
 """ASGI entry point: ``qtap_site.asgi:application`` (Daphne or uvicorn)."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -29,3 +30,9 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded so far (Django, the plugins, the templates' code) lives as long as the process. Left
+# to the collector, each full collection walks all of it: about 120 ms with the interpreter stopped,
+# which a burst of sends triggers (measured: a 119 ms pause inside 50 sends' first 200 ms). Frozen, a
+# full collection walks only what was made since.
+gc.freeze()
