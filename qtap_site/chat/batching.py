@@ -105,17 +105,36 @@ class DatabaseBatches(Generic[Item, Result]):
 class SendQueue(DatabaseBatches[SendRequest, Prepared]):
     """``message.send`` and ``message.regenerate`` of this loop. One send that breaks its batch fails
     alone: the batch's other sends are then prepared one by one (``sending.prepare_each``). A send
-    whose call left early from its chat's plan, alone in its batch, is written the short way
-    (``plans.prepare``) unless the chat's rows are not as the plan saw them."""
+    whose call left early from its chat's plan is written the short way (``plans.prepare``), each in a
+    transaction of its own, unless the chat's rows are not as the plan saw them; the others go together."""
 
     def run_batch(self, items: list[SendRequest]) -> list[Prepared | Exception]:
-        if len(items) == 1 and items[0].planned and (planned := plans.prepare(items[0])) is not None:
-            return [planned]
-        return sending.prepare_each(items)
+        results: list[Prepared | Exception | None] = [None] * len(items)
+        planned = [index for index, item in enumerate(items) if item.planned]
+        if planned:
+            for index, result in zip(planned, _planned([items[i] for i in planned]), strict=True):
+                results[index] = result
+        rest = [index for index, result in enumerate(results) if result is None]
+        if rest:
+            for index, result in zip(rest, sending.prepare_each([items[i] for i in rest]), strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
 
     async def prepare(self, request: SendRequest) -> Prepared:
         """The prepared generation, or the ``ChatServiceError`` that refused this send."""
         return await self.submit(request)
+
+
+def _planned(sends: list[SendRequest]) -> list[Prepared | Exception | None]:
+    """The planned sends written the short way, together (``plans.prepare_all``), before the batch's
+    other sends (which then see them, as the full way's sends see each other); None for each to send
+    the full way: its rows are not as its plan saw them, or the short way failed and wrote nothing (the
+    full way then fails a send alone, if it fails again)."""
+    try:
+        return list(plans.prepare_all(sends))
+    except Exception:
+        logger.warning("%d planned sends failed the short way; they go the full way", len(sends), exc_info=True)
+        return [None] * len(sends)
 
 
 FINAL_SAVE_ATTEMPTS = 5

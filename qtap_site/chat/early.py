@@ -19,7 +19,6 @@ from providers import contract
 from providers.factory import create_llm_provider
 from qtap_site.budgets import guard
 from qtap_site.chat import plans, sending
-from qtap_site.chat.batching import SendQueue
 
 
 @dataclass
@@ -60,9 +59,6 @@ def open_early(send: sending.SendRequest) -> Early | None:
     plan = plans.fresh(send.chat_id, send.user_id)
     if (
         plan is None
-        # Under a burst the batch of sends is what every call waits for; opening calls early would
-        # only add to the loop's work in front of it (measured: 50 sends at once started later).
-        or SendQueue.for_loop().busy
         or send.attachment_ids
         or send.regenerate_id is not None
         or send.edit_id is not None  # another branch than the plan's

@@ -163,46 +163,84 @@ def plan_of(*, user_id: int, chat_id: int) -> Plan | None:
 
 
 def prepare(send: SendRequest) -> Prepared | protocol.ChatServiceError | None:
-    """The planned send, checked and written in one short transaction: the chat locked and read back
-    with its newest message, the message the send follows and the user's running replies (one
-    statement; the capacity rule is the full way's), two inserts and the chat's update.
-    None when the rows are not as the plan saw them; then nothing was written."""
-    plan = fresh(send.chat_id, send.user_id)
-    if plan is None:
-        return None
+    """One planned send the short way (``prepare_all``)."""
+    return prepare_all([send])[0]
+
+
+Outcome = Prepared | protocol.ChatServiceError | None
+
+
+def prepare_all(sends: list[SendRequest]) -> list[Outcome]:
+    """Planned sends, checked and written in one short transaction: per send, its chat locked and read
+    back with its newest message, the message the send follows and the user's running replies (one
+    statement; the capacity rule is the full way's, counting the sends accepted before it here); then
+    one insert of the user messages, one of the replies and one update of the chats, whatever their
+    number. A send answers None when its rows are not as its plan saw them: nothing of it is written,
+    and it goes the full way. Raises only if the transaction failed, so nothing was written."""
+    outcomes: list[Outcome] = [None] * len(sends)
+    accepted: list[tuple[int, SendRequest, Plan]] = []
+    limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
     now = timezone.now()
     with transaction.atomic():
-        seen, (here, running) = _rows_now(plan)
-        if seen != (plan.chat, plan.newest_id, plan.parent):
-            return None
-        limit = int(settings.QTAP_MAX_CONCURRENT_GENERATIONS)
-        if here:
-            return protocol.Busy()
-        if running >= limit:
-            return protocol.RateLimited.at(limit)
-        user = Message(
-            chat_id=send.chat_id,
-            parent_id=plan.parent_id,
-            role=Message.Role.USER,
-            content=send.content,
-            client_msg_id=send.client_msg_id or "",
-        )
-        bulk_rows.insert([user])
-        assistant = Message(
-            chat_id=send.chat_id,
-            parent_id=user.pk,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING,
-            plugin=plan.profile_plugin,
-            model=plan.model,
-            heartbeat_at=now,
-        )
-        bulk_rows.insert([assistant])
-        title = plan.chat[2] or " ".join(send.content.split())[: services.TITLE_LENGTH]
+        taken: dict[int, int] = {}  # user → replies accepted above
+        for index, send in enumerate(sends):
+            plan = fresh(send.chat_id, send.user_id)
+            if plan is None:
+                continue
+            seen, (here, running) = _rows_now(plan)
+            if seen != (plan.chat, plan.newest_id, plan.parent):
+                continue
+            if here or any(other.chat_id == send.chat_id for _, other, _ in accepted):
+                outcomes[index] = protocol.Busy()
+            elif running + taken.get(send.user_id, 0) >= limit:
+                outcomes[index] = protocol.RateLimited.at(limit)
+            else:
+                taken[send.user_id] = taken.get(send.user_id, 0) + 1
+                accepted.append((index, send, plan))
+        if not accepted:
+            return outcomes
+        users = [
+            Message(
+                chat_id=send.chat_id,
+                parent_id=plan.parent_id,
+                role=Message.Role.USER,
+                content=send.content,
+                client_msg_id=send.client_msg_id or "",
+            )
+            for _, send, plan in accepted
+        ]
+        bulk_rows.insert(users)
+        assistants = [
+            Message(
+                chat_id=send.chat_id,
+                parent_id=user.pk,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                plugin=plan.profile_plugin,
+                model=plan.model,
+                heartbeat_at=now,
+            )
+            for (_, send, plan), user in zip(accepted, users, strict=True)
+        ]
+        bulk_rows.insert(assistants)
+        titles = [plan.chat[2] or " ".join(send.content.split())[: services.TITLE_LENGTH] for _, send, plan in accepted]
         # The chat keeps the profile it replied with (a chat on the user's default takes it on).
-        row = Chat(pk=send.chat_id, title=title, profile_id=plan.profile_id, updated_at=now)
-        bulk_rows.update([row], ["title", "profile", "updated_at"])
-        refused = guard.refusals([(send.user_id, assistant.pk)], now)
+        rows = [
+            Chat(pk=send.chat_id, title=title, profile_id=plan.profile_id, updated_at=now)
+            for (_, send, plan), title in zip(accepted, titles, strict=True)
+        ]
+        bulk_rows.update(rows, ["title", "profile", "updated_at"])
+        refused = guard.refusals(
+            [(send.user_id, assistant.pk) for (_, send, _), assistant in zip(accepted, assistants, strict=True)], now
+        )
+    for (index, send, plan), user, assistant, title in zip(accepted, users, assistants, titles, strict=True):
+        outcomes[index] = _prepared(send, plan, user, assistant, title, refused.get(assistant.pk))
+    return outcomes
+
+
+def _prepared(
+    send: SendRequest, plan: Plan, user: Message, assistant: Message, title: str, error: tuple[str, str] | None
+) -> Prepared:
     turn = contract.Message(role="user", content=send.content)
     user_id, _, _, prompt, tools = plan.chat
     return Prepared(
@@ -218,7 +256,7 @@ def prepare(send: SendRequest) -> Prepared | protocol.ChatServiceError | None:
         base_url=plan.base_url,
         api_key=plan.api_key,
         request=dataclasses.replace(plan.request, messages=(*plan.request.messages, turn)),
-        error=refused.get(assistant.pk),
+        error=error,
         notes=plan.notes,
         renamed={"id": send.chat_id, "title": title} if title != plan.chat[2] else None,
         chat_facts=(user_id, plan.profile_id, title, prompt, tools),

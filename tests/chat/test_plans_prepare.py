@@ -1,7 +1,7 @@
-"""The short way a planned send is written (``plans.prepare``), on whichever database the run uses (the
-scaled run's PostgreSQL too, where plans are otherwise off): what it writes, and what it answers when
-the chat's rows are no longer as its plan saw them (None: nothing written), when a reply already runs
-in the chat (``busy``) or the user is at their limit (``rate_limited``)."""
+"""The short way a planned send is written (``plans.prepare``; ``prepare_all`` for several), on whichever
+database the run uses (the scaled run's PostgreSQL too, where plans are otherwise off): what it writes,
+and what it answers when the chat's rows are no longer as its plan saw them (None: nothing written),
+when a reply already runs in the chat (``busy``) or the user is at their limit (``rate_limited``)."""
 
 from __future__ import annotations
 
@@ -97,3 +97,31 @@ def test_plans_are_bounded_and_expired_ones_go_first(chat, monkeypatch) -> None:
         assert plans.store(dataclasses.replace(plan, chat_id=20_000 + chat_id), since=plans.changes)
     assert len(plans.plans) == 5 and 20_009 in plans.plans and chat.pk not in plans.plans  # the oldest went
     assert not plans.store(plan, since=plans.changes - 1)  # made before a change: refused
+
+
+def test_planned_sends_together_are_written_in_one_go_each_checked_as_if_alone(chat, user, profile, settings) -> None:
+    settings.QTAP_MAX_CONCURRENT_GENERATIONS = 2
+    chats = [chat, *(chat_create(user=user, profile=profile, system_prompt="Be brief.") for _ in range(3))]
+    for each in chats:
+        planned(each)
+    changed = chat_create(user=user, profile=profile, system_prompt="Be brief.")
+    planned(changed)
+    Chat.objects.filter(pk=changed.pk).update(system_prompt="Be long.")  # behind its plan's back
+    sends = [SendRequest(user_id=user.pk, chat_id=c.pk, content=f"to {c.pk}", planned=True) for c in chats]
+    again = dataclasses.replace(sends[0], content="twice")
+    stale = SendRequest(user_id=user.pk, chat_id=changed.pk, content="stale", planned=True)
+    outcomes = plans.prepare_all([sends[0], again, stale, *sends[1:]])
+
+    first, twice, none, second, third, fourth = outcomes
+    assert isinstance(twice, protocol.Busy)  # a second send to a chat of the same batch
+    assert none is None and rows(changed) == []  # not as planned: left to the full way
+    # The user may run two replies: the sends accepted before count, as if each were alone.
+    assert isinstance(third, protocol.RateLimited) and isinstance(fourth, protocol.RateLimited)
+    for prepared, each in ((first, chats[0]), (second, chats[1])):
+        assert prepared.error is None and prepared.chat_id == each.pk
+        [user_row, placeholder] = rows(each)
+        assert user_row == ("user", f"to {each.pk}", "complete", None)
+        assert placeholder[:3] == ("assistant", "", "streaming") and placeholder[3] == prepared.user_message["id"]
+        assert prepared.request.messages[-1].content == f"to {each.pk}"
+        assert Chat.objects.get(pk=each.pk).title == f"to {each.pk}"
+    assert rows(chats[2]) == rows(chats[3]) == []

@@ -51,13 +51,13 @@ def early_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def short_writes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """What each planned send's short transaction answered (None: the rows were not as planned)."""
     answers: list[Any] = []
-    real = plans.prepare
+    real = plans.prepare_all
 
-    def spy(request: Any) -> Any:
-        answers.append(answer := real(request))
-        return answer
+    def spy(requests: Any) -> Any:
+        answers.extend(found := real(requests))
+        return found
 
-    monkeypatch.setattr(plans, "prepare", spy)
+    monkeypatch.setattr(plans, "prepare_all", spy)
     return answers
 
 

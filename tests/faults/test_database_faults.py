@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from qtap_site.chat import plans, saves, sending
+from qtap_site.chat import delivery, plans, saves, sending
 from qtap_site.chat.models import Message
 from tests.support.data import ChatSetup, chat_messages, db
 from tests.support.scripted_openai import Script, ScriptedOpenAI
@@ -100,11 +100,35 @@ async def test_a_failed_final_save_still_ends_the_generation_with_one_terminal_e
 async def test_the_database_down_when_a_message_is_sent_answers_an_error_and_keeps_the_socket(
     tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Whichever way the send is written (the full way, or the short way of a chat with a plan).
-    gate = FailOnce(lambda write, *args: write(*args))
+    # Down for every way the send is written (the full way, and the short way of a chat with a plan,
+    # which falls back to the full way), until its error has been told.
+    down = [True]
+
+    def gate(write: Callable[..., Any], *args: Any) -> Any:
+        if down[0]:
+            raise OperationalError("server closed the connection unexpectedly")
+        return write(*args)
+
     monkeypatch.setattr(sending, "prepare_sends", functools.partial(gate, sending.prepare_sends))
-    monkeypatch.setattr(plans, "prepare", functools.partial(gate, plans.prepare))
+    monkeypatch.setattr(plans, "prepare_all", functools.partial(gate, plans.prepare_all))
     await tab.send({"type": "message.send", "content": "first try"})
     frame = await tab.expect(("error", "generation.error"), timeout=5)
     assert frame["message"]
+    down[0] = False
     await second_message_succeeds(tab, scripted_openai)
+
+
+async def test_a_planned_send_whose_short_write_fails_is_written_the_full_way(
+    tab: Tab, scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short = FailOnce(plans.prepare_all)
+    monkeypatch.setattr(plans, "prepare_all", short)
+    scripted_openai.script = Script(tokens=4)
+    await tab.send({"type": "message.send", "content": "once more"})
+    generation = await tab.follow(timeout=10)
+    assert generation.terminal is not None and generation.terminal["type"] == "generation.finished"
+    assert generation.text == Script(tokens=4).text()
+    rows = await db(chat_messages, tab.chat_id)
+    assert [(m.role, m.content) for m in rows] == [("user", "once more"), ("assistant", Script(tokens=4).text())]
+    # With one process the tab's plan made the send go the short way first (several: never planned).
+    assert short.failed == (1 if delivery.single_process() else 0)

@@ -6,7 +6,8 @@ provider is never called; a call that left early from the chat's plan is closed 
 streamed that was not saved), no half-saved rows are left (a user message without its reply, a
 "streaming" placeholder nobody runs), and sending the same message again saves it exactly once and
 streams its reply. Both ways a send is written are covered: the full one, and the short one of a send
-whose chat has a plan (``plans.prepare``: three writes). Runs on both backends (``DATABASE_URL``).
+whose chat has a plan (``plans.prepare_all``: three writes, then the full way's, failing too). Runs on
+both backends (``DATABASE_URL``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 class FailNthWrite:
-    """While armed, the Nth write statement through any Django cursor raises OperationalError."""
+    """While armed, the Nth write statement through any Django cursor raises OperationalError, and so
+    does every write after it: the connection stays lost (a planned send whose short write fails tries
+    the full way next, which must fail too for the send to be refused; ``test_database_faults`` has
+    the fault that passes)."""
 
     def __init__(self, nth: int) -> None:
         self.nth = nth
@@ -46,7 +50,7 @@ class FailNthWrite:
         if self.armed and sql.lstrip().upper().startswith(WRITES):
             with self.lock:
                 self.writes.append(sql.split(None, 3)[:3][-1])
-                failing = len(self.writes) == self.nth
+                failing = len(self.writes) >= self.nth
             if failing:
                 raise OperationalError("could not write to the database: connection lost")
         return self.real(cursor, sql, params, many, executor)
