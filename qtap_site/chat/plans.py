@@ -20,6 +20,7 @@ May import: ``branches`` (its signal), ``models``, ``protocol``, ``sending``, ``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,8 @@ from qtap_site.budgets import guard
 from qtap_site.chat import branches, protocol, services
 from qtap_site.chat.models import Chat, Message
 from qtap_site.chat.sending import HISTORY_RELATED, Prepared, SendRequest, chat_facts
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,18 @@ def forget(chat_id: int | None = None) -> None:
 
 
 # ---- a plan made from the chat's rows, when a tab opens it -------------------------------------------
+
+
+def plans_of(asked: list[tuple[int, int]]) -> list[Plan | None]:
+    """``plan_of`` each (user id, chat id); None for a chat whose plan could not be read (only a guess)."""
+    found: list[Plan | None] = []
+    for user_id, chat_id in asked:
+        try:
+            found.append(plan_of(user_id=user_id, chat_id=chat_id))
+        except Exception:
+            logger.debug("could not plan chat %s", chat_id, exc_info=True)
+            found.append(None)
+    return found
 
 
 def plan_of(*, user_id: int, chat_id: int) -> Plan | None:

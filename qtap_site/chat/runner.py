@@ -139,33 +139,48 @@ async def _prepare_and_start(request: sending.SendRequest, received_at: float) -
 
 
 async def plan_ahead(*, user_id: int, chat_id: int) -> None:
-    """The plan of a chat a tab has just opened, so that its first send's call can leave at once. Read
-    in the background (the tab's ``chat.state`` does not wait for it), one chat at a time and only while
-    no send is being written: the database thread is the sends' first (200 tabs opening together would
-    otherwise put 200 reads in front of the next sends). Kept only if nothing it may have been read
-    from changed meanwhile; a send already under way makes its own."""
-    global _planning
-    if (
-        _planning
-        or SendQueue.for_loop().busy
-        or not delivery.single_process()
-        or plans.fresh(chat_id, user_id)
-        or delivery.local_generation(chat_id)
-    ):
+    """The plan of a chat a tab has just opened, so that its first send's call can leave at once.
+    Read in the background (the tab's ``chat.state`` does not wait for it) by one planner per process,
+    a few chats per trip to the database thread and only while no send is being written there: the
+    sends come first (200 tabs opening together would otherwise put 200 reads in front of the next
+    sends). Kept only if nothing it may have been read from changed meanwhile; a send already under way
+    makes its own. Returns once the chats waiting to be planned, this one included, have been."""
+    global _planner
+    if not delivery.single_process() or plans.fresh(chat_id, user_id) or delivery.local_generation(chat_id):
         return
-    since, _planning = plans.changes, True
-    try:
-        plan = await database_sync_to_async(plans.plan_of)(user_id=user_id, chat_id=chat_id)
-    except Exception:  # only a guess: the send goes the full way
-        logger.debug("could not plan chat %s", chat_id, exc_info=True)
-        return
-    finally:
-        _planning = False
-    if plan is not None and delivery.local_generation(chat_id) is None:
-        plans.store(plan, since=since)
+    _to_plan.pop(chat_id, None)
+    _to_plan[chat_id] = user_id
+    while len(_to_plan) > plans.MAX_PLANS:  # the oldest tabs' chats wait longest: dropped first
+        _to_plan.pop(next(iter(_to_plan)))
+    loop = asyncio.get_running_loop()
+    if _planner is None or _planner.done() or _planner.get_loop() is not loop:
+        _planner = loop.create_task(_plan_waiting(), name="qtap-planner")
+    await asyncio.shield(_planner)
 
 
-_planning = False  # a chat's plan is being read (``plan_ahead``)
+_to_plan: dict[int, int] = {}  # chat id → user id: chats whose tabs opened, oldest first
+_planner: asyncio.Task[None] | None = None
+PLANS_PER_TRIP = 8  # a send arriving meanwhile waits for this many reads (a few ms each)
+PLAN_PAUSE_S = 0.005  # how often a waiting planner looks whether the sends are written
+
+
+async def _plan_waiting() -> None:
+    queue = SendQueue.for_loop()
+    while _to_plan:
+        if queue.busy:
+            await asyncio.sleep(PLAN_PAUSE_S)
+            continue
+        asked = [(_to_plan.pop(chat_id), chat_id) for chat_id in list(_to_plan)[:PLANS_PER_TRIP]]
+        asked = [(u, c) for u, c in asked if not plans.fresh(c, u) and delivery.local_generation(c) is None]
+        since = plans.changes
+        try:
+            found = await database_sync_to_async(plans.plans_of)(asked)
+        except Exception:  # only a guess: the sends go the full way
+            logger.debug("could not plan chats %s", [c for _, c in asked], exc_info=True)
+            continue
+        for plan in found:
+            if plan is not None and delivery.local_generation(plan.chat_id) is None:
+                plans.store(plan, since=since)
 
 
 def _started(task: asyncio.Task[None]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from typing import Any
 
 import pytest
@@ -361,30 +360,3 @@ async def test_a_key_changed_while_a_reply_streams_leaves_no_plan(
 
     assert early_calls == []
     assert [r.headers["authorization"] for r in fake.chat_requests] == [f"Bearer {VALID_KEY}", f"Bearer {NEW_SECRET}"]
-
-
-async def test_tabs_opening_together_plan_one_chat_at_a_time(chat, monkeypatch) -> None:
-    """The database thread is the sends' first: while one chat's plan is read, another tab opening
-    plans nothing (its first send goes the full way), so a storm of tabs never queues reads there."""
-    if not delivery.single_process():
-        assert await runner.plan_ahead(user_id=chat.user_id, chat_id=chat.pk) is None and plans.plans == {}
-        return
-    reading = asyncio.Event()
-    release = threading.Event()
-    read: list[int] = []
-    real = plans.plan_of
-
-    def slow_plan_of(**asked: Any) -> Any:
-        read.append(asked["chat_id"])
-        reading_loop.call_soon_threadsafe(reading.set)
-        release.wait(5)
-        return real(**asked)
-
-    reading_loop = asyncio.get_running_loop()
-    monkeypatch.setattr(plans, "plan_of", slow_plan_of)
-    first = asyncio.ensure_future(runner.plan_ahead(user_id=chat.user_id, chat_id=chat.pk))
-    await reading.wait()
-    await runner.plan_ahead(user_id=chat.user_id, chat_id=chat.pk + 1000)  # returns at once: one is being read
-    release.set()
-    await first
-    assert read == [chat.pk] and list(plans.plans) == [chat.pk]
