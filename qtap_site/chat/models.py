@@ -6,6 +6,9 @@ May import: nothing of the chat app (the first room).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -120,6 +123,14 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk} in chat {self.chat_id}"
+
+    @classmethod
+    def streaming_reply(cls, *, plugin: str, model: str, at: datetime, **place: Any) -> Message:
+        """The unsaved row of a reply about to stream (``place``: its chat and parent, as objects or
+        ids); its heartbeat starts now, so no other process takes it for stale."""
+        return cls(
+            role=cls.Role.ASSISTANT, status=cls.Status.STREAMING, plugin=plugin, model=model, heartbeat_at=at, **place
+        )
 
 
 class ToolCall(models.Model):

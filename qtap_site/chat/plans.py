@@ -226,14 +226,8 @@ def prepare_all(sends: list[SendRequest]) -> list[Outcome]:
         ]
         bulk_rows.insert(users)
         assistants = [
-            Message(
-                chat_id=send.chat_id,
-                parent_id=user.pk,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.STREAMING,
-                plugin=plan.profile_plugin,
-                model=plan.model,
-                heartbeat_at=now,
+            Message.streaming_reply(
+                chat_id=send.chat_id, parent_id=user.pk, plugin=plan.profile_plugin, model=plan.model, at=now
             )
             for (_, send, plan), user in zip(accepted, users, strict=True)
         ]

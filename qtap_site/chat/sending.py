@@ -281,14 +281,12 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
     for item, message in zip(sends, users, strict=True):
         item.user_message = message
     assistants = [
-        Message(
+        Message.streaming_reply(
             chat=item.chat,
             parent=item.user_message,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING,
             plugin=item.profile.plugin if item.profile else "",
             model=item.profile.model if item.profile else "",
-            heartbeat_at=now,
+            at=now,
         )
         for item in accepted
     ]
