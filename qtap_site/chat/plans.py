@@ -198,11 +198,12 @@ def prepare_all(sends: list[SendRequest]) -> list[Outcome]:
     now = timezone.now()
     with transaction.atomic():
         taken: dict[int, int] = {}  # user → replies accepted above
-        for index, send in enumerate(sends):
-            plan = fresh(send.chat_id, send.user_id)
-            if plan is None:
-                continue
-            seen, (here, running) = _rows_now(plan)
+        planned = [
+            (index, send, plan) for index, send in enumerate(sends) if (plan := fresh(send.chat_id, send.user_id))
+        ]
+        now_rows = _rows_now([plan for _, _, plan in planned])
+        for index, send, plan in planned:
+            seen, (here, running) = now_rows.get(plan.chat_id, ((), (0, 0)))
             if seen != (plan.chat, plan.newest_id, plan.parent):
                 continue
             if here or any(other.chat_id == send.chat_id for _, other, _ in accepted):
@@ -272,37 +273,55 @@ def _prepared(
     )
 
 
-def _rows_now(plan: Plan) -> tuple[Any, ...]:
-    """The chat row's facts, its newest message's id, the (status, content) of the message the plan
-    continues, and the user's running replies: (in this chat, in all chats), as they are now; the chat's
-    row locked until the transaction ends (PostgreSQL; SQLite holds the whole database already). One
-    statement: the ORM's query building cost more than the rest of the transaction together."""
+def _rows_now(planned: list[Plan]) -> dict[int, tuple[Any, ...]]:
+    """Per chat of ``planned``: the chat row's facts, its newest message's id, the (status, content) of
+    the message its plan continues, and the user's running replies (in this chat, in all chats), as they
+    are now; the chats' rows locked until the transaction ends (PostgreSQL, in id order; SQLite holds the
+    whole database already). One statement for every chat of a batch: the ORM's query building cost more
+    than the rest of the transaction together, and a statement per send, each a trip through the
+    database driver (and, while the event loop is busy, a wait for the interpreter), was most of a
+    200-send batch."""
+    found: dict[int, tuple[Any, ...]] = {}
+    for start in range(0, len(planned), bulk_rows.ROWS_PER_STATEMENT):
+        found |= _rows_of(planned[start : start + bulk_rows.ROWS_PER_STATEMENT])
+    return found
+
+
+def _rows_of(planned: list[Plan]) -> dict[int, tuple[Any, ...]]:
+    if not planned:
+        return {}
     quote = connection.ops.quote_name
     chats, messages = quote(Chat._meta.db_table), quote(Message._meta.db_table)
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
     # A running reply is ``services.live_streaming``'s: streaming, with a fresh heartbeat.
     live = "m.status = %s AND m.heartbeat_at >= %s"
     since = connection.ops.adapt_datetimefield_value(timezone.now() - services.stale_after())
-    # Only quoted model identifiers are formatted in; every value is a parameter.
+    # Typed, so that a batch whose every parent is NULL still compares as ids (PostgreSQL).
+    asked = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS BIGINT))"] * len(planned))
+    # Only placeholders and quoted model identifiers are formatted in; every value is a parameter.
     sql = (
-        "SELECT c.user_id, c.profile_id, c.title, c.system_prompt, c.tools, "  # noqa: S608
+        f"WITH asked (chat_id, parent_id) AS (VALUES {asked}) "  # noqa: S608
+        "SELECT c.id, c.user_id, c.profile_id, c.title, c.system_prompt, c.tools, "
         f"(SELECT MAX(m.id) FROM {messages} m WHERE m.chat_id = c.id), "
-        f"(SELECT p.status FROM {messages} p WHERE p.id = %s AND p.chat_id = c.id), "
-        f"(SELECT p.content FROM {messages} p WHERE p.id = %s AND p.chat_id = c.id), "
+        f"(SELECT p.status FROM {messages} p WHERE p.id = a.parent_id AND p.chat_id = c.id), "
+        f"(SELECT p.content FROM {messages} p WHERE p.id = a.parent_id AND p.chat_id = c.id), "
         f"(SELECT COUNT(*) FROM {messages} m WHERE m.chat_id = c.id AND {live}), "
         f"(SELECT COUNT(DISTINCT m.chat_id) FROM {messages} m JOIN {chats} o ON o.id = m.chat_id "
         f"WHERE o.user_id = c.user_id AND {live}) "
-        f"FROM {chats} c WHERE c.id = %s{lock}"
+        f"FROM {chats} c JOIN asked a ON a.chat_id = c.id ORDER BY c.id{lock}"
     )
     streaming = Message.Status.STREAMING
+    params = [value for plan in planned for value in (plan.chat_id, plan.parent_id)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [plan.parent_id, plan.parent_id, streaming, since, streaming, since, plan.chat_id])
-        row = cursor.fetchone()
-    if row is None:
-        return (), (0, 0)
-    tools = Chat._meta.get_field("tools").from_db_value(row[4], None, connection)  # type: ignore[arg-type]
-    parent = (row[6], row[7]) if row[6] is not None else None
-    return ((row[0], row[1], row[2], row[3], tools), row[5], parent), (row[8], row[9])
+        cursor.execute(sql, [*params, streaming, since, streaming, since])
+        rows = cursor.fetchall()
+    tools_field = Chat._meta.get_field("tools")
+    found = {}
+    for row in rows:
+        tools = tools_field.from_db_value(row[5], None, connection)  # type: ignore[arg-type]
+        parent = (row[7], row[8]) if row[7] is not None else None
+        found[row[0]] = (((row[1], row[2], row[3], row[4], tools), row[6], parent), (row[9], row[10]))
+    return found
 
 
 # ---- what forgets plans -------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from qtap_site.chat import plans, protocol
@@ -125,3 +127,30 @@ def test_planned_sends_together_are_written_in_one_go_each_checked_as_if_alone(c
         assert prepared.request.messages[-1].content == f"to {each.pk}"
         assert Chat.objects.get(pk=each.pk).title == f"to {each.pk}"
     assert rows(chats[2]) == rows(chats[3]) == []
+
+
+def test_a_batch_reads_every_chat_in_one_statement_whatever_its_size(user, profile, settings) -> None:
+    """The chats of a batch are read back together: ten sends run as many statements as two, and each
+    is still checked against its own chat (a first message and a second one alike)."""
+    settings.QTAP_MAX_CONCURRENT_GENERATIONS = 50
+
+    def batch(size: int) -> tuple[int, list[Any], list[Chat]]:
+        chats = [chat_create(user=user, profile=profile, system_prompt="Be brief.") for _ in range(size)]
+        for each in chats[::2]:  # every other chat already holds an exchange
+            asked = Message.objects.create(chat=each, role="user", content="before")
+            Message.objects.create(chat=each, parent=asked, role="assistant", content="answered")
+        for each in chats:
+            planned(each)
+        sends = [SendRequest(user_id=user.pk, chat_id=c.pk, content=f"to {c.pk}", planned=True) for c in chats]
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = plans.prepare_all(sends)
+        return len(queries), outcomes, chats
+
+    two, _, _ = batch(2)
+    ten, outcomes, chats = batch(10)
+    assert ten == two
+    for prepared, each in zip(outcomes, chats, strict=True):
+        assert prepared.error is None and prepared.chat_id == each.pk
+        before = Message.objects.filter(chat=each, content="answered").values_list("pk", flat=True).first()
+        assert prepared.user_message["parent_id"] == before  # None for a chat's first message
+        assert [m.content for m in prepared.request.messages][-1] == f"to {each.pk}"
