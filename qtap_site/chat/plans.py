@@ -20,6 +20,7 @@ May import: ``branches`` (its signal), ``models``, ``protocol``, ``sending``, ``
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -225,21 +226,25 @@ def prepare_all(sends: list[SendRequest]) -> list[Outcome]:
             )
             for _, send, plan in accepted
         ]
-        bulk_rows.insert(users)
+        bulk_rows.insert_alike(users, ["chat", "parent", "content", "client_msg_id"])
         assistants = [
             Message.streaming_reply(
                 chat_id=send.chat_id, parent_id=user.pk, plugin=plan.profile_plugin, model=plan.model, at=now
             )
             for (_, send, plan), user in zip(accepted, users, strict=True)
         ]
-        bulk_rows.insert(assistants)
+        bulk_rows.insert_alike(assistants, ["chat", "parent", "plugin", "model"])
         titles = [plan.chat[2] or " ".join(send.content.split())[: services.TITLE_LENGTH] for _, send, plan in accepted]
-        # The chat keeps the profile it replied with (a chat on the user's default takes it on).
-        rows = [
-            Chat(pk=send.chat_id, title=title, profile_id=plan.profile_id, updated_at=now)
+        # Every chat moves to the top of its list in one statement; a chat that also gets a title (its
+        # first message) or the profile it replied with (a chat on the user's default takes it on) gets
+        # a row of its own.
+        Chat.objects.filter(pk__in=[send.chat_id for _, send, _ in accepted]).update(updated_at=now)
+        renamed = [
+            Chat(pk=send.chat_id, title=title, profile_id=plan.profile_id)
             for (_, send, plan), title in zip(accepted, titles, strict=True)
+            if (title, plan.profile_id) != (plan.chat[2], plan.chat[1])
         ]
-        bulk_rows.update(rows, ["title", "profile", "updated_at"])
+        bulk_rows.update(renamed, ["title", "profile"])
         refused = guard.refusals(
             [(send.user_id, assistant.pk) for (_, send, _), assistant in zip(accepted, assistants, strict=True)], now
         )
@@ -299,22 +304,32 @@ def _rows_of(planned: list[Plan]) -> dict[int, tuple[Any, ...]]:
     # Typed, so that a batch whose every parent is NULL still compares as ids (PostgreSQL).
     asked = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS BIGINT))"] * len(planned))
     # Only placeholders and quoted model identifiers are formatted in; every value is a parameter.
-    sql = (
-        f"WITH asked (chat_id, parent_id) AS (VALUES {asked}) "  # noqa: S608
-        "SELECT c.id, c.user_id, c.profile_id, c.title, c.system_prompt, c.tools, "
+    picked = (
+        "SELECT c.id, c.user_id, c.profile_id, c.title, c.system_prompt, c.tools, "  # noqa: S608
         f"(SELECT MAX(m.id) FROM {messages} m WHERE m.chat_id = c.id), "
         f"(SELECT p.status FROM {messages} p WHERE p.id = a.parent_id AND p.chat_id = c.id), "
         f"(SELECT p.content FROM {messages} p WHERE p.id = a.parent_id AND p.chat_id = c.id), "
         f"(SELECT COUNT(*) FROM {messages} m WHERE m.chat_id = c.id AND {live}), "
         f"(SELECT COUNT(DISTINCT m.chat_id) FROM {messages} m JOIN {chats} o ON o.id = m.chat_id "
         f"WHERE o.user_id = c.user_id AND {live}) "
-        f"FROM {chats} c JOIN asked a ON a.chat_id = c.id ORDER BY c.id{lock}"
+        f"FROM {chats} c JOIN asked a ON a.chat_id = c.id"
     )
+    head = f"WITH asked (chat_id, parent_id) AS (VALUES {asked})"
+    # SQLite hands a result over a row per step through the driver, and each step gives up the
+    # interpreter (beside a busy event loop, a wait of up to a switch interval per chat): there, the
+    # rows come back as one JSON row. PostgreSQL's driver reads them all at once, and locks rows only
+    # in a plain select.
+    packed = connection.vendor == "sqlite"
+    if packed:
+        names = ", ".join(f"r{at}" for at in range(11))
+        sql = f"{head}, found ({names}) AS ({picked}) SELECT json_group_array(json_array({names})) FROM found"  # noqa: S608
+    else:
+        sql = f"{head} {picked} ORDER BY c.id{lock}"
     streaming = Message.Status.STREAMING
     params = [value for plan in planned for value in (plan.chat_id, plan.parent_id)]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, streaming, since, streaming, since])
-        rows = cursor.fetchall()
+        rows = json.loads(cursor.fetchone()[0]) if packed else cursor.fetchall()
     tools_field = Chat._meta.get_field("tools")
     found = {}
     for row in rows:

@@ -154,3 +154,18 @@ def test_a_batch_reads_every_chat_in_one_statement_whatever_its_size(user, profi
         before = Message.objects.filter(chat=each, content="answered").values_list("pk", flat=True).first()
         assert prepared.user_message["parent_id"] == before  # None for a chat's first message
         assert [m.content for m in prepared.request.messages][-1] == f"to {each.pk}"
+
+
+def test_a_chat_read_back_in_any_characters_still_matches_its_plan(user, profile) -> None:
+    """The batch's read-back (one JSON row on SQLite) gives the text the plan read through the ORM:
+    quotes, backslashes, newlines and characters outside the BMP in the title, the prompt and the reply."""
+    text = 'He said "hi" \\ back\n\ttabbed é ✓ 😀 </script>'
+    chat = chat_create(user=user, profile=profile, system_prompt=text)
+    Chat.objects.filter(pk=chat.pk).update(title=text[:40])
+    asked = Message.objects.create(chat=chat, role="user", content="before")
+    Message.objects.create(chat=chat, parent=asked, role="assistant", content=text)
+    planned(chat)
+    prepared = sent(chat, "next")
+    assert prepared is not None and prepared.error is None  # not None: the rows matched the plan
+    assert prepared.renamed is None and Chat.objects.get(pk=chat.pk).title == text[:40]
+    assert [m.content for m in prepared.request.messages] == [text, "before", text, "next"]

@@ -102,7 +102,9 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(user: Any, profile:
     with CaptureQueriesContext(connection) as twenty:
         outcomes = sending.prepare_sends(sends_to(chats[1:], user))
     assert all(isinstance(o, sending.Prepared) and o.error is None for o in outcomes)
-    assert len(twenty.captured_queries) == len(one.captured_queries) <= 12
+    # SQLite reads each insert's new keys back in two more statements, instead of a row per key.
+    most = 12 + (4 if connection.vendor == "sqlite" else 0)
+    assert len(twenty.captured_queries) == len(one.captured_queries) <= most
 
 
 async def test_a_send_whose_tab_went_away_still_starts(user: Any, chat: Any, monkeypatch: pytest.MonkeyPatch) -> None:
