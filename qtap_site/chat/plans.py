@@ -292,6 +292,9 @@ def _rows_now(planned: list[Plan]) -> dict[int, tuple[Any, ...]]:
     return found
 
 
+READ_BACK_COLUMNS = 11  # what ``_rows_of`` picks per chat, as its rows are read below
+
+
 def _rows_of(planned: list[Plan]) -> dict[int, tuple[Any, ...]]:
     if not planned:
         return {}
@@ -321,7 +324,7 @@ def _rows_of(planned: list[Plan]) -> dict[int, tuple[Any, ...]]:
     # in a plain select.
     packed = connection.vendor == "sqlite"
     if packed:
-        names = ", ".join(f"r{at}" for at in range(11))
+        names = ", ".join(f"r{at}" for at in range(READ_BACK_COLUMNS))
         sql = f"{head}, found ({names}) AS ({picked}) SELECT json_group_array(json_array({names})) FROM found"  # noqa: S608
     else:
         sql = f"{head} {picked} ORDER BY c.id{lock}"

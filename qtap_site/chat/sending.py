@@ -303,8 +303,8 @@ def _save(accepted: list[_Accepted], now: Any) -> None:
         if (chat.profile_id, chat.title) != before:
             renamed.append(chat)
     # Every chat moves to the top of its list in one plain UPDATE; only the chats that also get a
-    # title or a new profile (a first message, a profile switch) get a row UPDATE each, in one
-    # executemany (``bulk_update``'s CASE per row cost more than all the other statements together).
+    # title or a new profile (a first message, a profile switch) get their own values, in one
+    # ``bulk_rows.update`` (``bulk_update``'s CASE per row cost more than all the other statements together).
     Chat.objects.filter(pk__in=[item.chat.pk for item in accepted]).update(updated_at=now)
     if renamed:
         bulk_rows.update(renamed, ["title", "profile"])
